@@ -1,0 +1,226 @@
+package main
+
+import (
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cnetdev/cnet"
+	"github.com/cnetdev/cnet/internal/ipam"
+)
+
+// createFlags are shared by create and run.
+type createFlags struct {
+	network string
+	ip      string
+	dns     []string
+}
+
+func (f *createFlags) add(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.network, "network", "", `network to attach to (default "cnet", created on first use)`)
+	cmd.Flags().StringVar(&f.ip, "ip", "", "IPv4 address on the network (default: the lowest free one)")
+	cmd.Flags().StringArrayVar(&f.dns, "dns", nil, "nameserver for the container's resolv.conf (repeatable; default: the host's)")
+}
+
+func (f *createFlags) spec(name string) (cnet.ContainerSpec, error) {
+	spec := cnet.ContainerSpec{Name: name, Network: f.network}
+	var err error
+	if f.ip != "" {
+		if spec.IP, err = ipam.ParseAddr("ip", f.ip); err != nil {
+			return spec, err
+		}
+	}
+	spec.DNS, err = parseDNS(f.dns)
+	return spec, err
+}
+
+func (a *app) createCmd() *cobra.Command {
+	var f createFlags
+	cmd := &cobra.Command{
+		Use:   "create NAME [--network NET] [--ip IP] [--dns IP]...",
+		Short: "Create a container: a network namespace attached to a network",
+		Long: `Create a container: a named network namespace, with lo up, attached to a
+network through a veth pair. Inside, the interface is eth0 with the address
+and a default route via the network's gateway; /etc/netns/NAME holds its
+resolv.conf and hosts, which 'cnet exec' and 'ip netns exec' mount over /etc.
+
+Equivalent to:
+  ip netns add NAME
+  ip -n NAME link set lo up
+  ip link add vethXXXXXXX type veth peer name eth0 netns NAME
+  ip link set vethXXXXXXX master BRIDGE up
+  ip -n NAME addr add IP/LEN dev eth0
+  ip -n NAME link set eth0 up
+  ip -n NAME route add default via GATEWAY
+  echo "nameserver ..." > /etc/netns/NAME/resolv.conf`,
+		Example: "  cnet create web\n  cnet create container-1 --network seed --ip 172.18.0.2 --dns 1.1.1.1",
+		GroupID: "containers",
+		Args:    args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, argv []string) error {
+			spec, err := f.spec(argv[0])
+			if err != nil {
+				return err
+			}
+			c, err := a.eng.CreateContainer(spec)
+			if err != nil {
+				return err
+			}
+			return a.printCreated(c)
+		},
+	}
+	f.add(cmd)
+	a.addJSON(cmd)
+	return cmd
+}
+
+func (a *app) printCreated(c *cnet.Container) error {
+	if a.json {
+		return printJSON(c)
+	}
+	for _, ep := range c.Endpoints {
+		fmt.Printf("%s\t%s\t%s on %s\n", c.Name, ep.Address, ep.Interface, ep.Network)
+	}
+	if len(c.Endpoints) == 0 {
+		fmt.Println(c.Name)
+	}
+	return nil
+}
+
+func (a *app) connectCmd() *cobra.Command {
+	var ip string
+	cmd := &cobra.Command{
+		Use:   "connect NETWORK CONTAINER [--ip IP]",
+		Short: "Attach a container to one more network",
+		Long: `Attach a container to one more network. The new interface is the next free
+ethN. A namespace made with 'ip netns add' is adopted: cnet adds its endpoint,
+and 'cnet rm' later removes only what cnet added, never the namespace.`,
+		Example: "  cnet connect backend web\n  ip netns add lab && cnet connect seed lab --ip 172.18.0.9",
+		GroupID: "containers",
+		Args:    args(cobra.ExactArgs(2)),
+		RunE: func(cmd *cobra.Command, argv []string) error {
+			var addr netip.Addr
+			if ip != "" {
+				var err error
+				if addr, err = ipam.ParseAddr("ip", ip); err != nil {
+					return err
+				}
+			}
+			c, err := a.eng.Connect(argv[0], argv[1], addr)
+			if err != nil {
+				return err
+			}
+			if a.json {
+				return printJSON(c)
+			}
+			for _, ep := range c.Endpoints {
+				if ep.Network == argv[0] {
+					fmt.Printf("%s\t%s\t%s on %s\n", c.Name, ep.Address, ep.Interface, ep.Network)
+				}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&ip, "ip", "", "IPv4 address on the network (default: the lowest free one)")
+	a.addJSON(cmd)
+	return cmd
+}
+
+func (a *app) disconnectCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:     "disconnect NETWORK CONTAINER",
+		Short:   "Detach a container from a network",
+		GroupID: "containers",
+		Args:    args(cobra.ExactArgs(2)),
+		RunE: func(cmd *cobra.Command, argv []string) error {
+			return a.eng.Disconnect(argv[0], argv[1])
+		},
+	}
+}
+
+func (a *app) lsCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "ls",
+		Aliases: []string{"ps", "list"},
+		Short:   "List containers with their networks, addresses and processes",
+		GroupID: "containers",
+		Args:    args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cs, err := a.eng.Containers()
+			if err != nil {
+				return err
+			}
+			if a.json {
+				if cs == nil {
+					cs = []*cnet.Container{}
+				}
+				return printJSON(cs)
+			}
+			var rows [][]string
+			for _, c := range cs {
+				pids := make([]string, len(c.PIDs))
+				for i, p := range c.PIDs {
+					pids[i] = strconv.Itoa(p)
+				}
+				if len(c.Endpoints) == 0 {
+					rows = append(rows, []string{c.Name, "-", "-", "-", "-", "-", orDash(strings.Join(pids, ","))})
+				}
+				for i, ep := range c.Endpoints {
+					name, p := c.Name, orDash(strings.Join(pids, ","))
+					if i > 0 {
+						name, p = "", ""
+					}
+					rows = append(rows, []string{name, ep.Network, ep.Address.String(), ep.Interface, ep.HostInterface, ep.MAC, p})
+				}
+			}
+			table("NAME\tNETWORK\tADDRESS\tIFACE\tHOST VETH\tMAC\tPIDS", rows)
+			return nil
+		},
+	}
+	a.addJSON(cmd)
+	return cmd
+}
+
+func (a *app) inspectCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "inspect NAME",
+		Short:   "Show one container as JSON, with its live interfaces and processes",
+		GroupID: "containers",
+		Args:    args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, argv []string) error {
+			c, err := a.eng.Container(argv[0])
+			if err != nil {
+				return err
+			}
+			return printJSON(c)
+		},
+	}
+	cmd.Flags().BoolVar(&a.json, "json", true, "print JSON (the only format)")
+	return cmd
+}
+
+func (a *app) rmCmd() *cobra.Command {
+	var opts cnet.RemoveOptions
+	cmd := &cobra.Command{
+		Use:     "rm NAME... [-f]",
+		Aliases: []string{"remove"},
+		Short:   "Remove containers",
+		Long: `Remove containers: their endpoints and addresses, /etc/netns/NAME, and the
+namespace itself (unless it was adopted from 'ip netns add').
+
+Every name is checked first; if one is unknown, nothing is removed. A
+container with processes inside is refused unless -f, which sends SIGTERM,
+waits --grace, then sends SIGKILL.`,
+		GroupID: "containers",
+		Args:    args(cobra.MinimumNArgs(1)),
+		RunE: func(cmd *cobra.Command, argv []string) error {
+			return a.eng.RemoveContainers(argv, opts)
+		},
+	}
+	cmd.Flags().BoolVarP(&opts.Force, "force", "f", false, "stop processes inside first")
+	cmd.Flags().DurationVar(&opts.Grace, "grace", 5*time.Second, "with -f, how long to wait after SIGTERM before SIGKILL")
+	return cmd
+}

@@ -1,0 +1,331 @@
+package main
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
+
+	"github.com/cnetdev/cnet"
+	"github.com/cnetdev/cnet/internal/names"
+	"github.com/cnetdev/cnet/internal/nsfiles"
+)
+
+// Exit statuses of exec and run for their own failures (as docker run).
+const (
+	exitExecFailed   = 125
+	exitCannotInvoke = 126
+	exitCmdNotFound  = 127
+)
+
+// nsexecArg is the hidden first argument of the child that exec and run
+// start: `cnet __nsexec NAME CMD ARG...`.
+const nsexecArg = "__nsexec"
+
+func (a *app) execCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "exec NAME -- CMD [ARG...]",
+		Short: "Run a command inside a container, like ip netns exec",
+		Long: `Run a command inside a container's network namespace, as 'ip netns exec' does:
+in a private mount namespace where each file of /etc/netns/NAME is mounted
+over the same file in /etc (so resolv.conf and hosts are the container's) and
+/sys shows the container's interfaces. Standard input and output pass
+through, SIGTERM, SIGHUP, SIGUSR1 and SIGUSR2 sent to cnet are forwarded, and
+cnet exits with the command's status (128+N if it died of signal N).`,
+		Example: "  cnet exec container-1 -- ping -c1 172.18.0.3\n  cnet exec web -- sh",
+		GroupID: "processes",
+		Args:    args(cobra.MinimumNArgs(2)),
+		RunE: func(cmd *cobra.Command, argv []string) error {
+			if err := a.checkNetns(argv[0]); err != nil {
+				return err
+			}
+			if len(command(argv[1:])) == 0 {
+				return usageError{errors.New("missing the command to run after --")}
+			}
+			return foreground(a.eng.NetnsPath(argv[0]), argv[0], command(argv[1:]))
+		},
+	}
+	cmd.Flags().SetInterspersed(false)
+	return cmd
+}
+
+func (a *app) checkNetns(name string) error {
+	if err := names.CheckName("container", name); err != nil {
+		return err
+	}
+	if _, err := os.Stat(a.eng.NetnsPath(name)); err != nil {
+		return &cnet.NotFoundError{What: "container", Name: name, Hint: "no namespace at " + a.eng.NetnsPath(name) + "; see `cnet ls`"}
+	}
+	return nil
+}
+
+func (a *app) runCmd() *cobra.Command {
+	var (
+		f      createFlags
+		name   string
+		detach bool
+		remove bool
+	)
+	cmd := &cobra.Command{
+		Use:   "run [--name NAME] [create flags] [-d] -- CMD [ARG...]",
+		Short: "Create a container and run a command in it",
+		Long: `Create a container (as 'cnet create') and run a command in it (as 'cnet exec').
+
+With -d the command is detached: it runs in its own session with its output
+appended to a log file that 'cnet logs NAME' shows, and cnet prints its PID.
+Without -d, cnet waits and exits with the command's status; --rm then
+removes the container when the command ends.`,
+		Example: "  cnet run -d --name container-1 --network seed -- echo-server\n  cnet run --rm -- curl -s 1.1.1.1",
+		GroupID: "processes",
+		Args:    args(cobra.MinimumNArgs(1)),
+		RunE: func(cmd *cobra.Command, argv []string) error {
+			argv = command(argv)
+			if len(argv) == 0 {
+				return usageError{errors.New("missing the command to run after --")}
+			}
+			if detach && remove {
+				return usageError{errors.New("--rm cannot be combined with -d")}
+			}
+			if name == "" {
+				name = "run-" + randomHex(3)
+			}
+			spec, err := f.spec(name)
+			if err != nil {
+				return err
+			}
+			c, err := a.eng.CreateContainer(spec)
+			if err != nil {
+				return err
+			}
+			if detach {
+				pid, err := background(a.eng.NetnsPath(name), name, argv, a.eng.LogPath(name))
+				if err != nil {
+					return err
+				}
+				if a.json {
+					return printJSON(struct {
+						*cnet.Container
+						PID int    `json:"pid"`
+						Log string `json:"log"`
+					}{c, pid, a.eng.LogPath(name)})
+				}
+				fmt.Println(pid)
+				return nil
+			}
+			err = foreground(a.eng.NetnsPath(name), name, argv)
+			if remove {
+				if rerr := a.eng.RemoveContainers([]string{name}, cnet.RemoveOptions{Force: true}); rerr != nil {
+					fmt.Fprintf(os.Stderr, "cnet: remove %s: %s\n", name, rerr)
+				}
+			}
+			return err
+		},
+	}
+	cmd.Flags().SetInterspersed(false)
+	cmd.Flags().StringVar(&name, "name", "", "container name (default: run-XXXXXX)")
+	cmd.Flags().BoolVarP(&detach, "detach", "d", false, "run in the background, output to the log, print the PID")
+	cmd.Flags().BoolVar(&remove, "rm", false, "remove the container when the command exits")
+	f.add(cmd)
+	a.addJSON(cmd)
+	return cmd
+}
+
+func (a *app) logsCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:     "logs NAME",
+		Short:   "Show the output of a container's detached command",
+		GroupID: "processes",
+		Args:    args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, argv []string) error {
+			if err := names.CheckName("container", argv[0]); err != nil {
+				return err
+			}
+			if _, err := a.eng.Container(argv[0]); err != nil {
+				return err
+			}
+			f, err := os.Open(a.eng.LogPath(argv[0]))
+			if errors.Is(err, fs.ErrNotExist) {
+				return &cnet.NotFoundError{What: "log of container", Name: argv[0], Hint: "only `cnet run -d` writes one"}
+			}
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			_, err = io.Copy(os.Stdout, f)
+			return err
+		},
+	}
+}
+
+// command strips the "--" that separates cnet's arguments from the
+// command's; flag parsing stops at the container name, so it is still there.
+func command(argv []string) []string {
+	if len(argv) > 0 && argv[0] == "--" {
+		return argv[1:]
+	}
+	return argv
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// start starts `cnet __nsexec NAME ARGV...` from a thread inside the
+// namespace at path, with a new mount namespace: the child inherits the
+// network namespace of the thread that forks it.
+func start(path, name string, argv []string, setup func(*exec.Cmd)) (*exec.Cmd, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(self, append([]string{nsexecArg, name}, argv...)...)
+	cmd.Args[0] = "cnet"
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: unix.CLONE_NEWNS}
+	setup(cmd)
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	defer unix.Close(fd)
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			runtime.UnlockOSThread()
+			errc <- err
+			return
+		}
+		defer unix.Close(orig)
+		if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
+			runtime.UnlockOSThread()
+			errc <- fmt.Errorf("setns %s: %w", path, err)
+			return
+		}
+		err = cmd.Start()
+		if unix.Setns(orig, unix.CLONE_NEWNET) == nil {
+			runtime.UnlockOSThread()
+		} // else the thread stays locked and the runtime discards it
+		errc <- err
+	}()
+	if err := <-errc; err != nil {
+		return nil, err
+	}
+	return cmd, nil
+}
+
+// foreground runs argv in the container and returns its exit status.
+func foreground(path, name string, argv []string) error {
+	cmd, err := start(path, name, argv, func(c *exec.Cmd) {
+		c.Stdin, c.Stdout, c.Stderr = os.Stdin, os.Stdout, os.Stderr
+	})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "cnet: %s\n", err)
+		return exitStatus(exitExecFailed)
+	}
+	// Terminal signals (^C, ^\) reach the whole foreground process group,
+	// the command included; ignore them here. Forward the ones sent to cnet.
+	signal.Ignore(syscall.SIGINT, syscall.SIGQUIT)
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH)
+	go func() {
+		for s := range sigs {
+			cmd.Process.Signal(s)
+		}
+	}()
+	err = cmd.Wait()
+	signal.Stop(sigs)
+	close(sigs)
+	if err == nil {
+		return nil
+	}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return exitStatus(128 + int(ws.Signal()))
+		}
+		return exitStatus(ee.ExitCode())
+	}
+	return err
+}
+
+// background starts argv detached, output appended to logPath.
+func background(path, name string, argv []string, logPath string) (int, error) {
+	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
+		return 0, err
+	}
+	log, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return 0, err
+	}
+	defer log.Close()
+	devnull, err := os.Open(os.DevNull)
+	if err != nil {
+		return 0, err
+	}
+	defer devnull.Close()
+	cmd, err := start(path, name, argv, func(c *exec.Cmd) {
+		c.Stdin, c.Stdout, c.Stderr = devnull, log, log
+		c.SysProcAttr.Setsid = true
+	})
+	if err != nil {
+		return 0, err
+	}
+	pid := cmd.Process.Pid
+	cmd.Process.Release() // it outlives cnet; init reaps it
+	return pid, nil
+}
+
+// nsexecMain is the child: already in the container's network namespace
+// and in a fresh mount namespace. It mounts the container's files over
+// /etc and a fresh sysfs over /sys, then becomes the command.
+func nsexecMain(argv []string) {
+	fail := func(code int, format string, args ...any) {
+		fmt.Fprintf(os.Stderr, "cnet: "+format+"\n", args...)
+		os.Exit(code)
+	}
+	if len(argv) < 2 {
+		fail(exitExecFailed, "%s: want NAME CMD [ARG...]", nsexecArg)
+	}
+	name, cmdArgv := argv[0], argv[1:]
+	// Mounts made here must not propagate back to the host.
+	if err := unix.Mount("", "/", "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
+		fail(exitExecFailed, "mount --make-rslave /: %s", err)
+	}
+	// /sys of the new network namespace, so /sys/class/net lists its links.
+	if err := unix.Unmount("/sys", unix.MNT_DETACH); err == nil {
+		if err := unix.Mount(name, "/sys", "sysfs", 0, ""); err != nil {
+			fmt.Fprintf(os.Stderr, "cnet: mount sysfs on /sys: %s\n", err)
+		}
+	}
+	dir := filepath.Join(nsfiles.Dir, name)
+	ents, _ := os.ReadDir(dir) // no directory: nothing to mount, as ip netns exec
+	for _, e := range ents {
+		src, dst := filepath.Join(dir, e.Name()), filepath.Join("/etc", e.Name())
+		if _, err := os.Stat(dst); err != nil {
+			continue // ip netns exec also skips files /etc lacks
+		}
+		if err := unix.Mount(src, dst, "none", unix.MS_BIND, ""); err != nil {
+			fail(exitExecFailed, "bind %s over %s: %s", src, dst, err)
+		}
+	}
+	path, err := exec.LookPath(cmdArgv[0])
+	if err != nil {
+		fail(exitCmdNotFound, "%s: command not found", cmdArgv[0])
+	}
+	err = syscall.Exec(path, cmdArgv, os.Environ())
+	fail(exitCannotInvoke, "exec %s: %s", path, err)
+}

@@ -1,0 +1,87 @@
+// Command cnet gives plain Linux processes Docker-style container
+// networking: named network namespaces on Linux bridges, with addresses,
+// NAT, isolation and per-container resolv.conf, one command per step.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+
+	"github.com/cnetdev/cnet"
+)
+
+// Exit codes. Commands that run a program (exec, run) exit with its status
+// instead, and use 125-127 for their own failures, like `docker run`.
+const (
+	exitOK          = 0
+	exitFailure     = 1
+	exitInvalid     = 2
+	exitNotFound    = 3
+	exitExists      = 4
+	exitConflict    = 5
+	exitBusy        = 6
+	exitNotPermit   = 7
+	exitNeedsRepair = 8
+)
+
+func exitCode(err error) int {
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.Is(err, cnet.ErrNeedsRepair):
+		return exitNeedsRepair
+	case errors.Is(err, cnet.ErrInvalid), errors.Is(err, errUsage):
+		return exitInvalid
+	case errors.Is(err, cnet.ErrNotFound):
+		return exitNotFound
+	case errors.Is(err, cnet.ErrExists):
+		return exitExists
+	case errors.Is(err, cnet.ErrConflict):
+		return exitConflict
+	case errors.Is(err, cnet.ErrBusy):
+		return exitBusy
+	case errors.Is(err, cnet.ErrNotPermitted):
+		return exitNotPermit
+	}
+	return exitFailure
+}
+
+var errUsage = errors.New("usage")
+
+// usageError marks command-line mistakes cobra reports itself.
+type usageError struct{ error }
+
+func (u usageError) Unwrap() []error { return []error{u.error, errUsage} }
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == nsexecArg {
+		nsexecMain(os.Args[2:]) // never returns
+	}
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	root := newRoot()
+	root.SetArgs(args)
+	cmd, err := root.ExecuteC()
+	if err == nil {
+		return exitOK
+	}
+	var st exitStatus
+	if errors.As(err, &st) {
+		return int(st)
+	}
+	fmt.Fprintf(os.Stderr, "cnet: %s\n", err)
+	if errors.Is(err, errUsage) && cmd != nil {
+		fmt.Fprintf(os.Stderr, "Run '%s --help' for usage.\n", cmd.CommandPath())
+	}
+	return exitCode(err)
+}
+
+// exitStatus is returned by exec and run to exit with the program's status.
+type exitStatus int
+
+func (e exitStatus) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
+

@@ -1,0 +1,106 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cnetdev/cnet"
+)
+
+type app struct {
+	root string
+	json bool
+	eng  *cnet.Engine
+}
+
+func newRoot() *cobra.Command {
+	a := &app{}
+	cmd := &cobra.Command{
+		Use:   "cnet",
+		Short: "Docker-style container networking for plain Linux processes",
+		Long: `cnet gives plain Linux processes container networking, one command per step:
+
+  container  a named network namespace at /run/netns/NAME (ip netns add NAME)
+  network    a Linux bridge holding the gateway address of a subnet, with NAT
+             to the outside and isolation from other networks
+  endpoint   a veth pair from a container (eth0, eth1, ...) to a bridge
+
+A first session:
+
+  cnet network create seed --subnet 172.18.0.0/24 --bridge cont-br0
+  cnet create container-1 --network seed
+  cnet run -d --name container-2 --network seed -- echo-server
+  cnet exec container-1 -- curl -s 172.18.0.3:8000/echo
+  cnet rm -f container-1 container-2 && cnet network rm seed
+
+State lives in /var/lib/cnet (bbolt) and /run/cnet (lock, logs); --root DIR
+moves both (state in DIR, run dir in DIR/run). cnet needs root.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			opts := cnet.Options{}
+			if a.root != "" {
+				opts = cnet.Root(a.root)
+			}
+			opts.Notify = func(msg string) { fmt.Fprintf(os.Stderr, "cnet: %s\n", msg) }
+			opts.Hook = crashHook()
+			e, err := cnet.Open(opts)
+			a.eng = e
+			return err
+		},
+	}
+	root := os.Getenv("CNET_ROOT")
+	cmd.PersistentFlags().StringVar(&a.root, "root", root, "directory for state (DIR) and run files (DIR/run); env CNET_ROOT")
+	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
+	cmd.AddGroup(&cobra.Group{ID: "containers", Title: "Containers:"}, &cobra.Group{ID: "networks", Title: "Networks:"},
+		&cobra.Group{ID: "processes", Title: "Processes:"}, &cobra.Group{ID: "maintenance", Title: "Maintenance:"})
+	cmd.AddCommand(
+		a.networkCmd(),
+		a.createCmd(), a.connectCmd(), a.disconnectCmd(), a.lsCmd(), a.inspectCmd(), a.rmCmd(),
+		a.execCmd(), a.runCmd(), a.logsCmd(),
+		a.gcCmd(),
+	)
+	return cmd
+}
+
+// args wraps a cobra positional-argument check so its error is a usage error.
+func args(check cobra.PositionalArgs) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, a []string) error {
+		if err := check(cmd, a); err != nil {
+			return usageError{err}
+		}
+		return nil
+	}
+}
+
+func (a *app) addJSON(cmd *cobra.Command) {
+	cmd.Flags().BoolVar(&a.json, "json", false, "print JSON instead of a table")
+}
+
+func printJSON(v any) error {
+	enc := json.NewEncoder(os.Stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// table prints rows under a header, aligned with tabs.
+func table(header string, rows [][]string) {
+	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, header)
+	for _, r := range rows {
+		fmt.Fprintln(w, strings.Join(r, "\t"))
+	}
+	w.Flush()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

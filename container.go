@@ -1,0 +1,341 @@
+package cnet
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"syscall"
+	"time"
+
+	"github.com/cnetdev/cnet/internal/errs"
+	"github.com/cnetdev/cnet/internal/model"
+	"github.com/cnetdev/cnet/internal/names"
+	"github.com/cnetdev/cnet/internal/netns"
+	"github.com/cnetdev/cnet/internal/plan"
+	"github.com/cnetdev/cnet/internal/state"
+)
+
+// ContainerSpec asks for a container on one network (default: the
+// network "cnet", created on first use), with an address (default: the
+// lowest free one) and nameservers (default: the host's).
+type ContainerSpec struct {
+	Name    string
+	Network string
+	IP      netip.Addr
+	DNS     []netip.Addr
+}
+
+// Container is a named network namespace and its endpoints.
+type Container struct {
+	Name      string       `json:"name"`
+	Netns     string       `json:"netns"`
+	Adopted   bool         `json:"adopted"`
+	DNS       []netip.Addr `json:"dns"`
+	Endpoints []Endpoint   `json:"endpoints"`
+	PIDs      []int        `json:"pids"`
+	Created   time.Time    `json:"created"`
+	// Interfaces is what the kernel reports inside the namespace; only
+	// Inspect fills it.
+	Interfaces []Interface `json:"interfaces,omitempty"`
+}
+
+// Endpoint is a container's attachment to a network: a veth pair.
+type Endpoint struct {
+	Network       string       `json:"network"`
+	Interface     string       `json:"interface"`
+	HostInterface string       `json:"host_interface"`
+	Bridge        string       `json:"bridge"`
+	Address       netip.Prefix `json:"address"`
+	Gateway       netip.Addr   `json:"gateway"`
+	MAC           string       `json:"mac"`
+	DefaultRoute  bool         `json:"default_route"`
+}
+
+// IP returns the endpoint's address without its prefix length.
+func (ep Endpoint) IP() netip.Addr { return ep.Address.Addr() }
+
+// Interface is a link inside a container, as the kernel reports it.
+type Interface struct {
+	Name      string         `json:"name"`
+	MAC       string         `json:"mac"`
+	MTU       int            `json:"mtu"`
+	State     string         `json:"state"`
+	Addresses []netip.Prefix `json:"addresses"`
+}
+
+func (e *Engine) publicContainer(c *model.Container, nets map[string]*model.Network, pids []int) *Container {
+	out := &Container{Name: c.Name, Netns: e.NetnsPath(c.Name), Adopted: c.Adopted, DNS: c.DNS, Created: c.Created, PIDs: pids}
+	if out.DNS == nil {
+		out.DNS = []netip.Addr{}
+	}
+	if out.PIDs == nil {
+		out.PIDs = []int{}
+	}
+	out.Endpoints = []Endpoint{}
+	for _, ep := range c.Endpoints {
+		pe := Endpoint{Network: ep.Network, Interface: ep.ContainerIf, HostInterface: ep.HostIf,
+			MAC: names.MAC(ep.Addr).String(), DefaultRoute: ep.DefaultRoute, Address: netip.PrefixFrom(ep.Addr, 32)}
+		if n := nets[ep.Network]; n != nil {
+			pe.Bridge, pe.Gateway, pe.Address = n.Bridge, n.Gateway, netip.PrefixFrom(ep.Addr, n.Subnet.Bits())
+		}
+		out.Endpoints = append(out.Endpoints, pe)
+	}
+	return out
+}
+
+// CreateContainer creates a namespace and attaches it to a network.
+// Equivalent to:
+//
+//	ip netns add NAME && ip -n NAME link set lo up
+//	ip link add vethX type veth peer name eth0 netns NAME && ip link set vethX master BRIDGE up
+//	ip -n NAME addr add ADDR/LEN dev eth0 && ip -n NAME link set eth0 up
+//	ip -n NAME route add default via GATEWAY
+//	echo nameserver ... > /etc/netns/NAME/resolv.conf
+func (e *Engine) CreateContainer(spec ContainerSpec) (*Container, error) {
+	p, err := e.mutate(func(env *plan.Env) (*plan.Plan, error) {
+		return plan.CreateContainer(env, plan.ContainerReq(spec))
+	})
+	if err != nil {
+		return nil, err
+	}
+	if p.Network != nil { // the default network was created on first use
+		e.warnForwardPolicy(p.Network)
+	}
+	return e.containerResult(p)
+}
+
+// Connect attaches a container to one more network. A namespace made by
+// `ip netns add` is adopted: cnet adds its endpoint, and later removes
+// only what it added.
+func (e *Engine) Connect(network, container string, ip netip.Addr) (*Container, error) {
+	p, err := e.mutate(func(env *plan.Env) (*plan.Plan, error) {
+		return plan.Connect(env, network, container, ip)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return e.containerResult(p)
+}
+
+// Disconnect detaches a container from a network.
+func (e *Engine) Disconnect(network, container string) error {
+	_, err := e.mutate(func(env *plan.Env) (*plan.Plan, error) {
+		return plan.Disconnect(env, network, container)
+	})
+	return err
+}
+
+func (e *Engine) containerResult(p *plan.Plan) (*Container, error) {
+	nets := map[string]*model.Network{}
+	err := e.read(func(tx *state.Tx) error {
+		all, err := tx.Networks()
+		for _, n := range all {
+			nets[n.Name] = n
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return e.publicContainer(p.Container, nets, nil), nil
+}
+
+// RemoveOptions tune RemoveContainers.
+type RemoveOptions struct {
+	// Force stops processes running inside: SIGTERM, then SIGKILL after
+	// Grace (default 5 s).
+	Force bool
+	Grace time.Duration
+}
+
+// RemoveContainers removes containers: endpoints, addresses, the namespace
+// (unless adopted) and /etc/netns/NAME. Every name is checked before any
+// is removed; without Force, a container with processes inside is refused.
+func (e *Engine) RemoveContainers(names []string, opts RemoveOptions) error {
+	if opts.Grace == 0 {
+		opts.Grace = 5 * time.Second
+	}
+	var targets []*Container
+	err := e.read(func(tx *state.Tx) error {
+		var missing []string
+		for _, n := range names {
+			c, err := tx.Container(n)
+			if err != nil {
+				return err
+			}
+			if c == nil {
+				missing = append(missing, n)
+				continue
+			}
+			targets = append(targets, &Container{Name: c.Name, Netns: e.NetnsPath(c.Name)})
+		}
+		if len(missing) > 0 {
+			return notFound("container", joinNames(missing), "nothing was removed; see `cnet ls`")
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	byNs, err := netns.ProcessesByNetns()
+	if err != nil {
+		return err
+	}
+	for _, c := range targets {
+		if id, err := netns.IDOf(c.Netns); err == nil {
+			c.PIDs = byNs[id]
+		}
+		if len(c.PIDs) > 0 && !opts.Force {
+			return &errs.BusyError{What: "container", Name: c.Name,
+				Reason: fmt.Sprintf("has %d running process(es) (pid %s)", len(c.PIDs), joinInts(c.PIDs)),
+				Hint:   "stop them or use -f to send SIGTERM, then SIGKILL; nothing was removed"}
+		}
+	}
+	var errList []error
+	for _, c := range targets {
+		if len(c.PIDs) > 0 {
+			if err := stopProcesses(c.Netns, c.PIDs, opts.Grace); err != nil {
+				errList = append(errList, fmt.Errorf("stop processes in %s: %w", c.Name, err))
+				continue
+			}
+		}
+		_, err := e.mutate(func(env *plan.Env) (*plan.Plan, error) {
+			return plan.RemoveContainer(env, c.Name)
+		})
+		if err != nil {
+			errList = append(errList, err)
+			continue
+		}
+		e.removeLog(c.Name)
+	}
+	return errors.Join(errList...)
+}
+
+// stopProcesses sends SIGTERM to pids, waits up to grace for the
+// namespace to empty, then sends SIGKILL and waits again.
+func stopProcesses(path string, pids []int, grace time.Duration) error {
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
+		for _, pid := range pids {
+			syscall.Kill(pid, sig) // ESRCH: already gone, which is the goal
+		}
+		deadline := time.Now().Add(grace)
+		for {
+			left, err := netns.Processes(path)
+			if err != nil {
+				return err
+			}
+			if len(left) == 0 {
+				return nil
+			}
+			pids = left
+			if time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	return fmt.Errorf("processes %s survived SIGKILL", joinInts(pids))
+}
+
+// Containers lists every container with the PIDs running inside.
+func (e *Engine) Containers() ([]*Container, error) {
+	var out []*Container
+	err := e.read(func(tx *state.Tx) error {
+		nets, err := networkMap(tx)
+		if err != nil {
+			return err
+		}
+		cs, err := tx.Containers()
+		if err != nil {
+			return err
+		}
+		byNs, err := netns.ProcessesByNetns()
+		if err != nil {
+			return err
+		}
+		for _, c := range cs {
+			var pids []int
+			if id, err := netns.IDOf(e.NetnsPath(c.Name)); err == nil {
+				pids = byNs[id]
+			}
+			out = append(out, e.publicContainer(c, nets, pids))
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Container returns one container, with what the kernel reports inside
+// its namespace.
+func (e *Engine) Container(name string) (*Container, error) {
+	var out *Container
+	err := e.read(func(tx *state.Tx) error {
+		c, err := tx.Container(name)
+		if err != nil {
+			return err
+		}
+		if c == nil {
+			return notFound("container", name, "see `cnet ls`")
+		}
+		nets, err := networkMap(tx)
+		if err != nil {
+			return err
+		}
+		pids, _ := netns.Processes(e.NetnsPath(name)) // a missing namespace has none
+		out = e.publicContainer(c, nets, pids)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	out.Interfaces, err = e.interfaces(name)
+	return out, err
+}
+
+func (e *Engine) interfaces(name string) ([]Interface, error) {
+	ns, err := netns.Open(e.opts.netnsDir, name)
+	if err != nil {
+		return nil, fmt.Errorf("inspect namespace of %s: %w", name, err)
+	}
+	defer ns.Close()
+	links, err := ns.Link.LinkList()
+	if err != nil {
+		return nil, fmt.Errorf("ip -n %s link show: %w", name, err)
+	}
+	var out []Interface
+	for _, l := range links {
+		a := l.Attrs()
+		ifc := Interface{Name: a.Name, MAC: a.HardwareAddr.String(), MTU: a.MTU, State: a.OperState.String(), Addresses: []netip.Prefix{}}
+		addrs, err := ns.Link.AddrList(l, syscall.AF_INET)
+		if err != nil {
+			return nil, fmt.Errorf("ip -n %s addr show %s: %w", name, a.Name, err)
+		}
+		for _, ad := range addrs {
+			if ip, ok := netip.AddrFromSlice(ad.IP.To4()); ok {
+				ones, _ := ad.Mask.Size()
+				ifc.Addresses = append(ifc.Addresses, netip.PrefixFrom(ip, ones))
+			}
+		}
+		out = append(out, ifc)
+	}
+	return out, nil
+}
+
+func networkMap(tx *state.Tx) (map[string]*model.Network, error) {
+	nets, err := tx.Networks()
+	m := map[string]*model.Network{}
+	for _, n := range nets {
+		m[n.Name] = n
+	}
+	return m, err
+}
+
+func joinInts(v []int) string {
+	s := make([]string, len(v))
+	for i, x := range v {
+		s[i] = fmt.Sprint(x)
+	}
+	return joinNames(s)
+}
+
+func notFound(what, name, hint string) error { return errs.NotFound(what, name, "%s", hint) }

@@ -1,0 +1,306 @@
+package cnet
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/cnetdev/cnet/internal/firewall"
+	"github.com/cnetdev/cnet/internal/model"
+	"github.com/cnetdev/cnet/internal/names"
+	"github.com/cnetdev/cnet/internal/netns"
+	"github.com/cnetdev/cnet/internal/nsfiles"
+	"github.com/cnetdev/cnet/internal/plan"
+	"github.com/cnetdev/cnet/internal/state"
+)
+
+// GCAction is one thing GC did (or, in a dry run, would do).
+type GCAction struct {
+	Action string `json:"action"` // "recover", "repair", "release", "remove"
+	Object string `json:"object"`
+	Reason string `json:"reason"`
+	Error  string `json:"error,omitempty"`
+}
+
+// GCReport lists what GC found.
+type GCReport struct {
+	DryRun   bool       `json:"dry_run"`
+	Actions  []GCAction `json:"actions"`
+	Warnings []string   `json:"warnings"`
+}
+
+// GC makes the machine match state: it finishes operations interrupted by
+// a crash, re-creates what networks lack (bridge, gateway address, the
+// firewall table after someone flushed the ruleset), re-creates missing
+// endpoints and files, releases containers whose namespace is gone, and
+// removes orphans carrying this instance's mark. It never touches objects
+// without the mark. With dryRun it only reports.
+func (e *Engine) GC(dryRun bool) (*GCReport, error) {
+	s, err := e.openSession()
+	if err != nil {
+		return nil, err
+	}
+	defer s.close()
+	r := &GCReport{DryRun: dryRun, Actions: []GCAction{}, Warnings: []string{}}
+	if dryRun {
+		s.st.View(func(tx *state.Tx) error {
+			ins, err := tx.Intents()
+			for _, in := range ins {
+				verb := "undo"
+				if in.Direction == model.Rollforward {
+					verb = "finish"
+				}
+				r.Actions = append(r.Actions, GCAction{Action: "recover", Object: in.Op,
+					Reason: fmt.Sprintf("%s the operation interrupted in process %d", verb, in.PID)})
+			}
+			return err
+		})
+	} else {
+		for _, msg := range s.recover() {
+			r.Actions = append(r.Actions, GCAction{Action: "recover", Object: "state", Reason: msg})
+		}
+	}
+	var (
+		nets       []*model.Network
+		containers []*model.Container
+		hostIfs    = map[string]bool{}
+	)
+	err = s.st.View(func(tx *state.Tx) error {
+		var err error
+		if nets, err = tx.Networks(); err != nil {
+			return err
+		}
+		containers, err = tx.Containers()
+		for _, c := range containers {
+			for _, ep := range c.Endpoints {
+				hostIfs[ep.HostIf] = true
+			}
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	act := func(a GCAction, fix func() error) {
+		if !dryRun {
+			if err := fix(); err != nil {
+				a.Error = err.Error()
+			}
+		}
+		r.Actions = append(r.Actions, a)
+	}
+	netByName := map[string]*model.Network{}
+	bridges := map[string]bool{}
+	for _, n := range nets {
+		netByName[n.Name] = n
+		bridges[n.Bridge] = true
+		spec := s.bridgeSpec(n)
+		problem, err := s.k.CheckBridge(spec)
+		if err != nil {
+			r.Actions = append(r.Actions, GCAction{Action: "repair", Object: "network " + n.Name, Reason: "cannot repair", Error: err.Error()})
+			continue
+		}
+		if problem != "" {
+			act(GCAction{Action: "repair", Object: "network " + n.Name, Reason: problem}, func() error { return s.k.EnsureBridge(spec) })
+		}
+	}
+	rs := firewall.FromNetworks(nets)
+	if problem, err := s.k.CheckFirewall(rs); err != nil {
+		r.Warnings = append(r.Warnings, "cannot read the firewall: "+err.Error())
+	} else if problem != "" {
+		act(GCAction{Action: "repair", Object: "firewall table inet " + firewall.Table, Reason: problem}, func() error { return s.k.SyncFirewall(rs) })
+	}
+
+	var release []string
+	for _, c := range containers {
+		if s.k.NetnsState(c.Name) != netns.Bound {
+			release = append(release, c.Name)
+			continue
+		}
+		for _, ep := range c.Endpoints {
+			n := netByName[ep.Network]
+			if n == nil {
+				continue
+			}
+			spec := s.endpointSpec(c, n, ep)
+			if ok, alias, err := s.k.Link(ep.HostIf); err == nil && (!ok || alias != spec.Mark) {
+				act(GCAction{Action: "repair", Object: "endpoint " + c.Name + " on " + n.Name, Reason: "veth " + ep.HostIf + " is missing"},
+					func() error { return s.k.EnsureEndpoint(spec) })
+			}
+		}
+		if !s.k.FilesPresent(c.Name) {
+			f := nsfiles.For(names.FileMarker(e.instance), c, nsfiles.ReadUpstream(e.opts.hostResolv, e.opts.systemdResolv))
+			act(GCAction{Action: "repair", Object: "files of " + c.Name, Reason: nsfiles.Dir + "/" + c.Name + " is incomplete"},
+				func() error { return s.k.WriteFiles(f) })
+		}
+	}
+	for _, name := range release {
+		act(GCAction{Action: "release", Object: "container " + name, Reason: "its namespace is gone; its addresses are released"},
+			func() error { return s.release(name) })
+	}
+
+	known := map[string]bool{}
+	for _, c := range containers {
+		known[c.Name] = true
+	}
+	links, err := s.k.MarkedLinks()
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range sortedKeys(links) {
+		m, _ := names.ParseMark(links[name])
+		if m.Instance != e.instance {
+			continue
+		}
+		orphan := m.Kind == "net" && (netByName[m.Name] == nil || netByName[m.Name].Bridge != name) ||
+			m.Kind == "ep" && !hostIfs[name]
+		if orphan {
+			mark := links[name]
+			act(GCAction{Action: "remove", Object: "link " + name, Reason: "orphan marked " + mark},
+				func() error { return s.k.RemoveBridge(model.BridgeSpec{Name: name, Mark: mark}) })
+		}
+	}
+	spaces, err := s.k.MarkedNetns()
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range sortedKeys(spaces) {
+		if known[name] {
+			continue
+		}
+		mark := spaces[name]
+		m, _ := names.ParseMark(mark)
+		if mark == "" || m.Instance == e.instance && m.Kind == "ns" {
+			reason := "orphan namespace marked " + mark
+			if mark == "" {
+				reason = "empty mount point left by an interrupted create"
+			}
+			act(GCAction{Action: "remove", Object: "namespace " + name, Reason: reason},
+				func() error { return s.k.RemoveNetns(model.NetnsSpec{Name: name, Mark: mark}) })
+		}
+	}
+	for _, name := range s.k.MarkedFiles() {
+		if !known[name] {
+			act(GCAction{Action: "remove", Object: nsfiles.Dir + "/" + name, Reason: "files of a container cnet no longer has"},
+				func() error { return s.k.RemoveFiles(name) })
+		}
+	}
+	if len(nets) > 0 {
+		r.Warnings = append(r.Warnings, s.forwardWarnings()...)
+	}
+	return r, nil
+}
+
+// release forgets a container whose namespace is gone.
+func (s *session) release(name string) error {
+	if err := s.k.RemoveFiles(name); err != nil {
+		return err
+	}
+	s.e.removeLog(name)
+	return s.st.Update(true, func(tx *state.Tx) error {
+		var ch model.Changes
+		ch.DelContainer(name)
+		return tx.Apply(ch)
+	})
+}
+
+func (s *session) bridgeSpec(n *model.Network) model.BridgeSpec {
+	return plan.BridgeSpec(s.e.instance, n)
+}
+
+func (s *session) endpointSpec(c *model.Container, n *model.Network, ep model.Endpoint) model.EndpointSpec {
+	return plan.EndpointSpec(s.e.instance, c, n, ep)
+}
+
+// afterReboot runs on the first command after the boot ID changed:
+// bridges and the firewall come back from state, and containers whose
+// namespaces vanished with the reboot release their addresses.
+func (s *session) afterReboot() []string {
+	var nets []*model.Network
+	var containers []*model.Container
+	if err := s.st.View(func(tx *state.Tx) error {
+		var err error
+		if nets, err = tx.Networks(); err != nil {
+			return err
+		}
+		containers, err = tx.Containers()
+		return err
+	}); err != nil {
+		return []string{"after reboot: " + err.Error()}
+	}
+	var out, failed []string
+	forward := false
+	for _, n := range nets {
+		if err := s.k.EnsureBridge(s.bridgeSpec(n)); err != nil {
+			failed = append(failed, fmt.Sprintf("network %s: %v", n.Name, err))
+		}
+		forward = forward || !n.Internal
+	}
+	if err := s.k.SyncFirewall(firewall.FromNetworks(nets)); err != nil {
+		failed = append(failed, "firewall: "+err.Error())
+	}
+	if forward {
+		if _, err := s.k.EnableForwarding(); err != nil {
+			failed = append(failed, err.Error())
+		}
+	}
+	if len(nets) > 0 {
+		out = append(out, fmt.Sprintf("the machine rebooted: re-created %d network(s)", len(nets)))
+	}
+	for _, c := range containers {
+		if s.k.NetnsState(c.Name) != netns.Bound {
+			if err := s.release(c.Name); err != nil {
+				failed = append(failed, fmt.Sprintf("container %s: %v", c.Name, err))
+				continue
+			}
+			out = append(out, fmt.Sprintf("the machine rebooted: released container %s (its namespace is gone)", c.Name))
+		}
+	}
+	if len(failed) > 0 {
+		// Keep the old boot ID so the next command tries again.
+		return append(out, "after reboot, could not restore: "+errors.Join(errorsOf(failed)...).Error())
+	}
+	s.st.Update(true, s.markBoot)
+	return out
+}
+
+func errorsOf(msgs []string) []error {
+	out := make([]error, len(msgs))
+	for i, m := range msgs {
+		out[i] = errors.New(m)
+	}
+	return out
+}
+
+// forwardWarnings explains other tools' forward chains that drop
+// container traffic, such as Docker's iptables FORWARD policy DROP.
+func (s *session) forwardWarnings() []string {
+	drops, err := s.k.ForwardDrops()
+	if err != nil {
+		return nil // reading other tables is best effort; cnet's own rules are unaffected
+	}
+	var out []string
+	for _, d := range drops {
+		out = append(out, fmt.Sprintf("%s has policy drop (Docker sets this): it drops container traffic forwarded "+
+			"to and from cnet networks, whatever cnet allows; add accept rules for cnet bridges there, or set the policy to accept", d))
+	}
+	return out
+}
+
+func (e *Engine) warnForwardPolicy(n *model.Network) {
+	if n == nil || n.Internal {
+		return
+	}
+	s, err := e.openSession()
+	if err != nil {
+		return
+	}
+	defer s.close()
+	for _, w := range s.forwardWarnings() {
+		e.opts.Notify(w)
+	}
+}
+
+func (e *Engine) removeLog(container string) {
+	os.Remove(e.LogPath(container)) // a container without a detached process has no log
+}

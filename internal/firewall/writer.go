@@ -1,0 +1,168 @@
+package firewall
+
+import (
+	"fmt"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
+)
+
+// Sync replaces `table inet cnet` with rs in one atomic batch, in the
+// network namespace of conn. An empty ruleset deletes the table. Equivalent
+// to: `nft -f -` with "add table inet cnet; delete table inet cnet;"
+// followed by rs.String().
+func Sync(conn *nftables.Conn, rs Ruleset) error {
+	t := &nftables.Table{Name: Table, Family: nftables.TableFamilyINet}
+	conn.AddTable(t)
+	conn.DelTable(t)
+	if !rs.Empty() {
+		conn.AddTable(t)
+		byName := map[string]*nftables.Set{}
+		for _, sd := range sets {
+			s := &nftables.Set{Table: t, Name: sd.name, KeyType: sd.key, Concatenation: sd.concat, Interval: sd.interval}
+			if sd.hostKey {
+				s.KeyByteOrder = binaryutil.NativeEndian
+			}
+			var vals []nftables.SetElement
+			for _, e := range sd.elems(rs) {
+				vals = append(vals, e.keys...)
+			}
+			if err := conn.AddSet(s, vals); err != nil {
+				return fmt.Errorf("nft add set inet %s %s: %w", Table, sd.name, err)
+			}
+			byName[sd.name] = s
+		}
+		set := func(name string) *nftables.Set { return byName[name] }
+		accept := nftables.ChainPolicyAccept
+		chainByName := map[string]*nftables.Chain{}
+		for _, cd := range chains {
+			chainByName[cd.name] = conn.AddChain(&nftables.Chain{
+				Table: t, Name: cd.name, Type: cd.typ, Hooknum: cd.hook, Priority: cd.prio, Policy: &accept,
+			})
+		}
+		for _, r := range rules {
+			conn.AddRule(&nftables.Rule{Table: t, Chain: chainByName[r.chain], Exprs: r.exprs(set)})
+		}
+	}
+	if err := conn.Flush(); err != nil {
+		return fmt.Errorf("nft replace table inet %s: %w", Table, err)
+	}
+	return nil
+}
+
+// Exists reports whether the table is present in conn's namespace.
+// Equivalent to: `nft list table inet cnet`.
+func Exists(conn *nftables.Conn) (bool, error) {
+	tables, err := conn.ListTablesOfFamily(nftables.TableFamilyINet)
+	if err != nil {
+		return false, fmt.Errorf("nft list tables inet: %w", err)
+	}
+	for _, t := range tables {
+		if t.Name == Table {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// Check compares the live table with rs and describes the first
+// difference ("" when they match). Equivalent to reading
+// `nft list table inet cnet` and comparing elements and rule counts.
+func Check(conn *nftables.Conn, rs Ruleset) (string, error) {
+	present, err := Exists(conn)
+	if err != nil {
+		return "", err
+	}
+	if !present {
+		if rs.Empty() {
+			return "", nil
+		}
+		return "table inet " + Table + " is missing", nil
+	}
+	if rs.Empty() {
+		return "table inet " + Table + " exists but no network needs it", nil
+	}
+	t := &nftables.Table{Name: Table, Family: nftables.TableFamilyINet}
+	for _, sd := range sets {
+		s, err := conn.GetSetByName(t, sd.name)
+		if err != nil {
+			return fmt.Sprintf("set %s is missing", sd.name), nil
+		}
+		live, err := conn.GetSetElements(s)
+		if err != nil {
+			return "", fmt.Errorf("nft list set inet %s %s: %w", Table, sd.name, err)
+		}
+		want := map[string]bool{}
+		for _, e := range sd.elems(rs) {
+			want[string(e.keys[0].Key)] = true
+		}
+		got := map[string]bool{}
+		for _, e := range live {
+			if !e.IntervalEnd {
+				got[string(e.Key)] = true
+			}
+		}
+		if len(got) != len(want) {
+			return fmt.Sprintf("set %s has %d elements, want %d", sd.name, len(got), len(want)), nil
+		}
+		for k := range want {
+			if !got[k] {
+				return fmt.Sprintf("set %s lacks an element", sd.name), nil
+			}
+		}
+	}
+	for _, cd := range chains {
+		c, err := conn.ListChain(t, cd.name)
+		if err != nil {
+			return fmt.Sprintf("chain %s is missing", cd.name), nil
+		}
+		live, err := conn.GetRules(t, c)
+		if err != nil {
+			return "", fmt.Errorf("nft list chain inet %s %s: %w", Table, cd.name, err)
+		}
+		want := 0
+		for _, r := range rules {
+			if r.chain == cd.name {
+				want++
+			}
+		}
+		if len(live) != want {
+			return fmt.Sprintf("chain %s has %d rules, want %d", cd.name, len(live), want), nil
+		}
+	}
+	return "", nil
+}
+
+// ForeignForwardDrop describes base chains of other tables that drop
+// forwarded packets by policy, such as the iptables FORWARD chain Docker
+// sets to DROP. cnet's accept cannot override them.
+func ForeignForwardDrop(conn *nftables.Conn) ([]string, error) {
+	chains, err := conn.ListChains()
+	if err != nil {
+		return nil, fmt.Errorf("nft list chains: %w", err)
+	}
+	var out []string
+	for _, c := range chains {
+		if c.Table.Name == Table || c.Hooknum == nil || *c.Hooknum != *nftables.ChainHookForward {
+			continue
+		}
+		if c.Policy != nil && *c.Policy == nftables.ChainPolicyDrop {
+			out = append(out, fmt.Sprintf("%s %s chain %s", family(c.Table.Family), c.Table.Name, c.Name))
+		}
+	}
+	return out, nil
+}
+
+func family(f nftables.TableFamily) string {
+	switch f {
+	case nftables.TableFamilyIPv4:
+		return "ip"
+	case nftables.TableFamilyIPv6:
+		return "ip6"
+	case nftables.TableFamilyINet:
+		return "inet"
+	case nftables.TableFamilyBridge:
+		return "bridge"
+	}
+	return fmt.Sprint(f)
+}

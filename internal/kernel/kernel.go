@@ -1,0 +1,360 @@
+// Package kernel is the real machine behind cnet's engine: it carries out
+// steps with netlink, nftables and files, and answers planning questions
+// from the live kernel. internal/fakekernel is its recording twin.
+package kernel
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+
+	"github.com/google/nftables"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/cnetdev/cnet/internal/errs"
+	"github.com/cnetdev/cnet/internal/firewall"
+	"github.com/cnetdev/cnet/internal/link"
+	"github.com/cnetdev/cnet/internal/model"
+	"github.com/cnetdev/cnet/internal/names"
+	"github.com/cnetdev/cnet/internal/netns"
+	"github.com/cnetdev/cnet/internal/nsfiles"
+)
+
+// Kernel operates on the network namespace of the calling process (the
+// "host") and on the named namespaces under NetnsDir.
+type Kernel struct {
+	NetnsDir string // /run/netns
+	FilesDir string // /etc/netns
+	Marker   string // first line of files cnet writes
+
+	host *netlink.Handle
+	ns   map[string]*netns.NS
+}
+
+// New returns a Kernel; handles open on first use.
+func New(netnsDir, filesDir, marker string) *Kernel {
+	return &Kernel{NetnsDir: netnsDir, FilesDir: filesDir, Marker: marker, ns: map[string]*netns.NS{}}
+}
+
+// Close releases every handle.
+func (k *Kernel) Close() {
+	if k.host != nil {
+		k.host.Close()
+		k.host = nil
+	}
+	for name, n := range k.ns {
+		n.Close()
+		delete(k.ns, name)
+	}
+}
+
+// Host returns a netlink handle in the host namespace.
+func (k *Kernel) Host() (*netlink.Handle, error) {
+	if k.host == nil {
+		h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
+		if err != nil {
+			return nil, fmt.Errorf("netlink socket: %w", err)
+		}
+		k.host = h
+	}
+	return k.host, nil
+}
+
+// Netns returns the open namespace called name.
+func (k *Kernel) Netns(name string) (*netns.NS, error) {
+	if n, ok := k.ns[name]; ok {
+		return n, nil
+	}
+	n, err := netns.Open(k.NetnsDir, name)
+	if err != nil {
+		return nil, err
+	}
+	k.ns[name] = n
+	return n, nil
+}
+
+func (k *Kernel) forget(name string) {
+	if n, ok := k.ns[name]; ok {
+		n.Close()
+		delete(k.ns, name)
+	}
+}
+
+// EnsureNetns creates a namespace, or accepts one that carries s.Mark.
+func (k *Kernel) EnsureNetns(s model.NetnsSpec) error {
+	n, err := netns.Create(k.NetnsDir, s.Name, s.Mark)
+	if errors.Is(err, unix.EEXIST) {
+		mark, merr := netns.Mark(k.NetnsDir, s.Name)
+		if merr != nil || mark != s.Mark {
+			return errs.Conflict("namespace", s.Name, "a namespace cnet did not create", "")
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("ip netns add %s: %w", s.Name, err)
+	}
+	k.forget(s.Name)
+	k.ns[s.Name] = n
+	return nil
+}
+
+// RemoveNetns deletes a namespace if it carries s.Mark (or is an empty
+// mount point left by an interrupted create).
+func (k *Kernel) RemoveNetns(s model.NetnsSpec) error {
+	k.forget(s.Name)
+	switch netns.Stat(k.NetnsDir, s.Name) {
+	case netns.Missing:
+		return nil
+	case netns.Bound:
+		mark, err := netns.Mark(k.NetnsDir, s.Name)
+		if err != nil {
+			return err
+		}
+		if mark != s.Mark {
+			return errs.Conflict("namespace", s.Name, "a namespace cnet did not create", "left in place")
+		}
+	}
+	if err := netns.Remove(k.NetnsDir, s.Name); err != nil {
+		return fmt.Errorf("ip netns del %s: %w", s.Name, err)
+	}
+	return nil
+}
+
+// EnsureBridge creates a network's bridge.
+func (k *Kernel) EnsureBridge(b model.BridgeSpec) error {
+	h, err := k.Host()
+	if err != nil {
+		return err
+	}
+	return link.EnsureBridge(h, b)
+}
+
+// RemoveBridge deletes a network's bridge.
+func (k *Kernel) RemoveBridge(b model.BridgeSpec) error {
+	h, err := k.Host()
+	if err != nil {
+		return err
+	}
+	return link.RemoveLink(h, b.Name, b.Mark)
+}
+
+// EnsureEndpoint creates an endpoint's veth pair.
+func (k *Kernel) EnsureEndpoint(ep model.EndpointSpec) error {
+	h, err := k.Host()
+	if err != nil {
+		return err
+	}
+	n, err := k.Netns(ep.Netns)
+	if err != nil {
+		return err
+	}
+	return link.EnsureEndpoint(h, n.Link, n.Fd(), ep)
+}
+
+// RemoveEndpoint deletes an endpoint's veth pair through its host end.
+func (k *Kernel) RemoveEndpoint(ep model.EndpointSpec) error {
+	h, err := k.Host()
+	if err != nil {
+		return err
+	}
+	return link.RemoveLink(h, ep.HostIf, ep.Mark)
+}
+
+// EnsureRoute sets a container's default route.
+func (k *Kernel) EnsureRoute(r model.RouteSpec) error {
+	n, err := k.Netns(r.Netns)
+	if err != nil {
+		return err
+	}
+	dev, err := n.Link.LinkByName(r.Dev)
+	if err != nil {
+		return fmt.Errorf("find %s in netns %s: %w", r.Dev, r.Netns, err)
+	}
+	return link.EnsureDefaultRoute(n.Link, r.Netns, dev, r.Gateway, r.Src)
+}
+
+// RemoveRoute deletes a container's default route through r.Dev.
+func (k *Kernel) RemoveRoute(r model.RouteSpec) error {
+	n, err := k.Netns(r.Netns)
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ENOENT) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return link.RemoveDefaultRoute(n.Link, r.Netns, r.Dev)
+}
+
+// SyncFirewall replaces cnet's nftables table.
+func (k *Kernel) SyncFirewall(rs firewall.Ruleset) error {
+	c, err := nftables.New()
+	if err != nil {
+		return fmt.Errorf("nftables: %w", err)
+	}
+	return firewall.Sync(c, rs)
+}
+
+// WriteFiles writes /etc/netns/NAME.
+func (k *Kernel) WriteFiles(f *model.FilesSpec) error { return nsfiles.Write(k.FilesDir, k.Marker, f) }
+
+// RemoveFiles removes /etc/netns/NAME.
+func (k *Kernel) RemoveFiles(name string) error { return nsfiles.Remove(k.FilesDir, k.Marker, name) }
+
+// EnableForwarding sets net.ipv4.ip_forward=1.
+func (k *Kernel) EnableForwarding() (bool, error) { return link.EnableForwarding() }
+
+// HostPrefixes lists the host's addresses and routes.
+func (k *Kernel) HostPrefixes(skip map[string]bool) ([]netip.Prefix, error) {
+	h, err := k.Host()
+	if err != nil {
+		return nil, err
+	}
+	return link.HostPrefixes(h, skip)
+}
+
+// Link reports whether a host link exists and its alias.
+func (k *Kernel) Link(name string) (bool, string, error) {
+	h, err := k.Host()
+	if err != nil {
+		return false, "", err
+	}
+	l, alias, err := link.Lookup(h, name)
+	return l != nil, alias, err
+}
+
+// NetnsState reports what is bound at NetnsDir/name.
+func (k *Kernel) NetnsState(name string) netns.State { return netns.Stat(k.NetnsDir, name) }
+
+// NetnsLinks lists the interfaces inside a namespace.
+func (k *Kernel) NetnsLinks(name string) ([]string, error) {
+	n, err := k.Netns(name)
+	if err != nil {
+		return nil, err
+	}
+	links, err := n.Link.LinkList()
+	if err != nil {
+		return nil, fmt.Errorf("ip -n %s link show: %w", name, err)
+	}
+	out := make([]string, len(links))
+	for i, l := range links {
+		out[i] = l.Attrs().Name
+	}
+	return out, nil
+}
+
+// FirewallPresent reports whether cnet's table exists.
+func (k *Kernel) FirewallPresent() (bool, error) {
+	c, err := nftables.New()
+	if err != nil {
+		return false, err
+	}
+	return firewall.Exists(c)
+}
+
+// CheckBridge describes what a network's bridge lacks ("" when complete).
+func (k *Kernel) CheckBridge(b model.BridgeSpec) (string, error) {
+	h, err := k.Host()
+	if err != nil {
+		return "", err
+	}
+	l, mark, err := link.Lookup(h, b.Name)
+	if err != nil {
+		return "", err
+	}
+	switch {
+	case l == nil:
+		return "bridge " + b.Name + " is missing", nil
+	case mark != b.Mark:
+		return "", errs.Conflict("bridge name", b.Name, "a link cnet did not create", "remove or rename it, then run `cnet gc` again")
+	case l.Attrs().Flags&net.FlagUp == 0:
+		return "bridge " + b.Name + " is down", nil
+	}
+	addrs, err := h.AddrList(l, unix.AF_INET)
+	if err != nil {
+		return "", fmt.Errorf("ip addr show %s: %w", b.Name, err)
+	}
+	for _, a := range addrs {
+		if ones, _ := a.Mask.Size(); a.IP.Equal(b.Gateway.Addr().AsSlice()) && ones == b.Gateway.Bits() {
+			return "", nil
+		}
+	}
+	return "bridge " + b.Name + " lacks its gateway address " + b.Gateway.String(), nil
+}
+
+// CheckFirewall describes how the live table differs from rs.
+func (k *Kernel) CheckFirewall(rs firewall.Ruleset) (string, error) {
+	c, err := nftables.New()
+	if err != nil {
+		return "", err
+	}
+	return firewall.Check(c, rs)
+}
+
+// ForwardDrops lists other tables' forward chains with policy drop.
+func (k *Kernel) ForwardDrops() ([]string, error) {
+	c, err := nftables.New()
+	if err != nil {
+		return nil, err
+	}
+	return firewall.ForeignForwardDrop(c)
+}
+
+// MarkedLinks returns host links whose alias is a cnet mark, by name.
+func (k *Kernel) MarkedLinks() (map[string]string, error) {
+	h, err := k.Host()
+	if err != nil {
+		return nil, err
+	}
+	links, err := h.LinkList()
+	if err != nil {
+		return nil, fmt.Errorf("ip link show: %w", err)
+	}
+	out := map[string]string{}
+	for _, l := range links {
+		if _, ok := names.ParseMark(l.Attrs().Alias); ok {
+			out[l.Attrs().Name] = l.Attrs().Alias
+		}
+	}
+	return out, nil
+}
+
+// MarkedNetns returns namespaces under NetnsDir whose lo carries a cnet
+// mark, and empty mount points left by interrupted creates (mark "").
+func (k *Kernel) MarkedNetns() (map[string]string, error) {
+	all, err := netns.List(k.NetnsDir)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for _, name := range all {
+		switch netns.Stat(k.NetnsDir, name) {
+		case netns.Incomplete:
+			out[name] = ""
+		case netns.Bound:
+			if mark, err := netns.Mark(k.NetnsDir, name); err == nil {
+				if _, ok := names.ParseMark(mark); ok {
+					out[name] = mark
+				}
+			}
+		}
+	}
+	return out, nil
+}
+
+// MarkedFiles returns the /etc/netns directories holding files cnet wrote.
+func (k *Kernel) MarkedFiles() []string { return nsfiles.Marked(k.FilesDir, k.Marker) }
+
+// FilesPresent reports whether both files of a container exist.
+func (k *Kernel) FilesPresent(name string) bool {
+	for _, f := range []string{"resolv.conf", "hosts"} {
+		if _, err := os.Stat(filepath.Join(k.FilesDir, name, f)); err != nil {
+			return false
+		}
+	}
+	return true
+}

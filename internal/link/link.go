@@ -1,0 +1,297 @@
+// Package link makes bridges, veth pairs, addresses and routes through
+// netlink handles bound to a namespace (netlink.NewHandleAt), so no thread
+// ever switches namespace here. Addresses come in as netip types and are
+// converted to net.IPNet only inside this package.
+package link
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/cnetdev/cnet/internal/errs"
+	"github.com/cnetdev/cnet/internal/model"
+	"github.com/cnetdev/cnet/internal/names"
+)
+
+func ipnet(p netip.Prefix) *net.IPNet {
+	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
+}
+
+func isNotFound(err error) bool {
+	var nf netlink.LinkNotFoundError
+	return errors.As(err, &nf) || errors.Is(err, unix.ENODEV)
+}
+
+// Lookup returns the link called name and its cnet mark, if any.
+func Lookup(h *netlink.Handle, name string) (l netlink.Link, mark string, err error) {
+	l, err = h.LinkByName(name)
+	if isNotFound(err) {
+		return nil, "", nil
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("ip link show %s: %w", name, err)
+	}
+	return l, l.Attrs().Alias, nil
+}
+
+// EnsureBridge creates a network's bridge, or accepts an existing one that
+// carries the same mark. Equivalent to:
+//
+//	ip link add NAME address MAC mtu MTU up type bridge
+//	ip link set NAME alias MARK
+//	ip addr add GATEWAY/LEN dev NAME
+//
+// The kernel ignores IFLA_IFALIAS when it creates a link, so the mark is a
+// second request. A crash between the two leaves an unmarked bridge that
+// only the intent record identifies as cnet's.
+func EnsureBridge(h *netlink.Handle, b model.BridgeSpec) error {
+	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{
+		Name:         b.Name,
+		MTU:          b.MTU,
+		HardwareAddr: names.MAC(b.Gateway.Addr()),
+		Flags:        net.FlagUp,
+		TxQLen:       -1,
+	}}
+	err := h.LinkAdd(br)
+	if err == nil {
+		err = setAlias(h, br, b.Mark)
+	} else if errors.Is(err, unix.EEXIST) {
+		l, mark, lerr := Lookup(h, b.Name)
+		if lerr != nil {
+			return lerr
+		}
+		if l == nil || l.Type() != "bridge" || mark != b.Mark {
+			return errs.Conflict("bridge name", b.Name, describe(l, mark), "choose another --bridge")
+		}
+		if err := h.LinkSetUp(l); err != nil {
+			return fmt.Errorf("ip link set %s up: %w", b.Name, err)
+		}
+		err = nil
+		br.Attrs().Index = l.Attrs().Index
+	}
+	if err != nil {
+		return fmt.Errorf("ip link add %s type bridge: %w", b.Name, err)
+	}
+	addr := &netlink.Addr{IPNet: ipnet(b.Gateway)}
+	if err := h.AddrAdd(br, addr); err != nil && !errors.Is(err, unix.EEXIST) {
+		return fmt.Errorf("ip addr add %s dev %s: %w", b.Gateway, b.Name, err)
+	}
+	return nil
+}
+
+func describe(l netlink.Link, mark string) string {
+	if l == nil {
+		return "nothing"
+	}
+	if mark == "" {
+		return fmt.Sprintf("an existing %s link that cnet did not create", l.Type())
+	}
+	return fmt.Sprintf("an existing %s link marked %q", l.Type(), mark)
+}
+
+func setAlias(h *netlink.Handle, l netlink.Link, mark string) error {
+	if err := h.LinkSetAlias(l, mark); err != nil {
+		return fmt.Errorf("ip link set %s alias %s: %w", l.Attrs().Name, mark, err)
+	}
+	return nil
+}
+
+// RemoveLink deletes the link called name if it carries mark. A missing
+// link is success; a link with another mark is left alone and reported.
+// Equivalent to: `ip link del NAME`.
+func RemoveLink(h *netlink.Handle, name, mark string) error {
+	l, got, err := Lookup(h, name)
+	if err != nil || l == nil {
+		return err
+	}
+	if got != mark {
+		return errs.Conflict("link", name, describe(l, got), "left in place")
+	}
+	if err := h.LinkDel(l); err != nil && !isNotFound(err) {
+		return fmt.Errorf("ip link del %s: %w", name, err)
+	}
+	return nil
+}
+
+// EnsureEndpoint creates a veth pair with its peer born inside the
+// container's namespace (no move between namespaces), enslaves the host
+// end, and configures the container end. Equivalent to:
+//
+//	ip link add HOSTIF mtu MTU up type veth peer name CIF address MAC netns NS
+//	ip link set HOSTIF alias MARK master BRIDGE
+//	ip -n NS addr add ADDR/LEN dev CIF
+//	ip -n NS link set CIF up
+//	ip -n NS route add default via GATEWAY dev CIF src ADDR   (if DefaultRoute)
+func EnsureEndpoint(host, ns *netlink.Handle, nsFd int, ep model.EndpointSpec) error {
+	bridge, err := host.LinkByName(ep.Bridge)
+	if err != nil {
+		return fmt.Errorf("find bridge %s: %w", ep.Bridge, err)
+	}
+	veth := &netlink.Veth{
+		LinkAttrs: netlink.LinkAttrs{
+			Name:   ep.HostIf,
+			MTU:    ep.MTU,
+			Flags:  net.FlagUp,
+			TxQLen: -1,
+		},
+		PeerName:         ep.ContainerIf,
+		PeerHardwareAddr: names.MAC(ep.Addr.Addr()),
+		PeerNamespace:    netlink.NsFd(nsFd),
+		PeerTxQLen:       -1,
+	}
+	err = host.LinkAdd(veth)
+	if err == nil {
+		err = setAlias(host, veth, ep.Mark)
+	} else if errors.Is(err, unix.EEXIST) {
+		l, mark, lerr := Lookup(host, ep.HostIf)
+		if lerr != nil {
+			return lerr
+		}
+		if l == nil || mark != ep.Mark {
+			if l == nil { // the name is free: the peer name is taken inside the container
+				return errs.Conflict("interface", ep.ContainerIf, "an existing interface in namespace "+ep.Netns, "")
+			}
+			return errs.Conflict("interface", ep.HostIf, describe(l, mark), "")
+		}
+		veth.Attrs().Index = l.Attrs().Index
+		err = nil
+	}
+	if err != nil {
+		return fmt.Errorf("ip link add %s type veth peer name %s netns %s: %w", ep.HostIf, ep.ContainerIf, ep.Netns, err)
+	}
+	if err := host.LinkSetMasterByIndex(veth, bridge.Attrs().Index); err != nil {
+		return fmt.Errorf("ip link set %s master %s: %w", ep.HostIf, ep.Bridge, err)
+	}
+	peer, err := ns.LinkByName(ep.ContainerIf)
+	if err != nil {
+		return fmt.Errorf("find %s in netns %s: %w", ep.ContainerIf, ep.Netns, err)
+	}
+	if err := ns.AddrAdd(peer, &netlink.Addr{IPNet: ipnet(ep.Addr)}); err != nil && !errors.Is(err, unix.EEXIST) {
+		return fmt.Errorf("ip -n %s addr add %s dev %s: %w", ep.Netns, ep.Addr, ep.ContainerIf, err)
+	}
+	if err := ns.LinkSetUp(peer); err != nil {
+		return fmt.Errorf("ip -n %s link set %s up: %w", ep.Netns, ep.ContainerIf, err)
+	}
+	if ep.DefaultRoute {
+		return EnsureDefaultRoute(ns, ep.Netns, peer, ep.Gateway, ep.Addr.Addr())
+	}
+	return nil
+}
+
+// EnsureDefaultRoute adds or replaces the default route in a container.
+// Equivalent to: `ip -n NS route replace default via GATEWAY dev DEV src SRC`.
+func EnsureDefaultRoute(ns *netlink.Handle, nsName string, dev netlink.Link, gw, src netip.Addr) error {
+	r := &netlink.Route{LinkIndex: dev.Attrs().Index, Gw: gw.AsSlice(), Src: src.AsSlice()}
+	if err := ns.RouteReplace(r); err != nil {
+		return fmt.Errorf("ip -n %s route replace default via %s dev %s: %w", nsName, gw, dev.Attrs().Name, err)
+	}
+	return nil
+}
+
+// RemoveDefaultRoute deletes the default route through dev, if present.
+// Equivalent to: `ip -n NS route del default dev DEV`.
+func RemoveDefaultRoute(ns *netlink.Handle, nsName, dev string) error {
+	l, err := ns.LinkByName(dev)
+	if isNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("find %s in netns %s: %w", dev, nsName, err)
+	}
+	routes, err := ns.RouteList(l, unix.AF_INET)
+	if err != nil {
+		return fmt.Errorf("ip -n %s route show dev %s: %w", nsName, dev, err)
+	}
+	for _, r := range routes {
+		if r.Dst == nil || r.Dst.IP.IsUnspecified() && isZeroMask(r.Dst.Mask) {
+			if err := ns.RouteDel(&r); err != nil && !errors.Is(err, unix.ESRCH) {
+				return fmt.Errorf("ip -n %s route del default dev %s: %w", nsName, dev, err)
+			}
+		}
+	}
+	return nil
+}
+
+func isZeroMask(m net.IPMask) bool {
+	ones, _ := m.Size()
+	return ones == 0
+}
+
+// ForwardingPath is the IPv4 forwarding sysctl.
+const ForwardingPath = "/proc/sys/net/ipv4/ip_forward"
+
+// EnableForwarding sets net.ipv4.ip_forward=1 and reports whether it was
+// off. Equivalent to: `sysctl -w net.ipv4.ip_forward=1`.
+func EnableForwarding() (changed bool, err error) {
+	cur, err := os.ReadFile(ForwardingPath)
+	if err != nil {
+		return false, fmt.Errorf("read %s: %w", ForwardingPath, err)
+	}
+	if strings.TrimSpace(string(cur)) == "1" {
+		return false, nil
+	}
+	if err := os.WriteFile(ForwardingPath, []byte("1\n"), 0o644); err != nil {
+		return false, fmt.Errorf("sysctl -w net.ipv4.ip_forward=1: %w", err)
+	}
+	return true, nil
+}
+
+// HostPrefixes returns the IPv4 prefixes already in use on the host: every
+// address's subnet and every route's destination except the default route
+// and routes on the given (cnet-owned) links. Equivalent to reading
+// `ip -4 addr` and `ip -4 route show table all`.
+func HostPrefixes(h *netlink.Handle, skipLinks map[string]bool) ([]netip.Prefix, error) {
+	links, err := h.LinkList()
+	if err != nil {
+		return nil, fmt.Errorf("ip link show: %w", err)
+	}
+	skip := map[int]bool{}
+	for _, l := range links {
+		if skipLinks[l.Attrs().Name] {
+			skip[l.Attrs().Index] = true
+		}
+	}
+	var out []netip.Prefix
+	addrs, err := h.AddrList(nil, unix.AF_INET)
+	if err != nil {
+		return nil, fmt.Errorf("ip -4 addr show: %w", err)
+	}
+	for _, a := range addrs {
+		if skip[a.LinkIndex] || a.IPNet == nil {
+			continue
+		}
+		if p, ok := toPrefix(a.IPNet); ok && !p.Addr().IsLoopback() {
+			out = append(out, p.Masked())
+		}
+	}
+	routes, err := h.RouteListFiltered(unix.AF_INET, &netlink.Route{Table: unix.RT_TABLE_UNSPEC}, netlink.RT_FILTER_TABLE)
+	if err != nil {
+		return nil, fmt.Errorf("ip -4 route show table all: %w", err)
+	}
+	for _, r := range routes {
+		if skip[r.LinkIndex] || r.Dst == nil || r.Table == unix.RT_TABLE_LOCAL {
+			continue
+		}
+		if p, ok := toPrefix(r.Dst); ok && p.Bits() > 0 && !p.Addr().IsLoopback() {
+			out = append(out, p.Masked())
+		}
+	}
+	return out, nil
+}
+
+func toPrefix(n *net.IPNet) (netip.Prefix, bool) {
+	a, ok := netip.AddrFromSlice(n.IP)
+	if !ok {
+		return netip.Prefix{}, false
+	}
+	a = a.Unmap()
+	ones, _ := n.Mask.Size()
+	return netip.PrefixFrom(a, ones), true
+}

@@ -1,0 +1,209 @@
+// Package model holds cnet's state records and the steps of a transaction.
+// It is pure data: the store persists it as JSON, the planner produces it,
+// the engine executes it.
+package model
+
+import (
+	"net/netip"
+	"time"
+)
+
+// SchemaVersion is written to the store and checked on open.
+const SchemaVersion = 1
+
+// Network is a bridge with a subnet; the gateway address lives on the bridge.
+type Network struct {
+	Name     string       `json:"name"`
+	Bridge   string       `json:"bridge"`
+	Subnet   netip.Prefix `json:"subnet"`
+	Gateway  netip.Addr   `json:"gateway"`
+	Internal bool         `json:"internal"`
+	MTU      int          `json:"mtu"`
+	Created  time.Time    `json:"created"`
+}
+
+// GatewayPrefix is the address assigned to the bridge: gateway/len.
+func (n *Network) GatewayPrefix() netip.Prefix {
+	return netip.PrefixFrom(n.Gateway, n.Subnet.Bits())
+}
+
+// Container is a named network namespace and its endpoints.
+type Container struct {
+	Name string `json:"name"`
+	// Adopted is true when the namespace existed before cnet (made by
+	// `ip netns add`); cnet then never deletes it.
+	Adopted   bool         `json:"adopted,omitempty"`
+	DNS       []netip.Addr `json:"dns,omitempty"`
+	Endpoints []Endpoint   `json:"endpoints"`
+	Created   time.Time    `json:"created"`
+}
+
+// Endpoint returns the container's endpoint on network, or nil.
+func (c *Container) Endpoint(network string) *Endpoint {
+	for i := range c.Endpoints {
+		if c.Endpoints[i].Network == network {
+			return &c.Endpoints[i]
+		}
+	}
+	return nil
+}
+
+// Clone returns a deep copy.
+func (c *Container) Clone() *Container {
+	out := *c
+	out.DNS = append([]netip.Addr(nil), c.DNS...)
+	out.Endpoints = append([]Endpoint(nil), c.Endpoints...)
+	return &out
+}
+
+// Endpoint is one container's attachment to one network: a veth pair.
+type Endpoint struct {
+	Network     string     `json:"network"`
+	HostIf      string     `json:"host_if"`
+	ContainerIf string     `json:"container_if"`
+	Addr        netip.Addr `json:"addr"`
+	// DefaultRoute is true on the endpoint whose gateway is the
+	// container's default route.
+	DefaultRoute bool `json:"default_route,omitempty"`
+}
+
+// Kind names what a step changes.
+type Kind string
+
+const (
+	KindNetns      Kind = "netns"      // a named network namespace
+	KindBridge     Kind = "bridge"     // a bridge with its gateway address
+	KindEndpoint   Kind = "endpoint"   // a veth pair, its address and maybe the default route
+	KindRoute      Kind = "route"      // a container's default route
+	KindFiles      Kind = "files"      // /etc/netns/NAME/{resolv.conf,hosts}
+	KindFirewall   Kind = "firewall"   // the whole nftables table, from state
+	KindForwarding Kind = "forwarding" // net.ipv4.ip_forward=1 (never undone)
+)
+
+// Action is what a step does to its object.
+type Action string
+
+const (
+	Add Action = "add" // ensure present; undo removes
+	Del Action = "del" // remove; undo re-adds
+	Set Action = "set" // write new content; undo writes Prev (or removes)
+)
+
+// Step is one idempotent kernel or file change. Steps are data so an
+// intent record can list them and `cnet gc` can replay their undo after a
+// crash.
+type Step struct {
+	Kind     Kind          `json:"kind"`
+	Action   Action        `json:"action"`
+	Netns    *NetnsSpec    `json:"netns,omitempty"`
+	Bridge   *BridgeSpec   `json:"bridge,omitempty"`
+	Endpoint *EndpointSpec `json:"endpoint,omitempty"`
+	Route    *RouteSpec    `json:"route,omitempty"`
+	Files    *FilesSpec    `json:"files,omitempty"`
+	Prev     *FilesSpec    `json:"prev,omitempty"`
+}
+
+// NetnsSpec names a namespace under /run/netns.
+type NetnsSpec struct {
+	Name string `json:"name"`
+	Mark string `json:"mark"`
+}
+
+// BridgeSpec is a network's bridge.
+type BridgeSpec struct {
+	Name    string       `json:"name"`
+	Gateway netip.Prefix `json:"gateway"` // gateway/len, assigned to the bridge
+	MTU     int          `json:"mtu"`
+	Mark    string       `json:"mark"`
+}
+
+// EndpointSpec is everything needed to create or remove an endpoint.
+type EndpointSpec struct {
+	Netns        string       `json:"netns"`
+	HostIf       string       `json:"host_if"`
+	ContainerIf  string       `json:"container_if"`
+	Bridge       string       `json:"bridge"`
+	Addr         netip.Prefix `json:"addr"` // addr/len
+	Gateway      netip.Addr   `json:"gateway"`
+	MTU          int          `json:"mtu"`
+	DefaultRoute bool         `json:"default_route"`
+	Mark         string       `json:"mark"`
+}
+
+// RouteSpec is a default route inside a container.
+type RouteSpec struct {
+	Netns   string     `json:"netns"`
+	Dev     string     `json:"dev"`
+	Gateway netip.Addr `json:"gateway"`
+	Src     netip.Addr `json:"src"`
+}
+
+// FilesSpec is the content of /etc/netns/NAME.
+type FilesSpec struct {
+	Name   string `json:"name"`
+	Resolv string `json:"resolv"`
+	Hosts  string `json:"hosts"`
+}
+
+// Direction says how a crash in the middle of an operation is resolved.
+type Direction string
+
+const (
+	// Rollback: undo every step (creates, connects).
+	Rollback Direction = "rollback"
+	// Rollforward: redo every step, then commit (removals).
+	Rollforward Direction = "rollforward"
+)
+
+// Changes are the records an operation commits: nil values delete.
+type Changes struct {
+	Networks   map[string]*Network   `json:"networks,omitempty"`
+	Containers map[string]*Container `json:"containers,omitempty"`
+	// EndpointGen is the new endpoint generation counter, when it moved.
+	EndpointGen uint64 `json:"endpoint_gen,omitempty"`
+}
+
+// PutNetwork records n for commit.
+func (c *Changes) PutNetwork(n *Network) {
+	if c.Networks == nil {
+		c.Networks = map[string]*Network{}
+	}
+	c.Networks[n.Name] = n
+}
+
+// DelNetwork records the removal of a network.
+func (c *Changes) DelNetwork(name string) {
+	if c.Networks == nil {
+		c.Networks = map[string]*Network{}
+	}
+	c.Networks[name] = nil
+}
+
+// PutContainer records ct for commit.
+func (c *Changes) PutContainer(ct *Container) {
+	if c.Containers == nil {
+		c.Containers = map[string]*Container{}
+	}
+	c.Containers[ct.Name] = ct
+}
+
+// DelContainer records the removal of a container.
+func (c *Changes) DelContainer(name string) {
+	if c.Containers == nil {
+		c.Containers = map[string]*Container{}
+	}
+	c.Containers[name] = nil
+}
+
+// Intent is written before the first step of an operation and removed when
+// its changes commit. One found at start-up belongs to a process that died
+// mid-operation.
+type Intent struct {
+	ID        uint64    `json:"id"`
+	Op        string    `json:"op"`
+	Direction Direction `json:"direction"`
+	Steps     []Step    `json:"steps"`
+	Changes   Changes   `json:"changes"`
+	PID       int       `json:"pid"`
+	Started   time.Time `json:"started"`
+}

@@ -1,0 +1,317 @@
+// Package netns creates, opens and removes named network namespaces the
+// way `ip netns` does, so either tool can use the other's namespaces. It is
+// the only package that locks OS threads, calls unshare or setns, or
+// bind-mounts.
+package netns
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// Dir is where named namespaces are bound, shared with `ip netns`.
+const Dir = "/run/netns"
+
+const nsfsMagic = 0x6e736673 // NSFS_MAGIC
+
+// NS is an open named namespace: a descriptor that keeps it alive, and a
+// netlink handle whose socket lives inside it, usable from any goroutine.
+type NS struct {
+	Name string
+	Path string
+	fd   int
+	Link *netlink.Handle
+}
+
+// Fd returns the namespace descriptor (for IFLA_NET_NS_FD and setns).
+func (n *NS) Fd() int { return n.fd }
+
+// Close releases the descriptor and the netlink socket.
+func (n *NS) Close() {
+	if n.Link != nil {
+		n.Link.Close()
+	}
+	if n.fd >= 0 {
+		unix.Close(n.fd)
+	}
+}
+
+// ensureDir makes dir a shared mount point, as `ip netns add` does, so
+// namespaces bound in it propagate to other mount namespaces.
+func ensureDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	err := unix.Mount("", dir, "none", unix.MS_SHARED|unix.MS_REC, "")
+	if errors.Is(err, unix.EINVAL) { // not a mount point yet
+		if err := unix.Mount(dir, dir, "none", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+			return fmt.Errorf("mount --rbind %s %s: %w", dir, dir, err)
+		}
+		err = unix.Mount("", dir, "none", unix.MS_SHARED|unix.MS_REC, "")
+	}
+	if err != nil {
+		return fmt.Errorf("mount --make-rshared %s: %w", dir, err)
+	}
+	return nil
+}
+
+// Create makes a new network namespace bound at dir/name with lo up and
+// its alias set to mark, and returns it open. The mark is set before the
+// namespace appears at its path, so a namespace at a cnet path is always
+// recognisable as cnet's. Equivalent to:
+//
+//	ip netns add NAME && ip -n NAME link set lo alias MARK up
+func Create(dir, name, mark string) (*NS, error) {
+	if err := ensureDir(dir); err != nil {
+		return nil, err
+	}
+	path := filepath.Join(dir, name)
+	f, err := unix.Open(path, unix.O_RDONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("create %s: %w", path, err)
+	}
+	unix.Close(f)
+
+	type result struct {
+		ns  *NS
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread()
+		ns, err, restored := createOnThread(path, mark)
+		if restored {
+			runtime.UnlockOSThread()
+		} // else: the thread stays locked and the runtime discards it
+		ch <- result{ns, err}
+	}()
+	r := <-ch
+	if r.err != nil {
+		unix.Unmount(path, unix.MNT_DETACH)
+		os.Remove(path)
+		return nil, r.err
+	}
+	r.ns.Name = name
+	return r.ns, nil
+}
+
+func createOnThread(path, mark string) (ns *NS, err error, restored bool) {
+	orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open current netns: %w", err), true
+	}
+	defer unix.Close(orig)
+	if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+		return nil, fmt.Errorf("unshare netns: %w", err), true
+	}
+	restore := func() bool { return unix.Setns(orig, unix.CLONE_NEWNET) == nil }
+
+	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
+	if err != nil {
+		return nil, fmt.Errorf("netlink socket in new netns: %w", err), restore()
+	}
+	fail := func(err error) (*NS, error, bool) {
+		h.Close()
+		return nil, err, restore()
+	}
+	lo, err := h.LinkByName("lo")
+	if err != nil {
+		return fail(fmt.Errorf("find lo in new netns: %w", err))
+	}
+	if err := h.LinkSetAlias(lo, mark); err != nil {
+		return fail(fmt.Errorf("mark lo: %w", err))
+	}
+	if err := h.LinkSetUp(lo); err != nil {
+		return fail(fmt.Errorf("set lo up: %w", err))
+	}
+	if err := unix.Mount("/proc/thread-self/ns/net", path, "none", unix.MS_BIND, ""); err != nil {
+		return fail(fmt.Errorf("bind netns to %s: %w", path, err))
+	}
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fail(fmt.Errorf("open %s: %w", path, err))
+	}
+	return &NS{Path: path, fd: fd, Link: h}, nil, restore()
+}
+
+// Open opens the namespace bound at dir/name.
+func Open(dir, name string) (*NS, error) {
+	path := filepath.Join(dir, name)
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open netns %s: %w", path, err)
+	}
+	if !isNsfs(fd) {
+		unix.Close(fd)
+		return nil, fmt.Errorf("open netns %s: not a network namespace mount: %w", path, fs.ErrNotExist)
+	}
+	h, err := netlink.NewHandleAt(netns.NsHandle(fd), unix.NETLINK_ROUTE)
+	if err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("netlink socket in netns %s: %w", name, err)
+	}
+	return &NS{Name: name, Path: path, fd: fd, Link: h}, nil
+}
+
+func isNsfs(fd int) bool {
+	var st unix.Statfs_t
+	return unix.Fstatfs(fd, &st) == nil && st.Type == nsfsMagic
+}
+
+// State says what is at dir/name.
+type State int
+
+const (
+	Missing    State = iota // nothing
+	Bound                   // a namespace is bound there
+	Incomplete              // an empty mount point left by an interrupted create
+)
+
+// Stat reports what is at dir/name.
+func Stat(dir, name string) State {
+	path := filepath.Join(dir, name)
+	var st unix.Statfs_t
+	if err := unix.Statfs(path, &st); err != nil {
+		return Missing
+	}
+	if st.Type == nsfsMagic {
+		return Bound
+	}
+	return Incomplete
+}
+
+// Mark returns the alias of lo in the namespace at dir/name ("" if none).
+func Mark(dir, name string) (string, error) {
+	ns, err := Open(dir, name)
+	if err != nil {
+		return "", err
+	}
+	defer ns.Close()
+	lo, err := ns.Link.LinkByName("lo")
+	if err != nil {
+		return "", fmt.Errorf("find lo in netns %s: %w", name, err)
+	}
+	return lo.Attrs().Alias, nil
+}
+
+// Remove unbinds and deletes dir/name. A missing path is success; an
+// incomplete one (an empty mount point) is removed. The namespace itself,
+// with every link in it, is freed by the kernel once nothing else holds
+// it; veth peers go with it. Equivalent to: `ip netns del NAME`.
+func Remove(dir, name string) error {
+	path := filepath.Join(dir, name)
+	err := unix.Unmount(path, unix.MNT_DETACH)
+	if err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("umount %s: %w", path, err)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove %s: %w", path, err)
+	}
+	return nil
+}
+
+// List returns the names bound in dir.
+func List(dir string) ([]string, error) {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, e := range ents {
+		out = append(out, e.Name())
+	}
+	return out, nil
+}
+
+// Do runs fn on a locked OS thread inside the namespace at path. It spawns
+// no goroutines; if switching back fails, the thread stays locked and the
+// runtime discards it.
+func Do(path string, fn func() error) error {
+	target, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open netns %s: %w", path, err)
+	}
+	defer unix.Close(target)
+	ch := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			runtime.UnlockOSThread()
+			ch <- err
+			return
+		}
+		defer unix.Close(orig)
+		if err := unix.Setns(target, unix.CLONE_NEWNET); err != nil {
+			runtime.UnlockOSThread()
+			ch <- fmt.Errorf("setns %s: %w", path, err)
+			return
+		}
+		ferr := fn()
+		if unix.Setns(orig, unix.CLONE_NEWNET) == nil {
+			runtime.UnlockOSThread()
+		}
+		ch <- ferr
+	}()
+	return <-ch
+}
+
+// Processes returns the PIDs of processes whose network namespace is the
+// one bound at path.
+func Processes(path string) ([]int, error) {
+	id, err := IDOf(path)
+	if err != nil {
+		return nil, fmt.Errorf("stat %s: %w", path, err)
+	}
+	all, err := ProcessesByNetns()
+	if err != nil {
+		return nil, err
+	}
+	return all[id], nil
+}
+
+// ID identifies a namespace: the device and inode of its nsfs file.
+type ID struct{ Dev, Ino uint64 }
+
+// IDOf returns the ID of the namespace bound at path.
+func IDOf(path string) (ID, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return ID{}, err
+	}
+	return ID{st.Dev, st.Ino}, nil
+}
+
+// ProcessesByNetns scans /proc once and groups PIDs by network namespace.
+func ProcessesByNetns() (map[ID][]int, error) {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, err
+	}
+	out := map[ID][]int{}
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		var st unix.Stat_t
+		if unix.Stat("/proc/"+e.Name()+"/ns/net", &st) != nil {
+			continue // exited, or not ours to inspect
+		}
+		id := ID{st.Dev, st.Ino}
+		out[id] = append(out[id], pid)
+	}
+	return out, nil
+}

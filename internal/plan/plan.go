@@ -1,0 +1,520 @@
+// Package plan turns a request and a snapshot of state into the steps and
+// record changes of one transaction. Every refusal happens here, before
+// any change: the package reads state through View and the live machine
+// through Facts, and changes nothing itself.
+package plan
+
+import (
+	"fmt"
+	"iter"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/cnetdev/cnet/internal/errs"
+	"github.com/cnetdev/cnet/internal/ipam"
+	"github.com/cnetdev/cnet/internal/model"
+	"github.com/cnetdev/cnet/internal/names"
+	"github.com/cnetdev/cnet/internal/netns"
+	"github.com/cnetdev/cnet/internal/nsfiles"
+)
+
+// View is the committed state the plan reads.
+type View interface {
+	Network(name string) (*model.Network, error)
+	Networks() ([]*model.Network, error)
+	Container(name string) (*model.Container, error)
+	UsedAddrs(network string) iter.Seq[netip.Addr]
+	AddrOwner(network string, a netip.Addr) (string, bool)
+	HostIfOwner(name string) (string, bool)
+	Attached(network string) []string
+	EndpointGen() uint64
+}
+
+// Facts answers questions about the live machine.
+type Facts interface {
+	// HostPrefixes lists addresses and routes on the host, except on the
+	// named links.
+	HostPrefixes(skip map[string]bool) ([]netip.Prefix, error)
+	// Link reports whether a host link exists and its alias.
+	Link(name string) (exists bool, alias string, err error)
+	// Netns reports what is bound at /run/netns/NAME.
+	NetnsState(name string) netns.State
+	// NetnsLinks lists the interface names inside a namespace.
+	NetnsLinks(name string) ([]string, error)
+}
+
+// Env is everything a plan needs besides the request.
+type Env struct {
+	Instance string
+	View     View
+	Facts    Facts
+	Upstream nsfiles.Upstream
+	Pool     netip.Prefix
+	PoolBits int
+	Now      time.Time
+}
+
+// Marker is the first line of the files this instance writes.
+func (e *Env) Marker() string { return names.FileMarker(e.Instance) }
+
+// Plan is one transaction: steps to run, then changes to commit.
+type Plan struct {
+	Op        string
+	Direction model.Direction
+	Steps     []model.Step
+	Changes   model.Changes
+	Network   *model.Network   // the network created or changed
+	Container *model.Container // the container created or changed
+}
+
+// DefaultMTU is used when a network is created without --mtu.
+const DefaultMTU = 1500
+
+// MTU bounds for bridges and veths.
+const (
+	MinMTU = 68
+	MaxMTU = 65535
+)
+
+// NetworkReq asks for a network. Zero values mean "choose for me".
+type NetworkReq struct {
+	Name     string
+	Subnet   netip.Prefix
+	Gateway  netip.Addr
+	Bridge   string
+	Internal bool
+	MTU      int
+}
+
+// CreateNetwork plans `cnet network create`.
+func CreateNetwork(env *Env, req NetworkReq) (*Plan, error) {
+	p := &Plan{Op: "network create", Direction: model.Rollback}
+	n, err := planNetwork(env, p, req)
+	if err != nil {
+		return nil, err
+	}
+	p.Network = n
+	return p, nil
+}
+
+func planNetwork(env *Env, p *Plan, req NetworkReq) (*model.Network, error) {
+	if err := names.CheckName("network", req.Name); err != nil {
+		return nil, err
+	}
+	if old, err := env.View.Network(req.Name); err != nil {
+		return nil, err
+	} else if old != nil {
+		return nil, errs.Exists("network", req.Name, "")
+	}
+	mtu := req.MTU
+	if mtu == 0 {
+		mtu = DefaultMTU
+	}
+	if mtu < MinMTU || mtu > MaxMTU {
+		return nil, errs.Invalid("mtu", fmt.Sprint(req.MTU), "want %d to %d", MinMTU, MaxMTU)
+	}
+	bridge := req.Bridge
+	if bridge == "" {
+		bridge = names.Bridge(req.Name)
+	}
+	if err := names.CheckIfName("bridge name", bridge); err != nil {
+		return nil, err
+	}
+	nets, err := env.View.Networks()
+	if err != nil {
+		return nil, err
+	}
+	ours := map[string]bool{}
+	for _, o := range nets {
+		ours[o.Bridge] = true
+		if o.Bridge == bridge {
+			return nil, errs.Conflict("bridge name", bridge, "network "+o.Name, "choose another --bridge")
+		}
+	}
+	mark := names.NetworkMark(env.Instance, req.Name).String()
+	if exists, alias, err := env.Facts.Link(bridge); err != nil {
+		return nil, err
+	} else if exists && alias != mark {
+		with := "an existing link that cnet did not create"
+		if _, ok := names.ParseMark(alias); ok {
+			with = fmt.Sprintf("an existing link marked %q", alias)
+		}
+		return nil, errs.Conflict("bridge name", bridge, with, "choose another --bridge")
+	}
+
+	hostPrefixes, err := env.Facts.HostPrefixes(ours)
+	if err != nil {
+		return nil, err
+	}
+	subnet := req.Subnet
+	if subnet.IsValid() {
+		if err := ipam.CheckSubnet(subnet); err != nil {
+			return nil, err
+		}
+		for _, o := range nets {
+			if subnet.Overlaps(o.Subnet) {
+				return nil, errs.Conflict("subnet", subnet.String(), fmt.Sprintf("network %s (%s)", o.Name, o.Subnet), "choose a subnet that overlaps no other network")
+			}
+		}
+		for _, hp := range hostPrefixes {
+			if subnet.Overlaps(hp) {
+				return nil, errs.Conflict("subnet", subnet.String(), fmt.Sprintf("%s already on the host", hp), "choose a subnet the host does not use")
+			}
+		}
+	} else {
+		taken := slices.Clone(hostPrefixes)
+		for _, o := range nets {
+			taken = append(taken, o.Subnet)
+		}
+		if subnet, err = ipam.NextSubnet(env.Pool, env.PoolBits, taken); err != nil {
+			return nil, err
+		}
+	}
+	gw := req.Gateway
+	if gw.IsValid() {
+		if err := ipam.CheckGateway(subnet, gw); err != nil {
+			return nil, err
+		}
+	} else {
+		gw = ipam.FirstHost(subnet)
+	}
+	n := &model.Network{
+		Name: req.Name, Bridge: bridge, Subnet: subnet, Gateway: gw,
+		Internal: req.Internal, MTU: mtu, Created: env.Now,
+	}
+	bs := BridgeSpec(env.Instance, n)
+	p.Steps = append(p.Steps, model.Step{Kind: model.KindBridge, Action: model.Add, Bridge: &bs})
+	p.Steps = append(p.Steps, model.Step{Kind: model.KindFirewall, Action: model.Set})
+	if !n.Internal {
+		p.Steps = append(p.Steps, model.Step{Kind: model.KindForwarding, Action: model.Add})
+	}
+	p.Changes.PutNetwork(n)
+	return n, nil
+}
+
+// RemoveNetwork plans `cnet network rm`. With force, attached containers
+// are disconnected first.
+func RemoveNetwork(env *Env, name string, force bool) (*Plan, error) {
+	n, err := env.View.Network(name)
+	if err != nil {
+		return nil, err
+	}
+	if n == nil {
+		return nil, errs.NotFound("network", name, "see `cnet network ls`")
+	}
+	p := &Plan{Op: "network rm", Direction: model.Rollforward, Network: n}
+	attached := env.View.Attached(name)
+	if len(attached) > 0 && !force {
+		return nil, &errs.BusyError{What: "network", Name: name,
+			Reason: fmt.Sprintf("has %d container(s) attached: %s", len(attached), strings.Join(attached, ", ")),
+			Hint:   "disconnect them or use --force"}
+	}
+	for _, cname := range attached {
+		c, err := env.View.Container(cname)
+		if err != nil {
+			return nil, err
+		}
+		if c == nil {
+			continue
+		}
+		if err := planDisconnect(env, p, c, n); err != nil {
+			return nil, err
+		}
+	}
+	p.Changes.DelNetwork(name)
+	bs := BridgeSpec(env.Instance, n)
+	p.Steps = append(p.Steps,
+		model.Step{Kind: model.KindFirewall, Action: model.Set},
+		model.Step{Kind: model.KindBridge, Action: model.Del, Bridge: &bs})
+	return p, nil
+}
+
+// ContainerReq asks for a container on one network.
+type ContainerReq struct {
+	Name    string
+	Network string // default: names.DefaultNetwork, created on first use
+	IP      netip.Addr
+	DNS     []netip.Addr
+}
+
+// CreateContainer plans `cnet create`.
+func CreateContainer(env *Env, req ContainerReq) (*Plan, error) {
+	if err := names.CheckName("container", req.Name); err != nil {
+		return nil, err
+	}
+	if old, err := env.View.Container(req.Name); err != nil {
+		return nil, err
+	} else if old != nil {
+		return nil, errs.Exists("container", req.Name, "")
+	}
+	switch env.Facts.NetnsState(req.Name) {
+	case netns.Bound:
+		return nil, errs.Exists("namespace", req.Name,
+			"it was made outside cnet; attach it with `cnet connect NETWORK %s`", req.Name)
+	case netns.Incomplete:
+		return nil, errs.Exists("namespace mount point", netns.Dir+"/"+req.Name, "remove it or choose another name")
+	}
+	for _, d := range req.DNS {
+		if !d.Is4() {
+			return nil, errs.Invalid("dns", d.String(), "want an IPv4 address")
+		}
+	}
+	p := &Plan{Op: "create", Direction: model.Rollback}
+	n, err := networkFor(env, p, req.Network)
+	if err != nil {
+		return nil, err
+	}
+	c := &model.Container{Name: req.Name, DNS: req.DNS, Created: env.Now}
+	p.Steps = append(p.Steps, model.Step{Kind: model.KindNetns, Action: model.Add, Netns: &model.NetnsSpec{
+		Name: req.Name, Mark: names.NetnsMark(env.Instance, req.Name).String(),
+	}})
+	if err := planConnect(env, p, c, n, req.IP, nil); err != nil {
+		return nil, err
+	}
+	p.Steps = append(p.Steps, model.Step{Kind: model.KindFiles, Action: model.Set, Files: nsfiles.For(env.Marker(), c, env.Upstream)})
+	p.Container = c
+	return p, nil
+}
+
+// networkFor returns the named network, planning the default one into p
+// when it is asked for and does not exist yet.
+func networkFor(env *Env, p *Plan, name string) (*model.Network, error) {
+	if name == "" {
+		name = names.DefaultNetwork
+	}
+	n, err := env.View.Network(name)
+	if err != nil || n != nil {
+		return n, err
+	}
+	if name != names.DefaultNetwork {
+		return nil, errs.NotFound("network", name, "create it with `cnet network create %s`", name)
+	}
+	n, err = planNetwork(env, p, NetworkReq{Name: name})
+	if err != nil {
+		return nil, fmt.Errorf("create default network %s: %w", name, err)
+	}
+	p.Network = n
+	return n, nil
+}
+
+// Connect plans `cnet connect`. A namespace made outside cnet (by `ip
+// netns add`) is adopted: cnet adds its endpoints and never deletes it.
+func Connect(env *Env, network, container string, ip netip.Addr) (*Plan, error) {
+	if err := names.CheckName("container", container); err != nil {
+		return nil, err
+	}
+	if err := names.CheckName("network", network); err != nil {
+		return nil, err
+	}
+	p := &Plan{Op: "connect", Direction: model.Rollback}
+	c, err := env.View.Container(container)
+	if err != nil {
+		return nil, err
+	}
+	var present []string
+	if c == nil {
+		if env.Facts.NetnsState(container) != netns.Bound {
+			return nil, errs.NotFound("container", container, "create it with `cnet create %s`, or make the namespace with `ip netns add %s`", container, container)
+		}
+		c = &model.Container{Name: container, Adopted: true, Created: env.Now}
+	}
+	if c.Adopted {
+		if present, err = env.Facts.NetnsLinks(container); err != nil {
+			return nil, err
+		}
+	}
+	n, err := networkFor(env, p, network)
+	if err != nil {
+		return nil, err
+	}
+	if c.Endpoint(n.Name) != nil {
+		return nil, errs.Exists("endpoint", container+" on "+n.Name, "already connected")
+	}
+	prev := nsfiles.For(env.Marker(), c, env.Upstream)
+	if c.Adopted && len(c.Endpoints) == 0 {
+		prev = nil // adopting: nothing of ours was written yet
+	}
+	c = c.Clone()
+	if err := planConnect(env, p, c, n, ip, present); err != nil {
+		return nil, err
+	}
+	p.Steps = append(p.Steps, model.Step{Kind: model.KindFiles, Action: model.Set, Files: nsfiles.For(env.Marker(), c, env.Upstream), Prev: prev})
+	p.Container = c
+	return p, nil
+}
+
+// planConnect adds an endpoint on n to c (modified in place), appending
+// its step and recording c and the endpoint generation in p.Changes.
+func planConnect(env *Env, p *Plan, c *model.Container, n *model.Network, ip netip.Addr, present []string) error {
+	addr, err := chooseAddr(env, n, ip, p)
+	if err != nil {
+		return err
+	}
+	gen := env.View.EndpointGen()
+	if p.Changes.EndpointGen > gen {
+		gen = p.Changes.EndpointGen
+	}
+	var hostIf string
+	for {
+		gen++
+		hostIf = names.HostVeth(env.Instance, c.Name, n.Name, gen)
+		if _, taken := env.View.HostIfOwner(hostIf); !taken {
+			break
+		}
+	}
+	used := slices.Clone(present)
+	for _, ep := range c.Endpoints {
+		used = append(used, ep.ContainerIf)
+	}
+	cif := ""
+	for i := 0; ; i++ {
+		if cif = names.ContainerIf(i); !slices.Contains(used, cif) {
+			break
+		}
+	}
+	defRoute := !n.Internal && !slices.ContainsFunc(c.Endpoints, func(e model.Endpoint) bool { return e.DefaultRoute })
+	ep := model.Endpoint{Network: n.Name, HostIf: hostIf, ContainerIf: cif, Addr: addr, DefaultRoute: defRoute}
+	c.Endpoints = append(c.Endpoints, ep)
+	p.Steps = append(p.Steps, model.Step{Kind: model.KindEndpoint, Action: model.Add, Endpoint: endpointSpec(env, c, n, ep)})
+	p.Changes.PutContainer(c)
+	p.Changes.EndpointGen = gen
+	return nil
+}
+
+func endpointSpec(env *Env, c *model.Container, n *model.Network, ep model.Endpoint) *model.EndpointSpec {
+	s := EndpointSpec(env.Instance, c, n, ep)
+	return &s
+}
+
+// EndpointSpec is the kernel view of an endpoint.
+func EndpointSpec(instance string, c *model.Container, n *model.Network, ep model.Endpoint) model.EndpointSpec {
+	return model.EndpointSpec{
+		Netns: c.Name, HostIf: ep.HostIf, ContainerIf: ep.ContainerIf, Bridge: n.Bridge,
+		Addr: netip.PrefixFrom(ep.Addr, n.Subnet.Bits()), Gateway: n.Gateway, MTU: n.MTU,
+		DefaultRoute: ep.DefaultRoute, Mark: names.EndpointMark(instance, c.Name, n.Name).String(),
+	}
+}
+
+// BridgeSpec is the kernel view of a network's bridge.
+func BridgeSpec(instance string, n *model.Network) model.BridgeSpec {
+	return model.BridgeSpec{Name: n.Bridge, Gateway: n.GatewayPrefix(), MTU: n.MTU, Mark: names.NetworkMark(instance, n.Name).String()}
+}
+
+func chooseAddr(env *Env, n *model.Network, ip netip.Addr, p *Plan) (netip.Addr, error) {
+	if ip.IsValid() {
+		if err := ipam.CheckHost("ip", n.Subnet, n.Gateway, ip); err != nil {
+			return netip.Addr{}, err
+		}
+		if owner, taken := env.View.AddrOwner(n.Name, ip); taken {
+			return netip.Addr{}, errs.Conflict("address", ip.String(), "container "+owner, "on network %s; choose another --ip or omit it", n.Name)
+		}
+		return ip, nil
+	}
+	a, ok := ipam.First(n.Subnet, n.Gateway, env.View.UsedAddrs(n.Name))
+	if !ok {
+		return netip.Addr{}, errs.Conflict("address pool of network", n.Name, fmt.Sprintf("its %d containers", len(env.View.Attached(n.Name))),
+			"%s is full; remove a container or use a larger subnet", n.Subnet)
+	}
+	return a, nil
+}
+
+// Disconnect plans `cnet disconnect`.
+func Disconnect(env *Env, network, container string) (*Plan, error) {
+	c, err := env.View.Container(container)
+	if err != nil {
+		return nil, err
+	}
+	if c == nil {
+		return nil, errs.NotFound("container", container, "see `cnet ls`")
+	}
+	n, err := env.View.Network(network)
+	if err != nil {
+		return nil, err
+	}
+	if n == nil {
+		return nil, errs.NotFound("network", network, "see `cnet network ls`")
+	}
+	if c.Endpoint(network) == nil {
+		return nil, errs.NotFound("endpoint", container+" on "+network, "container %s is not connected to network %s", container, network)
+	}
+	p := &Plan{Op: "disconnect", Direction: model.Rollforward, Network: n}
+	if err := planDisconnect(env, p, c, n); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// planDisconnect removes c's endpoint on n, moves the default route to the
+// next eligible endpoint, and rewrites the files.
+func planDisconnect(env *Env, p *Plan, c *model.Container, n *model.Network) error {
+	prev := nsfiles.For(env.Marker(), c, env.Upstream)
+	c = c.Clone()
+	i := slices.IndexFunc(c.Endpoints, func(e model.Endpoint) bool { return e.Network == n.Name })
+	ep := c.Endpoints[i]
+	c.Endpoints = slices.Delete(c.Endpoints, i, i+1)
+	p.Steps = append(p.Steps, model.Step{Kind: model.KindEndpoint, Action: model.Del, Endpoint: endpointSpec(env, c, n, ep)})
+	if ep.DefaultRoute {
+		for j := range c.Endpoints {
+			other, err := env.View.Network(c.Endpoints[j].Network)
+			if err != nil {
+				return err
+			}
+			if other != nil && !other.Internal {
+				c.Endpoints[j].DefaultRoute = true
+				p.Steps = append(p.Steps, model.Step{Kind: model.KindRoute, Action: model.Add, Route: &model.RouteSpec{
+					Netns: c.Name, Dev: c.Endpoints[j].ContainerIf, Gateway: other.Gateway, Src: c.Endpoints[j].Addr,
+				}})
+				break
+			}
+		}
+	}
+	if c.Adopted && len(c.Endpoints) == 0 {
+		// Nothing of cnet's is left in a namespace it did not create.
+		p.Steps = append(p.Steps, model.Step{Kind: model.KindFiles, Action: model.Del, Files: &model.FilesSpec{Name: c.Name}, Prev: prev})
+		p.Changes.DelContainer(c.Name)
+		return nil
+	}
+	p.Steps = append(p.Steps, model.Step{Kind: model.KindFiles, Action: model.Set, Files: nsfiles.For(env.Marker(), c, env.Upstream), Prev: prev})
+	p.Changes.PutContainer(c)
+	p.Container = c
+	return nil
+}
+
+// RemoveContainer plans `cnet rm` for one container. Processes inside are
+// the caller's business: it checks (and with -f stops) them first.
+func RemoveContainer(env *Env, name string) (*Plan, error) {
+	c, err := env.View.Container(name)
+	if err != nil {
+		return nil, err
+	}
+	if c == nil {
+		return nil, errs.NotFound("container", name, "see `cnet ls`")
+	}
+	p := &Plan{Op: "rm", Direction: model.Rollforward, Container: c}
+	if c.Adopted {
+		// Not our namespace: take our endpoints out of it, leave it standing.
+		for _, ep := range c.Endpoints {
+			n, err := env.View.Network(ep.Network)
+			if err != nil {
+				return nil, err
+			}
+			if n == nil {
+				continue
+			}
+			p.Steps = append(p.Steps, model.Step{Kind: model.KindEndpoint, Action: model.Del, Endpoint: endpointSpec(env, c, n, ep)})
+		}
+	}
+	p.Steps = append(p.Steps, model.Step{Kind: model.KindFiles, Action: model.Del, Files: &model.FilesSpec{Name: name},
+		Prev: nsfiles.For(env.Marker(), c, env.Upstream)})
+	if !c.Adopted {
+		// Deleting the namespace deletes its veths with it, and lets the
+		// kernel batch that work instead of paying for each veth.
+		p.Steps = append(p.Steps, model.Step{Kind: model.KindNetns, Action: model.Del, Netns: &model.NetnsSpec{
+			Name: name, Mark: names.NetnsMark(env.Instance, name).String(),
+		}})
+	}
+	p.Changes.DelContainer(name)
+	return p, nil
+}

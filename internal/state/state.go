@@ -1,0 +1,518 @@
+// Package state persists cnet's records in a bbolt database and serializes
+// cnet processes with a host-wide lock.
+//
+// Layout (bucket → key → value):
+//
+//	meta        schema, boot_id, endpoint_gen
+//	networks    NAME → JSON model.Network
+//	containers  NAME → JSON model.Container
+//	addrs       NETWORK (nested bucket) → 4-byte IPv4 → container name
+//	hostifs     IFNAME → container name
+//	intents     8-byte ID → JSON model.Intent
+//
+// addrs and hostifs are indexes derived from containers; PutContainer and
+// DelContainer keep them in step, so address allocation walks one small
+// sorted bucket instead of decoding every container.
+package state
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"iter"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	"golang.org/x/sys/unix"
+
+	"github.com/cnetdev/cnet/internal/model"
+)
+
+var (
+	bMeta       = []byte("meta")
+	bNetworks   = []byte("networks")
+	bContainers = []byte("containers")
+	bAddrs      = []byte("addrs")
+	bHostIfs    = []byte("hostifs")
+	bIntents    = []byte("intents")
+
+	kSchema      = []byte("schema")
+	kBootID      = []byte("boot_id")
+	kEndpointGen = []byte("endpoint_gen")
+)
+
+// File is the database file name inside the state directory.
+const File = "state.db"
+
+// Store is an open state database plus the host-wide lock that guards it.
+type Store struct {
+	db   *bolt.DB
+	lock *os.File
+}
+
+// ErrNoState is returned by OpenShared when no database exists yet.
+var ErrNoState = errors.New("no state yet")
+
+// Lock takes the host-wide lock in runDir: exclusive for commands that
+// change anything, shared for readers. It blocks until granted; the kernel
+// queues waiters, so there is no polling. Equivalent to `flock RUNDIR/lock`.
+func Lock(runDir string, exclusive bool) (*os.File, error) {
+	if err := os.MkdirAll(runDir, 0o755); err != nil {
+		return nil, fmt.Errorf("create run dir: %w", err)
+	}
+	f, err := os.OpenFile(filepath.Join(runDir, "lock"), os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open lock: %w", err)
+	}
+	how := unix.LOCK_SH
+	if exclusive {
+		how = unix.LOCK_EX
+	}
+	for {
+		err = unix.Flock(int(f.Fd()), how)
+		if !errors.Is(err, unix.EINTR) {
+			break
+		}
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: %w", f.Name(), err)
+	}
+	return f, nil
+}
+
+// Open takes the exclusive lock and opens (creating if needed) the
+// database in stateDir.
+func Open(stateDir, runDir string) (*Store, error) {
+	lock, err := Lock(runDir, true)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(stateDir, 0o700); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("create state dir: %w", err)
+	}
+	db, err := bolt.Open(filepath.Join(stateDir, File), 0o600, &bolt.Options{
+		Timeout:        5 * time.Second,
+		NoFreelistSync: true,
+		FreelistType:   bolt.FreelistMapType,
+	})
+	if err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("open state %s: %w", filepath.Join(stateDir, File), err)
+	}
+	s := &Store{db: db, lock: lock}
+	if err := s.init(); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// OpenShared takes the shared lock and opens the database read-only. It
+// returns ErrNoState when there is no database yet.
+func OpenShared(stateDir, runDir string) (*Store, error) {
+	path := filepath.Join(stateDir, File)
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return nil, ErrNoState
+	}
+	lock, err := Lock(runDir, false)
+	if err != nil {
+		return nil, err
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: 5 * time.Second})
+	if err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("open state %s: %w", path, err)
+	}
+	return &Store{db: db, lock: lock}, nil
+}
+
+func (s *Store) init() error {
+	return s.db.Update(func(btx *bolt.Tx) error {
+		for _, b := range [][]byte{bMeta, bNetworks, bContainers, bAddrs, bHostIfs, bIntents} {
+			if _, err := btx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		meta := btx.Bucket(bMeta)
+		if v := meta.Get(kSchema); v != nil {
+			n, _ := strconv.Atoi(string(v))
+			if n > model.SchemaVersion {
+				return fmt.Errorf("state schema %d is newer than this cnet understands (%d): upgrade cnet", n, model.SchemaVersion)
+			}
+			return nil
+		}
+		return meta.Put(kSchema, []byte(strconv.Itoa(model.SchemaVersion)))
+	})
+}
+
+// Close closes the database and releases the lock.
+func (s *Store) Close() error {
+	err := s.db.Close()
+	if s.lock != nil {
+		s.lock.Close() // closing the descriptor releases the flock
+	}
+	return err
+}
+
+// Path is the database file.
+func (s *Store) Path() string { return s.db.Path() }
+
+// Size is the database file size in bytes.
+func (s *Store) Size() (int64, error) {
+	fi, err := os.Stat(s.db.Path())
+	if err != nil {
+		return 0, err
+	}
+	return fi.Size(), nil
+}
+
+// View runs fn in a read transaction.
+func (s *Store) View(fn func(*Tx) error) error {
+	return s.db.View(func(btx *bolt.Tx) error { return fn(&Tx{btx: btx}) })
+}
+
+// Update runs fn in a write transaction. With durable false the commit is
+// not fsynced: used for intent records, which only need to survive the
+// process (the page cache outlives a SIGKILL), since the kernel objects
+// they describe do not survive a reboot either.
+func (s *Store) Update(durable bool, fn func(*Tx) error) error {
+	s.db.NoSync = !durable
+	defer func() { s.db.NoSync = false }()
+	return s.db.Update(func(btx *bolt.Tx) error { return fn(&Tx{btx: btx}) })
+}
+
+// Tx is a transaction over the state. A nil *Tx reads as empty state, for
+// readers on a machine where cnet has never run.
+type Tx struct{ btx *bolt.Tx }
+
+func (t *Tx) bucket(name []byte) *bolt.Bucket {
+	if t == nil || t.btx == nil {
+		return nil
+	}
+	return t.btx.Bucket(name)
+}
+
+func (t *Tx) meta() *bolt.Bucket { return t.bucket(bMeta) }
+
+// BootID returns the boot ID recorded by the last mutating command.
+func (t *Tx) BootID() string {
+	if b := t.meta(); b != nil {
+		return string(b.Get(kBootID))
+	}
+	return ""
+}
+
+// SetBootID records the current boot ID.
+func (t *Tx) SetBootID(id string) error { return t.meta().Put(kBootID, []byte(id)) }
+
+// EndpointGen returns the endpoint generation counter.
+func (t *Tx) EndpointGen() uint64 {
+	if b := t.meta(); b != nil {
+		if v := b.Get(kEndpointGen); len(v) == 8 {
+			return binary.BigEndian.Uint64(v)
+		}
+	}
+	return 0
+}
+
+func (t *Tx) setEndpointGen(n uint64) error {
+	return t.meta().Put(kEndpointGen, binary.BigEndian.AppendUint64(nil, n))
+}
+
+// Network returns the named network, or nil.
+func (t *Tx) Network(name string) (*model.Network, error) {
+	b := t.bucket(bNetworks)
+	if b == nil {
+		return nil, nil
+	}
+	v := b.Get([]byte(name))
+	if v == nil {
+		return nil, nil
+	}
+	var n model.Network
+	if err := json.Unmarshal(v, &n); err != nil {
+		return nil, fmt.Errorf("decode network %s: %w", name, err)
+	}
+	return &n, nil
+}
+
+// Networks returns every network, by name.
+func (t *Tx) Networks() ([]*model.Network, error) {
+	var out []*model.Network
+	b := t.bucket(bNetworks)
+	if b == nil {
+		return nil, nil
+	}
+	err := b.ForEach(func(k, v []byte) error {
+		var n model.Network
+		if err := json.Unmarshal(v, &n); err != nil {
+			return fmt.Errorf("decode network %s: %w", k, err)
+		}
+		out = append(out, &n)
+		return nil
+	})
+	return out, err
+}
+
+// Container returns the named container, or nil.
+func (t *Tx) Container(name string) (*model.Container, error) {
+	b := t.bucket(bContainers)
+	if b == nil {
+		return nil, nil
+	}
+	v := b.Get([]byte(name))
+	if v == nil {
+		return nil, nil
+	}
+	var c model.Container
+	if err := json.Unmarshal(v, &c); err != nil {
+		return nil, fmt.Errorf("decode container %s: %w", name, err)
+	}
+	return &c, nil
+}
+
+// Containers returns every container, by name.
+func (t *Tx) Containers() ([]*model.Container, error) {
+	var out []*model.Container
+	b := t.bucket(bContainers)
+	if b == nil {
+		return nil, nil
+	}
+	err := b.ForEach(func(k, v []byte) error {
+		var c model.Container
+		if err := json.Unmarshal(v, &c); err != nil {
+			return fmt.Errorf("decode container %s: %w", k, err)
+		}
+		out = append(out, &c)
+		return nil
+	})
+	return out, err
+}
+
+// ContainerCount returns the number of containers without decoding them.
+func (t *Tx) ContainerCount() int {
+	if b := t.bucket(bContainers); b != nil {
+		return b.Stats().KeyN
+	}
+	return 0
+}
+
+// UsedAddrs yields the addresses taken on a network, ascending.
+func (t *Tx) UsedAddrs(network string) iter.Seq[netip.Addr] {
+	return func(yield func(netip.Addr) bool) {
+		root := t.bucket(bAddrs)
+		if root == nil {
+			return
+		}
+		b := root.Bucket([]byte(network))
+		if b == nil {
+			return
+		}
+		c := b.Cursor()
+		for k, _ := c.First(); k != nil; k, _ = c.Next() {
+			if len(k) != 4 || !yield(netip.AddrFrom4([4]byte(k))) {
+				return
+			}
+		}
+	}
+}
+
+// AddrOwner returns the container holding addr on network.
+func (t *Tx) AddrOwner(network string, addr netip.Addr) (string, bool) {
+	root := t.bucket(bAddrs)
+	if root == nil {
+		return "", false
+	}
+	b := root.Bucket([]byte(network))
+	if b == nil {
+		return "", false
+	}
+	k := addr.As4()
+	v := b.Get(k[:])
+	return string(v), v != nil
+}
+
+// HostIfOwner returns the container whose endpoint uses the host interface.
+func (t *Tx) HostIfOwner(name string) (string, bool) {
+	b := t.bucket(bHostIfs)
+	if b == nil {
+		return "", false
+	}
+	v := b.Get([]byte(name))
+	return string(v), v != nil
+}
+
+func (t *Tx) putNetwork(n *model.Network) error {
+	v, err := json.Marshal(n)
+	if err != nil {
+		return err
+	}
+	return t.bucket(bNetworks).Put([]byte(n.Name), v)
+}
+
+func (t *Tx) delNetwork(name string) error {
+	if err := t.bucket(bNetworks).Delete([]byte(name)); err != nil {
+		return err
+	}
+	if err := t.bucket(bAddrs).DeleteBucket([]byte(name)); err != nil && !errors.Is(err, bolt.ErrBucketNotFound) {
+		return err
+	}
+	return nil
+}
+
+func (t *Tx) putContainer(c *model.Container) error {
+	if err := t.delContainer(c.Name); err != nil {
+		return err
+	}
+	v, err := json.Marshal(c)
+	if err != nil {
+		return err
+	}
+	if err := t.bucket(bContainers).Put([]byte(c.Name), v); err != nil {
+		return err
+	}
+	for _, ep := range c.Endpoints {
+		b, err := t.bucket(bAddrs).CreateBucketIfNotExists([]byte(ep.Network))
+		if err != nil {
+			return err
+		}
+		k := ep.Addr.As4()
+		if err := b.Put(k[:], []byte(c.Name)); err != nil {
+			return err
+		}
+		if err := t.bucket(bHostIfs).Put([]byte(ep.HostIf), []byte(c.Name)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (t *Tx) delContainer(name string) error {
+	old, err := t.Container(name)
+	if err != nil || old == nil {
+		return err
+	}
+	for _, ep := range old.Endpoints {
+		if b := t.bucket(bAddrs).Bucket([]byte(ep.Network)); b != nil {
+			k := ep.Addr.As4()
+			if err := b.Delete(k[:]); err != nil {
+				return err
+			}
+		}
+		if err := t.bucket(bHostIfs).Delete([]byte(ep.HostIf)); err != nil {
+			return err
+		}
+	}
+	return t.bucket(bContainers).Delete([]byte(name))
+}
+
+// Apply commits a change set: networks first, then containers.
+func (t *Tx) Apply(ch model.Changes) error {
+	for name, n := range ch.Networks {
+		var err error
+		if n == nil {
+			err = t.delNetwork(name)
+		} else {
+			err = t.putNetwork(n)
+		}
+		if err != nil {
+			return fmt.Errorf("commit network %s: %w", name, err)
+		}
+	}
+	for name, c := range ch.Containers {
+		var err error
+		if c == nil {
+			err = t.delContainer(name)
+		} else {
+			err = t.putContainer(c)
+		}
+		if err != nil {
+			return fmt.Errorf("commit container %s: %w", name, err)
+		}
+	}
+	if ch.EndpointGen > t.EndpointGen() {
+		return t.setEndpointGen(ch.EndpointGen)
+	}
+	return nil
+}
+
+// PutIntent stores an intent and assigns its ID.
+func (t *Tx) PutIntent(in *model.Intent) error {
+	b := t.bucket(bIntents)
+	id, err := b.NextSequence()
+	if err != nil {
+		return err
+	}
+	in.ID = id
+	v, err := json.Marshal(in)
+	if err != nil {
+		return err
+	}
+	return b.Put(binary.BigEndian.AppendUint64(nil, id), v)
+}
+
+// DelIntent removes an intent.
+func (t *Tx) DelIntent(id uint64) error {
+	return t.bucket(bIntents).Delete(binary.BigEndian.AppendUint64(nil, id))
+}
+
+// HasIntents reports whether any intent is recorded, without decoding.
+func (t *Tx) HasIntents() bool {
+	b := t.bucket(bIntents)
+	if b == nil {
+		return false
+	}
+	k, _ := b.Cursor().First()
+	return k != nil
+}
+
+// Intents returns every recorded intent, oldest first.
+func (t *Tx) Intents() ([]*model.Intent, error) {
+	var out []*model.Intent
+	b := t.bucket(bIntents)
+	if b == nil {
+		return nil, nil
+	}
+	err := b.ForEach(func(k, v []byte) error {
+		var in model.Intent
+		if err := json.Unmarshal(v, &in); err != nil {
+			return fmt.Errorf("decode intent %x: %w", k, err)
+		}
+		out = append(out, &in)
+		return nil
+	})
+	return out, err
+}
+
+// Attached returns the names of containers with an endpoint on network,
+// sorted and without duplicates.
+func (t *Tx) Attached(network string) []string {
+	root := t.bucket(bAddrs)
+	if root == nil {
+		return nil
+	}
+	b := root.Bucket([]byte(network))
+	if b == nil {
+		return nil
+	}
+	seen := map[string]bool{}
+	var out []string
+	b.ForEach(func(_, v []byte) error {
+		if !seen[string(v)] {
+			seen[string(v)] = true
+			out = append(out, string(v))
+		}
+		return nil
+	})
+	slices.Sort(out)
+	return out
+}

@@ -1,0 +1,161 @@
+// Package testenv runs privileged tests inside a sandbox that can never
+// touch the machine's own network.
+//
+// Main, called from a package's TestMain, re-executes the test binary in
+// fresh network and mount namespaces when running as root. Every thread of
+// the child is born inside the sandbox, so no test ever switches a thread's
+// namespace. The child makes / recursively private, mounts tmpfs over
+// /run/netns and /etc/netns, brings lo up and enables ip_forward (both per
+// namespace), then runs the tests. When not root, tests that need the
+// sandbox skip with a message saying how to run them.
+package testenv
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+const envSandbox = "CNET_TEST_SANDBOX_PARENT_NETNS"
+
+// Main is the body of TestMain for packages with privileged tests.
+func Main(m *testing.M) {
+	if os.Geteuid() != 0 {
+		os.Exit(m.Run())
+	}
+	if os.Getenv(envSandbox) == "" {
+		os.Exit(reexec())
+	}
+	if err := setup(); err != nil {
+		fmt.Fprintf(os.Stderr, "testenv: sandbox setup: %v\n", err)
+		os.Exit(1)
+	}
+	os.Exit(m.Run())
+}
+
+func reexec() int {
+	ino, err := netnsInode("/proc/self/ns/net")
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "testenv: %v\n", err)
+		return 1
+	}
+	runtime.LockOSThread() // Pdeathsig follows the thread that forked
+	cmd := exec.Command("/proc/self/exe", os.Args[1:]...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	cmd.Env = append(os.Environ(), envSandbox+"="+strconv.FormatUint(ino, 10))
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Cloneflags: unix.CLONE_NEWNET | unix.CLONE_NEWNS,
+		Pdeathsig:  syscall.SIGKILL,
+	}
+	err = cmd.Run()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode()
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "testenv: re-exec into sandbox: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func setup() error {
+	// Nothing mounted from here on may propagate to the real mount namespace.
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+		return fmt.Errorf("make / private: %w", err)
+	}
+	for _, d := range []string{"/run/netns", "/etc/netns"} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
+		if err := unix.Mount("tmpfs", d, "tmpfs", 0, "mode=0755"); err != nil {
+			return fmt.Errorf("mount tmpfs on %s: %w", d, err)
+		}
+	}
+	lo, err := netlink.LinkByName("lo")
+	if err != nil {
+		return err
+	}
+	if err := netlink.LinkSetUp(lo); err != nil {
+		return err
+	}
+	return os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("1"), 0o644)
+}
+
+// InSandbox reports whether this process runs inside the test sandbox.
+func InSandbox() bool { return os.Geteuid() == 0 && os.Getenv(envSandbox) != "" }
+
+// RequirePrivileged skips t unless it runs as root inside the sandbox, and
+// fails it if the sandbox is somehow the machine's own network namespace.
+func RequirePrivileged(t testing.TB) {
+	t.Helper()
+	if !InSandbox() {
+		t.Skip("needs root: run sudo go test ./... (tests run in a private network namespace)")
+	}
+	parent, _ := strconv.ParseUint(os.Getenv(envSandbox), 10, 64)
+	self, err := netnsInode("/proc/self/ns/net")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if self == parent {
+		t.Fatalf("refusing to run: this test is in the machine's own network namespace (inode %d)", self)
+	}
+}
+
+func netnsInode(path string) (uint64, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return 0, fmt.Errorf("stat %s: %w", path, err)
+	}
+	return st.Ino, nil
+}
+
+// Run runs a command (ip, nft, ping...) and fails t if it fails.
+func Run(t testing.TB, name string, args ...string) string {
+	t.Helper()
+	out, err := Try(name, args...)
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+// Try runs a command with a 30 s bound and returns its combined output.
+func Try(name string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var buf bytes.Buffer
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Stdout, cmd.Stderr = &buf, &buf
+	err := cmd.Run()
+	return buf.String(), err
+}
+
+// Eventually polls cond every 10 ms until it returns nil or the deadline
+// passes, then fails t with the last error.
+func Eventually(t testing.TB, within time.Duration, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %s: %v", within, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -1,0 +1,146 @@
+package cnet
+
+import (
+	"errors"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/cnetdev/cnet/internal/model"
+	"github.com/cnetdev/cnet/internal/plan"
+	"github.com/cnetdev/cnet/internal/state"
+)
+
+// NetworkSpec asks for a network. Zero fields are chosen for you: the
+// first free /24 of the pool, its first host address as gateway, bridge
+// cnet-NAME, MTU 1500.
+type NetworkSpec struct {
+	Name     string
+	Subnet   netip.Prefix
+	Gateway  netip.Addr
+	Bridge   string
+	Internal bool
+	MTU      int
+}
+
+// Network is a bridge with a subnet.
+type Network struct {
+	Name       string       `json:"name"`
+	Bridge     string       `json:"bridge"`
+	Subnet     netip.Prefix `json:"subnet"`
+	Gateway    netip.Addr   `json:"gateway"`
+	Internal   bool         `json:"internal"`
+	MTU        int          `json:"mtu"`
+	Created    time.Time    `json:"created"`
+	Containers []string     `json:"containers"`
+}
+
+func publicNetwork(n *model.Network, attached []string) *Network {
+	if attached == nil {
+		attached = []string{}
+	}
+	return &Network{Name: n.Name, Bridge: n.Bridge, Subnet: n.Subnet, Gateway: n.Gateway,
+		Internal: n.Internal, MTU: n.MTU, Created: n.Created, Containers: attached}
+}
+
+// CreateNetwork creates a bridge with the gateway address on it, NAT for
+// its subnet (unless Internal), and isolation from other networks.
+// Equivalent to:
+//
+//	ip link add BRIDGE type bridge && ip addr add GATEWAY/LEN dev BRIDGE && ip link set BRIDGE up
+//	nft add element inet cnet masq { SUBNET }   (and the other sets)
+//	sysctl -w net.ipv4.ip_forward=1
+func (e *Engine) CreateNetwork(spec NetworkSpec) (*Network, error) {
+	p, err := e.mutate(func(env *plan.Env) (*plan.Plan, error) {
+		return plan.CreateNetwork(env, plan.NetworkReq(spec))
+	})
+	if err != nil {
+		return nil, err
+	}
+	e.warnForwardPolicy(p.Network)
+	return publicNetwork(p.Network, nil), nil
+}
+
+// RemoveNetwork deletes a network. It refuses while containers are
+// attached unless force, which disconnects them first.
+func (e *Engine) RemoveNetwork(name string, force bool) error {
+	_, err := e.mutate(func(env *plan.Env) (*plan.Plan, error) {
+		return plan.RemoveNetwork(env, name, force)
+	})
+	return err
+}
+
+// Networks lists every network, by name.
+func (e *Engine) Networks() ([]*Network, error) {
+	var out []*Network
+	err := e.read(func(tx *state.Tx) error {
+		nets, err := tx.Networks()
+		for _, n := range nets {
+			out = append(out, publicNetwork(n, tx.Attached(n.Name)))
+		}
+		return err
+	})
+	return out, err
+}
+
+// Network returns one network.
+func (e *Engine) Network(name string) (*Network, error) {
+	var out *Network
+	err := e.read(func(tx *state.Tx) error {
+		n, err := tx.Network(name)
+		if err != nil {
+			return err
+		}
+		if n == nil {
+			return notFound("network", name, "see `cnet network ls`")
+		}
+		out = publicNetwork(n, tx.Attached(name))
+		return nil
+	})
+	return out, err
+}
+
+// read runs fn against committed state under the shared lock. If a dead
+// process left work unfinished, or the machine rebooted, it first takes
+// the exclusive lock and recovers.
+func (e *Engine) read(fn func(tx *state.Tx) error) error {
+	st, err := state.OpenShared(e.opts.StateDir, e.opts.RunDir)
+	if errors.Is(err, state.ErrNoState) {
+		return fn(nil)
+	}
+	if err != nil {
+		return err
+	}
+	var stale bool
+	st.View(func(tx *state.Tx) error {
+		id := e.bootID()
+		stale = tx.HasIntents() || id != "" && tx.BootID() != "" && tx.BootID() != id
+		return nil
+	})
+	if stale {
+		st.Close()
+		if s, err := e.openSession(); err == nil {
+			for _, msg := range s.recover() {
+				e.opts.Notify(msg)
+			}
+			s.close()
+		}
+		if st, err = state.OpenShared(e.opts.StateDir, e.opts.RunDir); err != nil {
+			return err
+		}
+	}
+	defer st.Close()
+	return st.View(fn)
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+func joinNames(names []string) string { return strings.Join(names, ", ") }

@@ -1,0 +1,367 @@
+package cnet
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"syscall"
+
+	"github.com/cnetdev/cnet/internal/errs"
+	"github.com/cnetdev/cnet/internal/firewall"
+	"github.com/cnetdev/cnet/internal/model"
+	"github.com/cnetdev/cnet/internal/nsfiles"
+	"github.com/cnetdev/cnet/internal/plan"
+	"github.com/cnetdev/cnet/internal/state"
+)
+
+// machine is what the engine needs from the kernel and the file system.
+// internal/kernel implements it; internal/fakekernel records it for tests
+// that run without root.
+type machine interface {
+	plan.Facts
+	EnsureNetns(model.NetnsSpec) error
+	RemoveNetns(model.NetnsSpec) error
+	EnsureBridge(model.BridgeSpec) error
+	RemoveBridge(model.BridgeSpec) error
+	EnsureEndpoint(model.EndpointSpec) error
+	RemoveEndpoint(model.EndpointSpec) error
+	EnsureRoute(model.RouteSpec) error
+	RemoveRoute(model.RouteSpec) error
+	SyncFirewall(firewall.Ruleset) error
+	FirewallPresent() (bool, error)
+	WriteFiles(*model.FilesSpec) error
+	RemoveFiles(name string) error
+	EnableForwarding() (bool, error)
+	Close()
+
+	// What `cnet gc` inspects.
+	CheckBridge(model.BridgeSpec) (string, error)
+	CheckFirewall(firewall.Ruleset) (string, error)
+	ForwardDrops() ([]string, error)
+	MarkedLinks() (map[string]string, error)
+	MarkedNetns() (map[string]string, error)
+	MarkedFiles() []string
+	FilesPresent(name string) bool
+}
+
+// session is one open state store and kernel handle set, for the length
+// of one public call.
+type session struct {
+	e  *Engine
+	st *state.Store
+	k  machine
+}
+
+func (e *Engine) openSession() (*session, error) {
+	if os.Geteuid() != 0 {
+		return nil, fmt.Errorf("cnet changes network namespaces, links and nftables: %w (run it with sudo)", errs.ErrNotPermitted)
+	}
+	st, err := state.Open(e.opts.StateDir, e.opts.RunDir)
+	if err != nil {
+		if errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM) {
+			return nil, fmt.Errorf("%w: %w (run it with sudo)", err, errs.ErrNotPermitted)
+		}
+		return nil, err
+	}
+	return &session{e: e, st: st, k: e.newKernel()}, nil
+}
+
+func (s *session) close() {
+	s.k.Close()
+	s.st.Close()
+}
+
+func (s *session) env(tx *state.Tx) *plan.Env {
+	return &plan.Env{
+		Instance: s.e.instance,
+		View:     tx,
+		Facts:    s.k,
+		Upstream: nsfiles.ReadUpstream(s.e.opts.hostResolv, s.e.opts.systemdResolv),
+		Pool:     s.e.opts.Pool,
+		PoolBits: s.e.opts.PoolBits,
+		Now:      s.e.now().UTC(),
+	}
+}
+
+// mutate runs one transaction: recover what a dead process left, plan
+// under the lock, write the intent, apply the steps, commit.
+func (e *Engine) mutate(build func(env *plan.Env) (*plan.Plan, error)) (*plan.Plan, error) {
+	s, err := e.openSession()
+	if err != nil {
+		return nil, err
+	}
+	defer s.close()
+	for _, msg := range s.recover() {
+		e.opts.Notify(msg)
+	}
+	return s.apply(build)
+}
+
+func (s *session) apply(build func(env *plan.Env) (*plan.Plan, error)) (*plan.Plan, error) {
+	var (
+		p       *plan.Plan
+		in      model.Intent
+		oldNets []*model.Network
+	)
+	err := s.st.Update(false, func(tx *state.Tx) error {
+		var err error
+		if p, err = build(s.env(tx)); err != nil {
+			return err
+		}
+		if oldNets, err = tx.Networks(); err != nil {
+			return err
+		}
+		if len(p.Steps) == 0 {
+			return nil
+		}
+		in = model.Intent{Op: p.Op, Direction: p.Direction, Steps: p.Steps, Changes: p.Changes, PID: os.Getpid(), Started: s.e.now().UTC()}
+		return tx.PutIntent(&in)
+	})
+	if err != nil {
+		return nil, err
+	}
+	newNets := applyNetworks(oldNets, p.Changes)
+	if err := s.hook(p.Op, 0); err != nil {
+		return nil, s.abort(p, &in, nil, oldNets, err)
+	}
+	for i, step := range p.Steps {
+		done := p.Steps[:i+1] // pushed before Do: undo must be safe even if Do half ran
+		err := s.do(step, newNets)
+		if err == nil {
+			err = s.hook(p.Op, i+1)
+		}
+		if err != nil {
+			return nil, s.abort(p, &in, done, oldNets, err)
+		}
+	}
+	err = s.st.Update(true, func(tx *state.Tx) error {
+		if err := tx.Apply(p.Changes); err != nil {
+			return err
+		}
+		if err := s.markBoot(tx); err != nil {
+			return err
+		}
+		if in.ID != 0 {
+			return tx.DelIntent(in.ID)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, s.abort(p, &in, p.Steps, oldNets, fmt.Errorf("commit state: %w", err))
+	}
+	return p, nil
+}
+
+func (s *session) hook(op string, step int) error {
+	if s.e.opts.Hook == nil {
+		return nil
+	}
+	return s.e.opts.Hook(op, step)
+}
+
+// abort undoes done in reverse and drops the intent. If the undo fails too,
+// the intent stays for the next command or `cnet gc`.
+func (s *session) abort(p *plan.Plan, in *model.Intent, done []model.Step, oldNets []*model.Network, cause error) error {
+	var undoErrs []error
+	for i := len(done) - 1; i >= 0; i-- {
+		if err := s.undo(done[i], oldNets); err != nil {
+			undoErrs = append(undoErrs, fmt.Errorf("undo %s %s: %w", done[i].Action, done[i].Kind, err))
+		}
+	}
+	if len(undoErrs) > 0 {
+		return &errs.RepairError{Op: p.Op, Cause: cause, Rollback: errors.Join(undoErrs...)}
+	}
+	if in.ID != 0 {
+		if err := s.st.Update(false, func(tx *state.Tx) error { return tx.DelIntent(in.ID) }); err != nil {
+			return &errs.RepairError{Op: p.Op, Cause: cause, Rollback: err}
+		}
+	}
+	return cause
+}
+
+// do applies one step. nets is the state of networks after the operation,
+// from which the firewall is computed.
+func (s *session) do(st model.Step, nets []*model.Network) error {
+	k := s.k
+	switch st.Kind {
+	case model.KindNetns:
+		if st.Action == model.Del {
+			return k.RemoveNetns(*st.Netns)
+		}
+		return k.EnsureNetns(*st.Netns)
+	case model.KindBridge:
+		if st.Action == model.Del {
+			return k.RemoveBridge(*st.Bridge)
+		}
+		return k.EnsureBridge(*st.Bridge)
+	case model.KindEndpoint:
+		if st.Action == model.Del {
+			return k.RemoveEndpoint(*st.Endpoint)
+		}
+		return k.EnsureEndpoint(*st.Endpoint)
+	case model.KindRoute:
+		if st.Action == model.Del {
+			return k.RemoveRoute(*st.Route)
+		}
+		return k.EnsureRoute(*st.Route)
+	case model.KindFiles:
+		if st.Action == model.Del {
+			return k.RemoveFiles(st.Files.Name)
+		}
+		return k.WriteFiles(st.Files)
+	case model.KindFirewall:
+		return k.SyncFirewall(firewall.FromNetworks(nets))
+	case model.KindForwarding:
+		changed, err := k.EnableForwarding()
+		if changed {
+			s.e.opts.Notify("enabled IPv4 forwarding (net.ipv4.ip_forward=1) so containers can reach beyond the host")
+		}
+		return err
+	}
+	return fmt.Errorf("unknown step kind %q", st.Kind)
+}
+
+// undo reverses one step. nets is the state of networks before the
+// operation.
+func (s *session) undo(st model.Step, nets []*model.Network) error {
+	k := s.k
+	switch st.Kind {
+	case model.KindNetns:
+		if st.Action == model.Del {
+			// Deleting a namespace is the point of no return (its
+			// processes' network is gone), so it is always a plan's last
+			// step and nothing after it can fail.
+			return nil
+		}
+		return k.RemoveNetns(*st.Netns)
+	case model.KindBridge:
+		if st.Action == model.Del {
+			return k.EnsureBridge(*st.Bridge)
+		}
+		return k.RemoveBridge(*st.Bridge)
+	case model.KindEndpoint:
+		if st.Action == model.Del {
+			return k.EnsureEndpoint(*st.Endpoint)
+		}
+		return k.RemoveEndpoint(*st.Endpoint)
+	case model.KindRoute:
+		if st.Action == model.Del {
+			return k.EnsureRoute(*st.Route)
+		}
+		return k.RemoveRoute(*st.Route)
+	case model.KindFiles:
+		if st.Prev != nil {
+			return k.WriteFiles(st.Prev)
+		}
+		return k.RemoveFiles(st.Files.Name)
+	case model.KindFirewall:
+		return k.SyncFirewall(firewall.FromNetworks(nets))
+	case model.KindForwarding:
+		return nil // other software may rely on forwarding too: never switched back off
+	}
+	return fmt.Errorf("unknown step kind %q", st.Kind)
+}
+
+// applyNetworks returns nets with the network changes of ch applied.
+func applyNetworks(nets []*model.Network, ch model.Changes) []*model.Network {
+	var out []*model.Network
+	for _, n := range nets {
+		if _, changed := ch.Networks[n.Name]; !changed {
+			out = append(out, n)
+		}
+	}
+	for _, n := range ch.Networks {
+		if n != nil {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func (s *session) markBoot(tx *state.Tx) error {
+	if id := s.e.bootID(); id != "" && tx.BootID() != id {
+		return tx.SetBootID(id)
+	}
+	return nil
+}
+
+// recover resolves intents left by processes that died mid-operation and
+// rebuilds networks after a reboot. It reports what it did; failures are
+// reported and left for `cnet gc`, so one stuck object never blocks every
+// command.
+func (s *session) recover() []string {
+	var (
+		pending     bool
+		bootChanged bool
+	)
+	s.st.View(func(tx *state.Tx) error {
+		pending = tx.HasIntents()
+		id := s.e.bootID()
+		bootChanged = id != "" && tx.BootID() != "" && tx.BootID() != id
+		return nil
+	})
+	var done []string
+	if pending {
+		done = append(done, s.resolveIntents()...)
+	}
+	if bootChanged {
+		done = append(done, s.afterReboot()...)
+	}
+	return done
+}
+
+func (s *session) resolveIntents() []string {
+	var intents []*model.Intent
+	var nets []*model.Network
+	if err := s.st.View(func(tx *state.Tx) error {
+		var err error
+		if intents, err = tx.Intents(); err != nil {
+			return err
+		}
+		nets, err = tx.Networks()
+		return err
+	}); err != nil {
+		return []string{fmt.Sprintf("could not read unfinished operations: %v", err)}
+	}
+	var out []string
+	for _, in := range intents {
+		var stepErrs []error
+		if in.Direction == model.Rollforward {
+			newNets := applyNetworks(nets, in.Changes)
+			for _, st := range in.Steps {
+				if err := s.do(st, newNets); err != nil {
+					stepErrs = append(stepErrs, err)
+				}
+			}
+		} else {
+			for i := len(in.Steps) - 1; i >= 0; i-- {
+				if err := s.undo(in.Steps[i], nets); err != nil {
+					stepErrs = append(stepErrs, err)
+				}
+			}
+		}
+		if len(stepErrs) > 0 {
+			out = append(out, fmt.Sprintf("could not finish interrupted %q (pid %d): %v; run `cnet gc`", in.Op, in.PID, errors.Join(stepErrs...)))
+			continue
+		}
+		err := s.st.Update(true, func(tx *state.Tx) error {
+			if in.Direction == model.Rollforward {
+				if err := tx.Apply(in.Changes); err != nil {
+					return err
+				}
+			}
+			return tx.DelIntent(in.ID)
+		})
+		if err != nil {
+			out = append(out, fmt.Sprintf("could not record recovery of %q: %v", in.Op, err))
+			continue
+		}
+		if in.Direction == model.Rollforward {
+			nets = applyNetworks(nets, in.Changes)
+			out = append(out, fmt.Sprintf("finished %q interrupted in process %d", in.Op, in.PID))
+		} else {
+			out = append(out, fmt.Sprintf("undid %q interrupted in process %d", in.Op, in.PID))
+		}
+	}
+	return out
+}
