@@ -71,8 +71,9 @@ type Engine struct {
 	opts     Options
 	instance string
 	// newKernel is replaced by tier-2 tests with a recording fake.
-	newKernel func() machine
-	now       func() time.Time
+	newKernel   func() machine
+	now         func() time.Time
+	requireRoot bool
 }
 
 // Open returns an Engine for opts. It does not touch the machine.
@@ -108,7 +109,7 @@ func Open(opts Options) (*Engine, error) {
 	def(&opts.hostResolv, nsfiles.HostResolv)
 	def(&opts.systemdResolv, nsfiles.SystemdResolv)
 	def(&opts.bootIDPath, "/proc/sys/kernel/random/boot_id")
-	e := &Engine{opts: opts, instance: names.Instance(opts.StateDir), now: time.Now}
+	e := &Engine{opts: opts, instance: names.Instance(opts.StateDir), now: time.Now, requireRoot: true}
 	e.newKernel = func() machine {
 		return kernel.New(opts.netnsDir, opts.filesDir, names.FileMarker(e.instance))
 	}

@@ -123,8 +123,13 @@ func (e *Engine) GC(dryRun bool) (*GCReport, error) {
 				continue
 			}
 			spec := s.endpointSpec(c, n, ep)
-			if ok, alias, err := s.k.Link(ep.HostIf); err == nil && (!ok || alias != spec.Mark) {
-				act(GCAction{Action: "repair", Object: "endpoint " + c.Name + " on " + n.Name, Reason: "veth " + ep.HostIf + " is missing"},
+			problem, err := s.k.CheckEndpoint(spec)
+			if err != nil {
+				r.Actions = append(r.Actions, GCAction{Action: "repair", Object: "endpoint " + c.Name + " on " + n.Name, Reason: "cannot repair", Error: err.Error()})
+				continue
+			}
+			if problem != "" {
+				act(GCAction{Action: "repair", Object: "endpoint " + c.Name + " on " + n.Name, Reason: problem},
 					func() error { return s.k.EnsureEndpoint(spec) })
 			}
 		}
@@ -240,7 +245,7 @@ func (s *session) afterReboot() []string {
 		failed = append(failed, "firewall: "+err.Error())
 	}
 	if forward {
-		if _, err := s.k.EnableForwarding(); err != nil {
+		if _, err := s.k.SetForwarding(true); err != nil {
 			failed = append(failed, err.Error())
 		}
 	}

@@ -31,11 +31,12 @@ type machine interface {
 	FirewallPresent() (bool, error)
 	WriteFiles(*model.FilesSpec) error
 	RemoveFiles(name string) error
-	EnableForwarding() (bool, error)
+	SetForwarding(on bool) (bool, error)
 	Close()
 
 	// What `cnet gc` inspects.
 	CheckBridge(model.BridgeSpec) (string, error)
+	CheckEndpoint(model.EndpointSpec) (string, error)
 	CheckFirewall(firewall.Ruleset) (string, error)
 	ForwardDrops() ([]string, error)
 	MarkedLinks() (map[string]string, error)
@@ -53,7 +54,7 @@ type session struct {
 }
 
 func (e *Engine) openSession() (*session, error) {
-	if os.Geteuid() != 0 {
+	if e.requireRoot && os.Geteuid() != 0 {
 		return nil, fmt.Errorf("cnet changes network namespaces, links and nftables: %w (run it with sudo)", errs.ErrNotPermitted)
 	}
 	st, err := state.Open(e.opts.StateDir, e.opts.RunDir)
@@ -131,6 +132,11 @@ func (s *session) apply(build func(env *plan.Env) (*plan.Plan, error)) (*plan.Pl
 			err = s.hook(p.Op, i+1)
 		}
 		if err != nil {
+			if irreversible(done) {
+				// Past the point of no return: leave the intent, which
+				// the next command or `cnet gc` rolls forward.
+				return nil, &errs.RepairError{Op: p.Op, Cause: err, Rollback: errors.New("a namespace was already deleted, so the operation can only be finished")}
+			}
 			return nil, s.abort(p, &in, done, oldNets, err)
 		}
 	}
@@ -147,9 +153,24 @@ func (s *session) apply(build func(env *plan.Env) (*plan.Plan, error)) (*plan.Pl
 		return nil
 	})
 	if err != nil {
-		return nil, s.abort(p, &in, p.Steps, oldNets, fmt.Errorf("commit state: %w", err))
+		err = fmt.Errorf("commit state: %w", err)
+		if irreversible(p.Steps) {
+			return nil, &errs.RepairError{Op: p.Op, Cause: err, Rollback: errors.New("a namespace was already deleted, so the operation can only be finished")}
+		}
+		return nil, s.abort(p, &in, p.Steps, oldNets, err)
 	}
 	return p, nil
+}
+
+// irreversible reports whether done deleted a namespace: its processes'
+// network is gone for good, so the operation can only go forward.
+func irreversible(done []model.Step) bool {
+	for _, st := range done {
+		if st.Kind == model.KindNetns && st.Action == model.Del {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *session) hook(op string, step int) error {
@@ -212,7 +233,7 @@ func (s *session) do(st model.Step, nets []*model.Network) error {
 	case model.KindFirewall:
 		return k.SyncFirewall(firewall.FromNetworks(nets))
 	case model.KindForwarding:
-		changed, err := k.EnableForwarding()
+		changed, err := k.SetForwarding(true)
 		if changed {
 			s.e.opts.Notify("enabled IPv4 forwarding (net.ipv4.ip_forward=1) so containers can reach beyond the host")
 		}
@@ -257,7 +278,8 @@ func (s *session) undo(st model.Step, nets []*model.Network) error {
 	case model.KindFirewall:
 		return k.SyncFirewall(firewall.FromNetworks(nets))
 	case model.KindForwarding:
-		return nil // other software may rely on forwarding too: never switched back off
+		_, err := k.SetForwarding(false) // planned only when it was off
+		return err
 	}
 	return fmt.Errorf("unknown step kind %q", st.Kind)
 }

@@ -205,8 +205,11 @@ func (k *Kernel) WriteFiles(f *model.FilesSpec) error { return nsfiles.Write(k.F
 // RemoveFiles removes /etc/netns/NAME.
 func (k *Kernel) RemoveFiles(name string) error { return nsfiles.Remove(k.FilesDir, k.Marker, name) }
 
-// EnableForwarding sets net.ipv4.ip_forward=1.
-func (k *Kernel) EnableForwarding() (bool, error) { return link.EnableForwarding() }
+// SetForwarding switches net.ipv4.ip_forward.
+func (k *Kernel) SetForwarding(on bool) (bool, error) { return link.SetForwarding(on) }
+
+// Forwarding reports whether net.ipv4.ip_forward is on.
+func (k *Kernel) Forwarding() bool { return link.Forwarding() }
 
 // HostPrefixes lists the host's addresses and routes.
 func (k *Kernel) HostPrefixes(skip map[string]bool) ([]netip.Prefix, error) {
@@ -284,6 +287,33 @@ func (k *Kernel) CheckBridge(b model.BridgeSpec) (string, error) {
 		}
 	}
 	return "bridge " + b.Name + " lacks its gateway address " + b.Gateway.String(), nil
+}
+
+// CheckEndpoint describes what an endpoint lacks ("" when complete): its
+// host veth, its place on the bridge, its up state.
+func (k *Kernel) CheckEndpoint(ep model.EndpointSpec) (string, error) {
+	h, err := k.Host()
+	if err != nil {
+		return "", err
+	}
+	l, mark, err := link.Lookup(h, ep.HostIf)
+	if err != nil {
+		return "", err
+	}
+	if l == nil || mark != ep.Mark {
+		return "veth " + ep.HostIf + " is missing", nil
+	}
+	br, _, err := link.Lookup(h, ep.Bridge)
+	if err != nil {
+		return "", err
+	}
+	if br == nil || l.Attrs().MasterIndex != br.Attrs().Index {
+		return "veth " + ep.HostIf + " is not on bridge " + ep.Bridge, nil
+	}
+	if l.Attrs().Flags&net.FlagUp == 0 {
+		return "veth " + ep.HostIf + " is down", nil
+	}
+	return "", nil
 }
 
 // CheckFirewall describes how the live table differs from rs.

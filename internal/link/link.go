@@ -169,6 +169,9 @@ func EnsureEndpoint(host, ns *netlink.Handle, nsFd int, ep model.EndpointSpec) e
 	if err := host.LinkSetMasterByIndex(veth, bridge.Attrs().Index); err != nil {
 		return fmt.Errorf("ip link set %s master %s: %w", ep.HostIf, ep.Bridge, err)
 	}
+	if err := host.LinkSetUp(veth); err != nil {
+		return fmt.Errorf("ip link set %s up: %w", ep.HostIf, err)
+	}
 	peer, err := ns.LinkByName(ep.ContainerIf)
 	if err != nil {
 		return fmt.Errorf("find %s in netns %s: %w", ep.ContainerIf, ep.Netns, err)
@@ -227,18 +230,25 @@ func isZeroMask(m net.IPMask) bool {
 // ForwardingPath is the IPv4 forwarding sysctl.
 const ForwardingPath = "/proc/sys/net/ipv4/ip_forward"
 
-// EnableForwarding sets net.ipv4.ip_forward=1 and reports whether it was
-// off. Equivalent to: `sysctl -w net.ipv4.ip_forward=1`.
-func EnableForwarding() (changed bool, err error) {
+// Forwarding reports whether net.ipv4.ip_forward is on.
+// Equivalent to: `sysctl net.ipv4.ip_forward`.
+func Forwarding() bool {
 	cur, err := os.ReadFile(ForwardingPath)
-	if err != nil {
-		return false, fmt.Errorf("read %s: %w", ForwardingPath, err)
-	}
-	if strings.TrimSpace(string(cur)) == "1" {
+	return err == nil && strings.TrimSpace(string(cur)) == "1"
+}
+
+// SetForwarding switches net.ipv4.ip_forward and reports whether it
+// changed. Equivalent to: `sysctl -w net.ipv4.ip_forward=1` (or 0).
+func SetForwarding(on bool) (changed bool, err error) {
+	if Forwarding() == on {
 		return false, nil
 	}
-	if err := os.WriteFile(ForwardingPath, []byte("1\n"), 0o644); err != nil {
-		return false, fmt.Errorf("sysctl -w net.ipv4.ip_forward=1: %w", err)
+	v := "0\n"
+	if on {
+		v = "1\n"
+	}
+	if err := os.WriteFile(ForwardingPath, []byte(v), 0o644); err != nil {
+		return false, fmt.Errorf("sysctl -w net.ipv4.ip_forward=%s: %w", strings.TrimSpace(v), err)
 	}
 	return true, nil
 }

@@ -77,7 +77,7 @@ const (
 	KindRoute      Kind = "route"      // a container's default route
 	KindFiles      Kind = "files"      // /etc/netns/NAME/{resolv.conf,hosts}
 	KindFirewall   Kind = "firewall"   // the whole nftables table, from state
-	KindForwarding Kind = "forwarding" // net.ipv4.ip_forward=1 (never undone)
+	KindForwarding Kind = "forwarding" // net.ipv4.ip_forward=1, planned only when it is off
 )
 
 // Action is what a step does to its object.

@@ -43,6 +43,8 @@ type Facts interface {
 	NetnsState(name string) netns.State
 	// NetnsLinks lists the interface names inside a namespace.
 	NetnsLinks(name string) ([]string, error)
+	// Forwarding reports whether net.ipv4.ip_forward is on.
+	Forwarding() bool
 }
 
 // Env is everything a plan needs besides the request.
@@ -187,7 +189,8 @@ func planNetwork(env *Env, p *Plan, req NetworkReq) (*model.Network, error) {
 	bs := BridgeSpec(env.Instance, n)
 	p.Steps = append(p.Steps, model.Step{Kind: model.KindBridge, Action: model.Add, Bridge: &bs})
 	p.Steps = append(p.Steps, model.Step{Kind: model.KindFirewall, Action: model.Set})
-	if !n.Internal {
+	if !n.Internal && !env.Facts.Forwarding() {
+		// Undone (switched back off) only by a rollback of this plan.
 		p.Steps = append(p.Steps, model.Step{Kind: model.KindForwarding, Action: model.Add})
 	}
 	p.Changes.PutNetwork(n)

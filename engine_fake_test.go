@@ -1,0 +1,435 @@
+package cnet
+
+// Tier 2: the engine against internal/fakekernel, without root.
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cnetdev/cnet/internal/fakekernel"
+	"github.com/cnetdev/cnet/internal/state"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files in testdata")
+
+// fakeEngine returns an engine on a fresh state dir and a fake machine.
+func fakeEngine(t *testing.T) (*Engine, *fakekernel.Kernel) {
+	t.Helper()
+	dir := t.TempDir()
+	resolv := filepath.Join(dir, "resolv.conf")
+	os.WriteFile(resolv, []byte("nameserver 192.0.2.53\n"), 0o644)
+	e, err := Open(Options{StateDir: filepath.Join(dir, "state"), RunDir: filepath.Join(dir, "run"),
+		hostResolv: resolv, systemdResolv: filepath.Join(dir, "none"), bootIDPath: filepath.Join(dir, "boot_id")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "boot_id"), []byte("boot-1\n"), 0o644)
+	k := fakekernel.New()
+	e.newKernel = func() machine { return k }
+	e.requireRoot = false
+	e.instance = "test01" // stable marks for golden files
+	clock := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	e.now = func() time.Time { return clock }
+	return e, k
+}
+
+// dumpState renders committed state for before/after comparisons.
+func dumpState(t *testing.T, e *Engine) string {
+	t.Helper()
+	var b strings.Builder
+	st, err := state.Open(e.opts.StateDir, e.opts.RunDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	st.View(func(tx *state.Tx) error {
+		nets, _ := tx.Networks()
+		for _, n := range nets {
+			fmt.Fprintf(&b, "network %+v attached=%v\n", *n, tx.Attached(n.Name))
+		}
+		cs, _ := tx.Containers()
+		for _, c := range cs {
+			fmt.Fprintf(&b, "container %s adopted=%v dns=%v\n", c.Name, c.Adopted, c.DNS)
+			for _, ep := range c.Endpoints {
+				fmt.Fprintf(&b, "  %+v\n", ep)
+			}
+		}
+		ins, _ := tx.Intents()
+		fmt.Fprintf(&b, "intents=%d\n", len(ins))
+		return nil
+	})
+	return b.String()
+}
+
+func goldenLines(t *testing.T, name string, lines []string) {
+	t.Helper()
+	got := strings.Join(lines, "\n") + "\n"
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (go test -update creates it)", err)
+	}
+	if got != string(want) {
+		t.Errorf("commands differ from %s (go test -update rewrites it)\ngot:\n%s\nwant:\n%s", path, got, want)
+	}
+}
+
+func mustPrefix(s string) netip.Prefix { return netip.MustParsePrefix(s) }
+
+// TestSeedGolden walks the seed's scenario and compares every command the
+// engine ran with a golden file.
+func TestSeedGolden(t *testing.T) {
+	e, k := fakeEngine(t)
+	var lines []string
+	step := func(title string, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%s: %v", title, err)
+		}
+		lines = append(lines, "# "+title)
+		lines = append(lines, k.Lines()...)
+	}
+	_, err := e.CreateNetwork(NetworkSpec{Name: "seed", Subnet: mustPrefix("172.18.0.0/24"), Bridge: "cont-br0"})
+	step("cnet network create seed --subnet 172.18.0.0/24 --bridge cont-br0", err)
+	c1, err := e.CreateContainer(ContainerSpec{Name: "container-1", Network: "seed"})
+	step("cnet create container-1 --network seed", err)
+	c2, err := e.CreateContainer(ContainerSpec{Name: "container-2", Network: "seed"})
+	step("cnet create container-2 --network seed", err)
+	if got := c1.Endpoints[0].Address.String(); got != "172.18.0.2/24" {
+		t.Errorf("container-1 address = %s, want 172.18.0.2/24", got)
+	}
+	if got := c2.Endpoints[0].Address.String(); got != "172.18.0.3/24" {
+		t.Errorf("container-2 address = %s, want 172.18.0.3/24", got)
+	}
+	_, err = e.CreateNetwork(NetworkSpec{Name: "back", Internal: true})
+	step("cnet network create back --internal", err)
+	_, err = e.Connect("back", "container-2", netip.Addr{})
+	step("cnet connect back container-2", err)
+	step("cnet disconnect seed container-2", e.Disconnect("seed", "container-2"))
+	step("cnet rm container-1 container-2", e.RemoveContainers([]string{"container-1", "container-2"}, RemoveOptions{}))
+	step("cnet network rm back", e.RemoveNetwork("back", false))
+	step("cnet network rm seed", e.RemoveNetwork("seed", false))
+	goldenLines(t, "seed.golden", lines)
+	if snap := k.Snapshot(); snap != "firewall:\nforwarding=true\n" {
+		t.Errorf("machine not empty after teardown:\n%s", snap)
+	}
+}
+
+// TestDefaultNetworkOnFirstUse: create without --network makes "cnet"
+// (bridge cnet0) from the pool, once.
+func TestDefaultNetworkOnFirstUse(t *testing.T) {
+	e, k := fakeEngine(t)
+	k.HostRoutes = []netip.Prefix{mustPrefix("10.89.0.0/24")} // the pool's first /24 is in use on the host
+	a, err := e.CreateContainer(ContainerSpec{Name: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := a.Endpoints[0]; got.Network != "cnet" || got.Bridge != "cnet0" || got.Address.String() != "10.89.1.2/24" {
+		t.Errorf("got %+v, want network cnet on cnet0 with 10.89.1.2/24", got)
+	}
+	b, err := e.CreateContainer(ContainerSpec{Name: "b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := b.Endpoints[0].Address.String(); got != "10.89.1.3/24" {
+		t.Errorf("second container got %s, want 10.89.1.3/24", got)
+	}
+	nets, _ := e.Networks()
+	if len(nets) != 1 {
+		t.Errorf("got %d networks, want only the default one", len(nets))
+	}
+}
+
+// Idempotence: once the machine matches state, GC changes nothing; and a
+// repeated create is refused without touching anything.
+func TestIdempotent(t *testing.T) {
+	e, k := fakeEngine(t)
+	if _, err := e.CreateNetwork(NetworkSpec{Name: "n1"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.CreateContainer(ContainerSpec{Name: "a", Network: "n1"}); err != nil {
+		t.Fatal(err)
+	}
+	k.Lines()
+	for i := 0; i < 2; i++ {
+		r, err := e.GC(false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(r.Actions) != 0 {
+			t.Errorf("gc run %d acted on a clean machine: %+v", i+1, r.Actions)
+		}
+		if lines := k.Lines(); len(lines) != 0 {
+			t.Errorf("gc run %d recorded mutations: %v", i+1, lines)
+		}
+	}
+	before := dumpState(t, e)
+	if _, err := e.CreateContainer(ContainerSpec{Name: "a", Network: "n1"}); !errors.Is(err, ErrExists) {
+		t.Errorf("second create: got %v, want ErrExists", err)
+	}
+	if _, err := e.CreateNetwork(NetworkSpec{Name: "n1"}); !errors.Is(err, ErrExists) {
+		t.Errorf("second network create: got %v, want ErrExists", err)
+	}
+	if _, err := e.Connect("n1", "a", netip.Addr{}); !errors.Is(err, ErrExists) {
+		t.Errorf("second connect: got %v, want ErrExists", err)
+	}
+	if lines := k.Lines(); len(lines) != 0 {
+		t.Errorf("refused operations changed the machine: %v", lines)
+	}
+	if after := dumpState(t, e); after != before {
+		t.Errorf("refused operations changed state:\n%s\nwant:\n%s", after, before)
+	}
+}
+
+// scenario is a mutating operation on a prepared machine.
+type scenario struct {
+	name  string
+	setup func(e *Engine) error
+	op    func(e *Engine) error
+}
+
+var scenarios = []scenario{
+	{"network create", nil, func(e *Engine) error {
+		_, err := e.CreateNetwork(NetworkSpec{Name: "n1", Subnet: mustPrefix("172.18.0.0/24")})
+		return err
+	}},
+	{"create with default network", nil, func(e *Engine) error {
+		_, err := e.CreateContainer(ContainerSpec{Name: "a"})
+		return err
+	}},
+	{"create", func(e *Engine) error {
+		_, err := e.CreateNetwork(NetworkSpec{Name: "n1"})
+		return err
+	}, func(e *Engine) error {
+		_, err := e.CreateContainer(ContainerSpec{Name: "a", Network: "n1"})
+		return err
+	}},
+	{"connect", func(e *Engine) error {
+		if _, err := e.CreateNetwork(NetworkSpec{Name: "n1", Internal: true}); err != nil {
+			return err
+		}
+		if _, err := e.CreateNetwork(NetworkSpec{Name: "n2"}); err != nil {
+			return err
+		}
+		_, err := e.CreateContainer(ContainerSpec{Name: "a", Network: "n1"})
+		return err
+	}, func(e *Engine) error {
+		_, err := e.Connect("n2", "a", netip.Addr{})
+		return err
+	}},
+	{"disconnect", func(e *Engine) error {
+		if _, err := e.CreateNetwork(NetworkSpec{Name: "n1"}); err != nil {
+			return err
+		}
+		if _, err := e.CreateNetwork(NetworkSpec{Name: "n2"}); err != nil {
+			return err
+		}
+		if _, err := e.CreateContainer(ContainerSpec{Name: "a", Network: "n1"}); err != nil {
+			return err
+		}
+		_, err := e.Connect("n2", "a", netip.Addr{})
+		return err
+	}, func(e *Engine) error { return e.Disconnect("n1", "a") }},
+	{"rm", func(e *Engine) error {
+		_, err := e.CreateContainer(ContainerSpec{Name: "a"})
+		return err
+	}, func(e *Engine) error { return e.RemoveContainers([]string{"a"}, RemoveOptions{}) }},
+	{"network rm --force", func(e *Engine) error {
+		if _, err := e.CreateNetwork(NetworkSpec{Name: "n1"}); err != nil {
+			return err
+		}
+		if _, err := e.CreateNetwork(NetworkSpec{Name: "n2"}); err != nil {
+			return err
+		}
+		if _, err := e.CreateContainer(ContainerSpec{Name: "a", Network: "n1"}); err != nil {
+			return err
+		}
+		_, err := e.Connect("n2", "a", netip.Addr{})
+		return err
+	}, func(e *Engine) error { return e.RemoveNetwork("n1", true) }},
+}
+
+var errInjected = errors.New("injected failure")
+
+// TestRollbackAtEveryStep injects a failure after each step of each
+// operation. The machine and state must end as they were, and the undo
+// commands must touch the done objects in exactly reverse order.
+func TestRollbackAtEveryStep(t *testing.T) {
+	for _, sc := range scenarios {
+		steps := countSteps(t, sc)
+		for fail := 0; fail <= steps; fail++ {
+			t.Run(fmt.Sprintf("%s/after-step-%d", sc.name, fail), func(t *testing.T) {
+				e, k := fakeEngine(t)
+				if sc.setup != nil {
+					if err := sc.setup(e); err != nil {
+						t.Fatal(err)
+					}
+				}
+				k.Lines()
+				before, beforeState := k.Snapshot(), dumpState(t, e)
+				e.opts.Hook = func(op string, step int) error {
+					if step == fail {
+						return errInjected
+					}
+					return nil
+				}
+				err := sc.op(e)
+				if !errors.Is(err, errInjected) {
+					t.Fatalf("got %v, want the injected failure", err)
+				}
+				if errors.Is(err, ErrNeedsRepair) {
+					// Failed past the point of no return (a namespace was
+					// deleted): the next command must finish the operation.
+					checkFinishes(t, e, k, sc)
+					return
+				}
+				if after := k.Snapshot(); after != before {
+					t.Errorf("machine changed:\n%s\nwant:\n%s", after, before)
+				}
+				if after := dumpState(t, e); after != beforeState {
+					t.Errorf("state changed:\n%s\nwant:\n%s", after, beforeState)
+				}
+				checkReverse(t, k.Ops)
+			})
+		}
+	}
+}
+
+// checkFinishes runs GC and compares the result with a clean run of the
+// same scenario.
+func checkFinishes(t *testing.T, e *Engine, k *fakekernel.Kernel, sc scenario) {
+	t.Helper()
+	e.opts.Hook = nil
+	if _, err := e.GC(false); err != nil {
+		t.Fatal(err)
+	}
+	e0, k0 := fakeEngine(t)
+	if sc.setup != nil {
+		if err := sc.setup(e0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := sc.op(e0); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := k.Snapshot(), k0.Snapshot(); got != want {
+		t.Errorf("after gc the machine is not in the after state:\n%s\nwant:\n%s", got, want)
+	}
+	if got, want := dumpState(t, e), dumpState(t, e0); got != want {
+		t.Errorf("after gc the state is not the after state:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// countSteps runs the scenario once on a fake machine and counts the hook
+// calls.
+func countSteps(t *testing.T, sc scenario) int {
+	e, _ := fakeEngine(t)
+	return stepsOf(t, e, sc)
+}
+
+// stepsOf runs the scenario on e and counts the steps of its operation.
+func stepsOf(t *testing.T, e *Engine, sc scenario) int {
+	t.Helper()
+	if sc.setup != nil {
+		if err := sc.setup(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n := 0
+	e.opts.Hook = func(string, int) error { n++; return nil }
+	if err := sc.op(e); err != nil {
+		t.Fatalf("%s: %v", sc.name, err)
+	}
+	return n - 1 // the hook also runs at step 0, after the intent
+}
+
+// checkReverse: the objects touched while undoing are the objects touched
+// while doing, in reverse order.
+func checkReverse(t *testing.T, ops []fakekernel.Op) {
+	t.Helper()
+	var objs []string
+	for _, o := range ops {
+		objs = append(objs, o.Object)
+	}
+	half := len(objs) / 2
+	if len(objs)%2 != 0 {
+		t.Fatalf("odd number of mutations, undo cannot mirror do: %v", ops)
+	}
+	for i := 0; i < half; i++ {
+		if objs[i] != objs[len(objs)-1-i] {
+			t.Fatalf("undo order is not the reverse of do order: %v", objs)
+		}
+	}
+}
+
+// TestCrashRecovery simulates a process dying after each step (no undo
+// runs; the intent stays), then checks that the next command resolves it:
+// creations roll back to the state before, removals roll forward to the
+// state after.
+func TestCrashRecovery(t *testing.T) {
+	for _, sc := range scenarios {
+		steps := countSteps(t, sc)
+		// The states before and after the operation.
+		e0, k0 := fakeEngine(t)
+		if sc.setup != nil {
+			if err := sc.setup(e0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		beforeMachine, beforeState := k0.Snapshot(), dumpState(t, e0)
+		if err := sc.op(e0); err != nil {
+			t.Fatal(err)
+		}
+		afterMachine, afterState := k0.Snapshot(), dumpState(t, e0)
+		for crash := 0; crash <= steps; crash++ {
+			t.Run(fmt.Sprintf("%s/crash-after-step-%d", sc.name, crash), func(t *testing.T) {
+				e, k := fakeEngine(t)
+				if sc.setup != nil {
+					if err := sc.setup(e); err != nil {
+						t.Fatal(err)
+					}
+				}
+				e.opts.Hook = func(op string, step int) error {
+					if step == crash {
+						panic(errCrash)
+					}
+					return nil
+				}
+				func() {
+					defer func() {
+						if r := recover(); r != errCrash {
+							t.Fatalf("got %v, want the simulated crash", r)
+						}
+					}()
+					sc.op(e)
+				}()
+				e.opts.Hook = nil
+				if _, err := e.GC(false); err != nil {
+					t.Fatal(err)
+				}
+				m, s := k.Snapshot(), dumpState(t, e)
+				switch {
+				case m == beforeMachine && s == beforeState:
+				case m == afterMachine && s == afterState:
+				default:
+					t.Errorf("after recovery the machine is neither before nor after:\n%s\n%s\nbefore:\n%s\n%s\nafter:\n%s\n%s",
+						m, s, beforeMachine, beforeState, afterMachine, afterState)
+				}
+			})
+		}
+	}
+}
+
+var errCrash = errors.New("simulated crash")

@@ -1,0 +1,439 @@
+// Package fakekernel is an in-memory machine for engine tests that run
+// without root. It keeps the objects a real kernel would hold and records
+// every mutation as the `ip`/`nft` command a person would type, so tests
+// compare readable golden sequences. A call that changes nothing records
+// nothing, which is how idempotence is asserted.
+package fakekernel
+
+import (
+	"fmt"
+	"maps"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"github.com/cnetdev/cnet/internal/errs"
+	"github.com/cnetdev/cnet/internal/firewall"
+	"github.com/cnetdev/cnet/internal/model"
+	"github.com/cnetdev/cnet/internal/netns"
+)
+
+// Link is a host link.
+type Link struct {
+	Kind   string // "bridge", "veth", "dummy"
+	Mark   string
+	Master string
+	Addr   netip.Prefix
+	PeerNS string // veth: namespace of the peer
+	Peer   string
+}
+
+// Namespace is a named network namespace.
+type Namespace struct {
+	Mark  string
+	Links map[string]netip.Prefix // container-side links and their address
+	Route string                  // "default via GW dev DEV", or ""
+}
+
+// Op is one recorded mutation.
+type Op struct {
+	Line   string // what a person would type
+	Object string // the object it changes, e.g. "link veth123"
+	Undo   bool   // true when it removes or restores rather than adds
+}
+
+// Kernel is the fake. Its exported maps may be edited by tests to stage
+// a machine (a foreign link, a host route).
+type Kernel struct {
+	Links        map[string]*Link
+	Netns        map[string]*Namespace
+	Files        map[string]model.FilesSpec
+	Firewall     string // firewall.Ruleset.String(), "" when absent
+	Forward      bool
+	HostRoutes   []netip.Prefix
+	ForeignDrops []string
+	Ops          []Op
+	// Fail, if set, is consulted before each mutation; an error fails it.
+	Fail func(line string) error
+}
+
+// New returns an empty machine.
+func New() *Kernel {
+	return &Kernel{Links: map[string]*Link{}, Netns: map[string]*Namespace{}, Files: map[string]model.FilesSpec{}}
+}
+
+func (k *Kernel) record(obj string, undo bool, format string, args ...any) error {
+	line := fmt.Sprintf(format, args...)
+	if k.Fail != nil {
+		if err := k.Fail(line); err != nil {
+			return err
+		}
+	}
+	k.Ops = append(k.Ops, Op{Line: line, Object: obj, Undo: undo})
+	return nil
+}
+
+// Lines returns the recorded commands and forgets them.
+func (k *Kernel) Lines() []string {
+	out := make([]string, len(k.Ops))
+	for i, o := range k.Ops {
+		out[i] = o.Line
+	}
+	k.Ops = nil
+	return out
+}
+
+// Snapshot renders every object, sorted, for before/after comparisons.
+func (k *Kernel) Snapshot() string {
+	var b strings.Builder
+	for _, name := range slices.Sorted(maps.Keys(k.Links)) {
+		l := k.Links[name]
+		fmt.Fprintf(&b, "link %s %s mark=%s master=%s addr=%v peer=%s/%s\n", name, l.Kind, l.Mark, l.Master, l.Addr, l.PeerNS, l.Peer)
+	}
+	for _, name := range slices.Sorted(maps.Keys(k.Netns)) {
+		n := k.Netns[name]
+		fmt.Fprintf(&b, "netns %s mark=%s route=%q\n", name, n.Mark, n.Route)
+		for _, l := range slices.Sorted(maps.Keys(n.Links)) {
+			fmt.Fprintf(&b, "  %s %v\n", l, n.Links[l])
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(k.Files)) {
+		f := k.Files[name]
+		fmt.Fprintf(&b, "files %s\n%s%s", name, f.Resolv, f.Hosts)
+	}
+	fmt.Fprintf(&b, "firewall:\n%sforwarding=%v\n", k.Firewall, k.Forward)
+	return b.String()
+}
+
+// Close does nothing.
+func (k *Kernel) Close() {}
+
+// EnsureNetns implements the engine's machine.
+func (k *Kernel) EnsureNetns(s model.NetnsSpec) error {
+	if n, ok := k.Netns[s.Name]; ok {
+		if n.Mark != s.Mark {
+			return errs.Conflict("namespace", s.Name, "a namespace cnet did not create", "")
+		}
+		return nil
+	}
+	if err := k.record("netns "+s.Name, false, "ip netns add %s && ip -n %s link set lo alias %s up", s.Name, s.Name, s.Mark); err != nil {
+		return err
+	}
+	k.Netns[s.Name] = &Namespace{Mark: s.Mark, Links: map[string]netip.Prefix{}}
+	return nil
+}
+
+// RemoveNetns implements the engine's machine.
+func (k *Kernel) RemoveNetns(s model.NetnsSpec) error {
+	n, ok := k.Netns[s.Name]
+	if !ok {
+		return nil
+	}
+	if n.Mark != s.Mark {
+		return errs.Conflict("namespace", s.Name, "a namespace cnet did not create", "left in place")
+	}
+	if err := k.record("netns "+s.Name, true, "ip netns del %s", s.Name); err != nil {
+		return err
+	}
+	delete(k.Netns, s.Name)
+	for name, l := range k.Links { // veth peers die with the namespace
+		if l.PeerNS == s.Name {
+			delete(k.Links, name)
+		}
+	}
+	return nil
+}
+
+// EnsureBridge implements the engine's machine.
+func (k *Kernel) EnsureBridge(b model.BridgeSpec) error {
+	if l, ok := k.Links[b.Name]; ok {
+		if l.Kind != "bridge" || l.Mark != b.Mark {
+			return errs.Conflict("bridge name", b.Name, "an existing link that cnet did not create", "")
+		}
+		if l.Addr == b.Gateway {
+			return nil
+		}
+		if err := k.record("link "+b.Name, false, "ip addr add %s dev %s", b.Gateway, b.Name); err != nil {
+			return err
+		}
+		l.Addr = b.Gateway
+		return nil
+	}
+	if err := k.record("link "+b.Name, false, "ip link add %s mtu %d up type bridge && ip link set %s alias %s && ip addr add %s dev %s",
+		b.Name, b.MTU, b.Name, b.Mark, b.Gateway, b.Name); err != nil {
+		return err
+	}
+	k.Links[b.Name] = &Link{Kind: "bridge", Mark: b.Mark, Addr: b.Gateway}
+	return nil
+}
+
+// RemoveBridge implements the engine's machine.
+func (k *Kernel) RemoveBridge(b model.BridgeSpec) error { return k.removeLink(b.Name, b.Mark) }
+
+func (k *Kernel) removeLink(name, mark string) error {
+	l, ok := k.Links[name]
+	if !ok {
+		return nil
+	}
+	if l.Mark != mark {
+		return errs.Conflict("link", name, "a link cnet did not create", "left in place")
+	}
+	if err := k.record("link "+name, true, "ip link del %s", name); err != nil {
+		return err
+	}
+	delete(k.Links, name)
+	if l.Kind == "veth" {
+		if n := k.Netns[l.PeerNS]; n != nil {
+			delete(n.Links, l.Peer)
+			if strings.HasSuffix(n.Route, " dev "+l.Peer) {
+				n.Route = ""
+			}
+		}
+	}
+	return nil
+}
+
+// EnsureEndpoint implements the engine's machine.
+func (k *Kernel) EnsureEndpoint(ep model.EndpointSpec) error {
+	n, ok := k.Netns[ep.Netns]
+	if !ok {
+		return fmt.Errorf("open netns %s: no such namespace", ep.Netns)
+	}
+	if _, ok := k.Links[ep.Bridge]; !ok {
+		return fmt.Errorf("find bridge %s: not found", ep.Bridge)
+	}
+	if l, ok := k.Links[ep.HostIf]; ok {
+		if l.Mark != ep.Mark {
+			return errs.Conflict("interface", ep.HostIf, "a link cnet did not create", "")
+		}
+		if l.Master != ep.Bridge {
+			if err := k.record("link "+ep.HostIf, false, "ip link set %s master %s up", ep.HostIf, ep.Bridge); err != nil {
+				return err
+			}
+			l.Master = ep.Bridge
+		}
+	} else {
+		if _, taken := n.Links[ep.ContainerIf]; taken {
+			return errs.Conflict("interface", ep.ContainerIf, "an existing interface in namespace "+ep.Netns, "")
+		}
+		route := ""
+		if ep.DefaultRoute {
+			route = fmt.Sprintf(" && ip -n %s route replace default via %s dev %s", ep.Netns, ep.Gateway, ep.ContainerIf)
+		}
+		if err := k.record("link "+ep.HostIf, false, "ip link add %s mtu %d up type veth peer name %s netns %s && ip link set %s alias %s master %s && ip -n %s addr add %s dev %s && ip -n %s link set %s up%s",
+			ep.HostIf, ep.MTU, ep.ContainerIf, ep.Netns, ep.HostIf, ep.Mark, ep.Bridge, ep.Netns, ep.Addr, ep.ContainerIf, ep.Netns, ep.ContainerIf, route); err != nil {
+			return err
+		}
+		k.Links[ep.HostIf] = &Link{Kind: "veth", Mark: ep.Mark, Master: ep.Bridge, PeerNS: ep.Netns, Peer: ep.ContainerIf}
+		n.Links[ep.ContainerIf] = ep.Addr
+		if ep.DefaultRoute {
+			n.Route = fmt.Sprintf("default via %s dev %s", ep.Gateway, ep.ContainerIf)
+		}
+		return nil
+	}
+	if ep.DefaultRoute {
+		return k.EnsureRoute(model.RouteSpec{Netns: ep.Netns, Dev: ep.ContainerIf, Gateway: ep.Gateway, Src: ep.Addr.Addr()})
+	}
+	return nil
+}
+
+// RemoveEndpoint implements the engine's machine.
+func (k *Kernel) RemoveEndpoint(ep model.EndpointSpec) error { return k.removeLink(ep.HostIf, ep.Mark) }
+
+// EnsureRoute implements the engine's machine.
+func (k *Kernel) EnsureRoute(r model.RouteSpec) error {
+	n, ok := k.Netns[r.Netns]
+	if !ok {
+		return fmt.Errorf("open netns %s: no such namespace", r.Netns)
+	}
+	want := fmt.Sprintf("default via %s dev %s", r.Gateway, r.Dev)
+	if n.Route == want {
+		return nil
+	}
+	if err := k.record("route "+r.Netns, false, "ip -n %s route replace %s", r.Netns, want); err != nil {
+		return err
+	}
+	n.Route = want
+	return nil
+}
+
+// RemoveRoute implements the engine's machine.
+func (k *Kernel) RemoveRoute(r model.RouteSpec) error {
+	n, ok := k.Netns[r.Netns]
+	if !ok || !strings.HasSuffix(n.Route, " dev "+r.Dev) {
+		return nil
+	}
+	if err := k.record("route "+r.Netns, true, "ip -n %s route del default dev %s", r.Netns, r.Dev); err != nil {
+		return err
+	}
+	n.Route = ""
+	return nil
+}
+
+// SyncFirewall implements the engine's machine.
+func (k *Kernel) SyncFirewall(rs firewall.Ruleset) error {
+	want := rs.String()
+	if want == k.Firewall {
+		return nil
+	}
+	var err error
+	if want == "" {
+		err = k.record("firewall", true, "nft delete table inet cnet")
+	} else {
+		err = k.record("firewall", false, "nft -f - # bridges=%v internal=%v masq=%v", rs.Bridges, rs.Internal, rs.Masq)
+	}
+	if err != nil {
+		return err
+	}
+	k.Firewall = want
+	return nil
+}
+
+// FirewallPresent implements the engine's machine.
+func (k *Kernel) FirewallPresent() (bool, error) { return k.Firewall != "", nil }
+
+// WriteFiles implements the engine's machine.
+func (k *Kernel) WriteFiles(f *model.FilesSpec) error {
+	if old, ok := k.Files[f.Name]; ok && old == *f {
+		return nil
+	}
+	if err := k.record("files "+f.Name, false, "write /etc/netns/%s/resolv.conf /etc/netns/%s/hosts (%d addresses)",
+		f.Name, f.Name, strings.Count(f.Hosts, "\t"+f.Name+"\n")); err != nil {
+		return err
+	}
+	k.Files[f.Name] = *f
+	return nil
+}
+
+// RemoveFiles implements the engine's machine.
+func (k *Kernel) RemoveFiles(name string) error {
+	if _, ok := k.Files[name]; !ok {
+		return nil
+	}
+	if err := k.record("files "+name, true, "rm -r /etc/netns/%s", name); err != nil {
+		return err
+	}
+	delete(k.Files, name)
+	return nil
+}
+
+// SetForwarding implements the engine's machine.
+func (k *Kernel) SetForwarding(on bool) (bool, error) {
+	if k.Forward == on {
+		return false, nil
+	}
+	v := 0
+	if on {
+		v = 1
+	}
+	if err := k.record("sysctl", !on, "sysctl -w net.ipv4.ip_forward=%d", v); err != nil {
+		return false, err
+	}
+	k.Forward = on
+	return true, nil
+}
+
+// Forwarding implements plan.Facts.
+func (k *Kernel) Forwarding() bool { return k.Forward }
+
+// HostPrefixes implements plan.Facts.
+func (k *Kernel) HostPrefixes(skip map[string]bool) ([]netip.Prefix, error) {
+	out := slices.Clone(k.HostRoutes)
+	for name, l := range k.Links {
+		if !skip[name] && l.Addr.IsValid() {
+			out = append(out, l.Addr.Masked())
+		}
+	}
+	return out, nil
+}
+
+// Link implements plan.Facts.
+func (k *Kernel) Link(name string) (bool, string, error) {
+	l, ok := k.Links[name]
+	if !ok {
+		return false, "", nil
+	}
+	return true, l.Mark, nil
+}
+
+// NetnsState implements plan.Facts.
+func (k *Kernel) NetnsState(name string) netns.State {
+	if _, ok := k.Netns[name]; ok {
+		return netns.Bound
+	}
+	return netns.Missing
+}
+
+// NetnsLinks implements plan.Facts.
+func (k *Kernel) NetnsLinks(name string) ([]string, error) {
+	n, ok := k.Netns[name]
+	if !ok {
+		return nil, fmt.Errorf("open netns %s: no such namespace", name)
+	}
+	return append([]string{"lo"}, slices.Sorted(maps.Keys(n.Links))...), nil
+}
+
+// CheckBridge implements the engine's machine.
+func (k *Kernel) CheckBridge(b model.BridgeSpec) (string, error) {
+	l, ok := k.Links[b.Name]
+	switch {
+	case !ok:
+		return "bridge " + b.Name + " is missing", nil
+	case l.Mark != b.Mark:
+		return "", errs.Conflict("bridge name", b.Name, "a link cnet did not create", "")
+	case l.Addr != b.Gateway:
+		return "bridge " + b.Name + " lacks its gateway address " + b.Gateway.String(), nil
+	}
+	return "", nil
+}
+
+// CheckEndpoint implements the engine's machine.
+func (k *Kernel) CheckEndpoint(ep model.EndpointSpec) (string, error) {
+	l, ok := k.Links[ep.HostIf]
+	switch {
+	case !ok || l.Mark != ep.Mark:
+		return "veth " + ep.HostIf + " is missing", nil
+	case l.Master != ep.Bridge:
+		return "veth " + ep.HostIf + " is not on bridge " + ep.Bridge, nil
+	}
+	return "", nil
+}
+
+// CheckFirewall implements the engine's machine.
+func (k *Kernel) CheckFirewall(rs firewall.Ruleset) (string, error) {
+	if k.Firewall != rs.String() {
+		return "table inet cnet differs", nil
+	}
+	return "", nil
+}
+
+// ForwardDrops implements the engine's machine.
+func (k *Kernel) ForwardDrops() ([]string, error) { return k.ForeignDrops, nil }
+
+// MarkedLinks implements the engine's machine.
+func (k *Kernel) MarkedLinks() (map[string]string, error) {
+	out := map[string]string{}
+	for name, l := range k.Links {
+		if strings.HasPrefix(l.Mark, "cnet/") {
+			out[name] = l.Mark
+		}
+	}
+	return out, nil
+}
+
+// MarkedNetns implements the engine's machine.
+func (k *Kernel) MarkedNetns() (map[string]string, error) {
+	out := map[string]string{}
+	for name, n := range k.Netns {
+		if strings.HasPrefix(n.Mark, "cnet/") {
+			out[name] = n.Mark
+		}
+	}
+	return out, nil
+}
+
+// MarkedFiles implements the engine's machine.
+func (k *Kernel) MarkedFiles() []string { return slices.Sorted(maps.Keys(k.Files)) }
+
+// FilesPresent implements the engine's machine.
+func (k *Kernel) FilesPresent(name string) bool { _, ok := k.Files[name]; return ok }

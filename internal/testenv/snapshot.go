@@ -1,0 +1,113 @@
+package testenv
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Snapshot renders the sandbox's network state as sorted text, read with
+// ip, nft and the file system, never through cnet's own code: host links
+// (type, master, alias, up), IPv4 addresses and routes, every namespace
+// under /run/netns with its links, addresses and routes, every file under
+// /etc/netns, the nftables ruleset and ip_forward.
+func Snapshot(t testing.TB) string {
+	t.Helper()
+	var b strings.Builder
+	describeNetns(t, &b, "")
+	spaces, _ := os.ReadDir("/run/netns")
+	for _, e := range spaces {
+		fmt.Fprintf(&b, "netns %s\n", e.Name())
+		describeNetns(t, &b, e.Name())
+	}
+	filepath.Walk("/etc/netns", func(path string, info os.FileInfo, err error) error {
+		if err == nil && !info.IsDir() {
+			data, _ := os.ReadFile(path)
+			fmt.Fprintf(&b, "file %s\n%s", path, data)
+		}
+		return nil
+	})
+	rs, _ := Try("nft", "list", "ruleset")
+	b.WriteString("nft:\n" + rs)
+	fwd, _ := os.ReadFile("/proc/sys/net/ipv4/ip_forward")
+	fmt.Fprintf(&b, "ip_forward=%s", fwd)
+	return b.String()
+}
+
+func ipJSON(t testing.TB, ns string, args ...string) []map[string]any {
+	t.Helper()
+	full := []string{"-j"}
+	if ns != "" {
+		full = append(full, "-n", ns)
+	}
+	out, err := Try("ip", append(full, args...)...)
+	if err != nil {
+		return []map[string]any{{"error": strings.TrimSpace(out)}}
+	}
+	var v []map[string]any
+	if err := json.Unmarshal([]byte(out), &v); err != nil {
+		t.Fatalf("parse ip %s: %v", strings.Join(args, " "), err)
+	}
+	return v
+}
+
+func describeNetns(t testing.TB, b *strings.Builder, ns string) {
+	var lines []string
+	for _, l := range ipJSON(t, ns, "-d", "link", "show") {
+		kind := ""
+		if li, ok := l["linkinfo"].(map[string]any); ok {
+			kind, _ = li["info_kind"].(string)
+		}
+		flags, _ := l["flags"].([]any)
+		up := slices.ContainsFunc(flags, func(f any) bool { return f == "UP" })
+		lines = append(lines, fmt.Sprintf("  link %v kind=%s master=%v alias=%v up=%v mtu=%v",
+			l["ifname"], kind, or(l["master"]), or(l["ifalias"]), up, l["mtu"]))
+	}
+	for _, a := range ipJSON(t, ns, "-4", "addr", "show") {
+		infos, _ := a["addr_info"].([]any)
+		for _, i := range infos {
+			m := i.(map[string]any)
+			lines = append(lines, fmt.Sprintf("  addr %v %v/%v", a["ifname"], m["local"], m["prefixlen"]))
+		}
+	}
+	for _, r := range ipJSON(t, ns, "-4", "route", "show", "table", "all") {
+		if r["table"] == "local" {
+			continue
+		}
+		lines = append(lines, fmt.Sprintf("  route %v via %v dev %v table %v", r["dst"], or(r["gateway"]), r["dev"], or(r["table"])))
+	}
+	slices.Sort(lines)
+	for _, l := range lines {
+		b.WriteString(l + "\n")
+	}
+}
+
+func or(v any) any {
+	if v == nil {
+		return "-"
+	}
+	return v
+}
+
+// WaitSnapshot polls until the sandbox matches want (veths of a deleted
+// namespace disappear asynchronously) and fails t with both if it never
+// does.
+func WaitSnapshot(t testing.TB, want string) {
+	t.Helper()
+	var got string
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if got = Snapshot(t); got == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the sandbox differs from the expected state\ngot:\n%s\nwant:\n%s", got, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

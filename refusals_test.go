@@ -1,0 +1,119 @@
+package cnet
+
+import (
+	"errors"
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/cnetdev/cnet/internal/fakekernel"
+)
+
+// TestRefusals walks every refusal of the core operations. Each must name
+// the bad value, say what is accepted, wrap the right kind, and change
+// neither the machine nor the state.
+func TestRefusals(t *testing.T) {
+	type tc struct {
+		name  string
+		stage func(k *fakekernel.Kernel)
+		op    func(e *Engine) error
+		kind  error
+		says  []string // substrings the message must contain
+	}
+	ip := netip.MustParseAddr
+	createNet := func(spec NetworkSpec) func(e *Engine) error {
+		return func(e *Engine) error { _, err := e.CreateNetwork(spec); return err }
+	}
+	create := func(spec ContainerSpec) func(e *Engine) error {
+		return func(e *Engine) error { _, err := e.CreateContainer(spec); return err }
+	}
+	cases := []tc{
+		{"container name with slash", nil, create(ContainerSpec{Name: "a/b", Network: "base"}), ErrInvalid, []string{`"a/b"`, "[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}"}},
+		{"container name dotdot", nil, create(ContainerSpec{Name: "..", Network: "base"}), ErrInvalid, []string{`".."`, "starting with a letter or digit"}},
+		{"container name too long", nil, create(ContainerSpec{Name: strings.Repeat("x", 64), Network: "base"}), ErrInvalid, []string{"1-63 characters"}},
+		{"network name invalid", nil, createNet(NetworkSpec{Name: "-n"}), ErrInvalid, []string{`"-n"`}},
+		{"subnet not masked", nil, createNet(NetworkSpec{Name: "n", Subnet: netip.MustParsePrefix("172.30.0.5/24")}), ErrInvalid, []string{"172.30.0.5/24", "did you mean 172.30.0.0/24"}},
+		{"subnet too small", nil, createNet(NetworkSpec{Name: "n", Subnet: netip.MustParsePrefix("172.30.0.0/31")}), ErrInvalid, []string{"/8 to /30"}},
+		{"subnet ipv6", nil, createNet(NetworkSpec{Name: "n", Subnet: netip.MustParsePrefix("fd00::/64")}), ErrInvalid, []string{"fd00::/64", "IPv4"}},
+		{"subnet overlaps network", nil, createNet(NetworkSpec{Name: "n", Subnet: netip.MustParsePrefix("172.29.0.0/16")}), ErrConflict, []string{"172.29.0.0/16", "network base"}},
+		{"subnet overlaps host route", func(k *fakekernel.Kernel) { k.HostRoutes = []netip.Prefix{netip.MustParsePrefix("192.168.7.0/24")} },
+			createNet(NetworkSpec{Name: "n", Subnet: netip.MustParsePrefix("192.168.0.0/16")}), ErrConflict, []string{"192.168.0.0/16", "192.168.7.0/24 already on the host"}},
+		{"gateway outside subnet", nil, createNet(NetworkSpec{Name: "n", Subnet: netip.MustParsePrefix("172.30.0.0/24"), Gateway: ip("172.31.0.1")}), ErrInvalid, []string{"172.31.0.1", "inside 172.30.0.0/24"}},
+		{"gateway is broadcast", nil, createNet(NetworkSpec{Name: "n", Subnet: netip.MustParsePrefix("172.30.0.0/24"), Gateway: ip("172.30.0.255")}), ErrInvalid, []string{"172.30.0.255", "172.30.0.1 to 172.30.0.254"}},
+		{"bridge name too long", nil, createNet(NetworkSpec{Name: "n", Bridge: "a-very-long-bridge"}), ErrInvalid, []string{"a-very-long-bridge", "at most 15 bytes"}},
+		{"bridge held by a foreign link", func(k *fakekernel.Kernel) { k.Links["br-lan"] = &fakekernel.Link{Kind: "bridge"} },
+			createNet(NetworkSpec{Name: "n", Bridge: "br-lan"}), ErrConflict, []string{"br-lan", "cnet did not create"}},
+		{"bridge used by another network", nil, createNet(NetworkSpec{Name: "n", Bridge: "cnet-base"}), ErrConflict, []string{"cnet-base", "network base"}},
+		{"mtu out of range", nil, createNet(NetworkSpec{Name: "n", MTU: 70000}), ErrInvalid, []string{"70000", "68 to 65535"}},
+		{"duplicate network", nil, createNet(NetworkSpec{Name: "base"}), ErrExists, []string{`"base"`}},
+		{"duplicate container", nil, create(ContainerSpec{Name: "c1", Network: "base"}), ErrExists, []string{`"c1"`}},
+		{"namespace made outside cnet", func(k *fakekernel.Kernel) { k.Netns["theirs"] = &fakekernel.Namespace{} },
+			create(ContainerSpec{Name: "theirs", Network: "base"}), ErrExists, []string{"theirs", "cnet connect"}},
+		{"unknown network", nil, create(ContainerSpec{Name: "c2", Network: "nope"}), ErrNotFound, []string{`"nope"`, "cnet network create nope"}},
+		{"ip outside subnet", nil, create(ContainerSpec{Name: "c2", Network: "base", IP: ip("10.1.1.1")}), ErrInvalid, []string{"10.1.1.1", "inside 172.29.0.0/16"}},
+		{"ip is the network address", nil, create(ContainerSpec{Name: "c2", Network: "base", IP: ip("172.29.0.0")}), ErrInvalid, []string{"172.29.0.0", "network address"}},
+		{"ip is broadcast", nil, create(ContainerSpec{Name: "c2", Network: "base", IP: ip("172.29.255.255")}), ErrInvalid, []string{"172.29.255.255", "broadcast"}},
+		{"ip is the gateway", nil, create(ContainerSpec{Name: "c2", Network: "base", IP: ip("172.29.0.1")}), ErrInvalid, []string{"172.29.0.1", "gateway"}},
+		{"ip taken", nil, create(ContainerSpec{Name: "c2", Network: "base", IP: ip("172.29.0.2")}), ErrConflict, []string{"172.29.0.2", "container c1"}},
+		{"network full", nil, func(e *Engine) error {
+			_, err := e.CreateContainer(ContainerSpec{Name: "c9", Network: "tiny"})
+			return err
+		}, ErrConflict, []string{"tiny", "10.99.0.0/30 is full"}},
+		{"pool exhausted", func(k *fakekernel.Kernel) { k.HostRoutes = []netip.Prefix{netip.MustParsePrefix("10.89.0.0/16")} },
+			createNet(NetworkSpec{Name: "n"}), ErrConflict, []string{"10.89.0.0/16", "pass --subnet"}},
+		{"connect unknown container", nil, func(e *Engine) error { _, err := e.Connect("base", "ghost", netip.Addr{}); return err },
+			ErrNotFound, []string{`"ghost"`, "ip netns add ghost"}},
+		{"connect unknown network", nil, func(e *Engine) error { _, err := e.Connect("nope", "c1", netip.Addr{}); return err },
+			ErrNotFound, []string{`"nope"`}},
+		{"connect twice", nil, func(e *Engine) error { _, err := e.Connect("base", "c1", netip.Addr{}); return err },
+			ErrExists, []string{"c1 on base"}},
+		{"disconnect not connected", nil, func(e *Engine) error { return e.Disconnect("tiny", "c1") },
+			ErrNotFound, []string{"not connected to network tiny"}},
+		{"rm unknown, nothing removed", nil, func(e *Engine) error { return e.RemoveContainers([]string{"c1", "ghost"}, RemoveOptions{}) },
+			ErrNotFound, []string{"ghost", "nothing was removed"}},
+		{"network rm with containers", nil, func(e *Engine) error { return e.RemoveNetwork("base", false) },
+			ErrBusy, []string{"base", "c1", "--force"}},
+		{"network rm unknown", nil, func(e *Engine) error { return e.RemoveNetwork("nope", false) },
+			ErrNotFound, []string{`"nope"`}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			e, k := fakeEngine(t)
+			if _, err := e.CreateNetwork(NetworkSpec{Name: "base", Subnet: netip.MustParsePrefix("172.29.0.0/16")}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.CreateNetwork(NetworkSpec{Name: "tiny", Subnet: netip.MustParsePrefix("10.99.0.0/30"), Internal: true}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.CreateContainer(ContainerSpec{Name: "c1", Network: "base"}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.CreateContainer(ContainerSpec{Name: "c0", Network: "tiny"}); err != nil {
+				t.Fatal(err)
+			}
+			if c.stage != nil {
+				c.stage(k)
+			}
+			k.Lines()
+			before, beforeState := k.Snapshot(), dumpState(t, e)
+			err := c.op(e)
+			if !errors.Is(err, c.kind) {
+				t.Fatalf("got %v, want %v", err, c.kind)
+			}
+			for _, s := range c.says {
+				if !strings.Contains(err.Error(), s) {
+					t.Errorf("message %q does not mention %q", err, s)
+				}
+			}
+			if lines := k.Lines(); len(lines) > 0 {
+				t.Errorf("refusal changed the machine: %v", lines)
+			}
+			if after := k.Snapshot(); after != before {
+				t.Errorf("machine changed:\n%s\nwant:\n%s", after, before)
+			}
+			if after := dumpState(t, e); after != beforeState {
+				t.Errorf("state changed:\n%s\nwant:\n%s", after, beforeState)
+			}
+		})
+	}
+}
