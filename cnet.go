@@ -116,6 +116,12 @@ func Open(opts Options) (*Engine, error) {
 	return e, nil
 }
 
+// Instance returns the ID this engine writes into its ownership marks
+// (link aliases "cnet/ID/...", the first line of /etc/netns files). It is
+// derived from the state directory, so two roots never claim each other's
+// objects.
+func (e *Engine) Instance() string { return e.instance }
+
 // StateDir returns the state directory in use.
 func (e *Engine) StateDir() string { return e.opts.StateDir }
 

@@ -2,6 +2,7 @@ package cnet
 
 import (
 	"errors"
+	"os"
 	"net/netip"
 	"slices"
 	"strings"
@@ -105,6 +106,9 @@ func (e *Engine) Network(name string) (*Network, error) {
 // process left work unfinished, or the machine rebooted, it first takes
 // the exclusive lock and recovers.
 func (e *Engine) read(fn func(tx *state.Tx) error) error {
+	if e.requireRoot && os.Geteuid() != 0 {
+		return errNotRoot
+	}
 	st, err := state.OpenShared(e.opts.StateDir, e.opts.RunDir)
 	if errors.Is(err, state.ErrNoState) {
 		return fn(nil)

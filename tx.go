@@ -45,6 +45,8 @@ type machine interface {
 	FilesPresent(name string) bool
 }
 
+var errNotRoot = fmt.Errorf("cnet manages network namespaces, links and nftables, which needs root: %w (run it with sudo)", errs.ErrNotPermitted)
+
 // session is one open state store and kernel handle set, for the length
 // of one public call.
 type session struct {
@@ -55,7 +57,7 @@ type session struct {
 
 func (e *Engine) openSession() (*session, error) {
 	if e.requireRoot && os.Geteuid() != 0 {
-		return nil, fmt.Errorf("cnet changes network namespaces, links and nftables: %w (run it with sudo)", errs.ErrNotPermitted)
+		return nil, errNotRoot
 	}
 	st, err := state.Open(e.opts.StateDir, e.opts.RunDir)
 	if err != nil {

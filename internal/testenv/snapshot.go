@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -15,7 +16,9 @@ import (
 // ip, nft and the file system, never through cnet's own code: host links
 // (type, master, alias, up), IPv4 addresses and routes, every namespace
 // under /run/netns with its links, addresses and routes, every file under
-// /etc/netns, the nftables ruleset and ip_forward.
+// /etc/netns, the nftables ruleset and ip_forward. Host veth names
+// (vethXXXXXXX) read as veth*, since a re-created endpoint gets a new one;
+// the alias still says whose it is.
 func Snapshot(t testing.TB) string {
 	t.Helper()
 	var b strings.Builder
@@ -81,11 +84,16 @@ func describeNetns(t testing.TB, b *strings.Builder, ns string) {
 		}
 		lines = append(lines, fmt.Sprintf("  route %v via %v dev %v table %v", r["dst"], or(r["gateway"]), r["dev"], or(r["table"])))
 	}
+	for i := range lines {
+		lines[i] = vethName.ReplaceAllString(lines[i], "veth*")
+	}
 	slices.Sort(lines)
 	for _, l := range lines {
 		b.WriteString(l + "\n")
 	}
 }
+
+var vethName = regexp.MustCompile(`\bveth[0-9a-f]{7}\b`)
 
 func or(v any) any {
 	if v == nil {
@@ -109,5 +117,28 @@ func WaitSnapshot(t testing.TB, want string) {
 			t.Fatalf("the sandbox differs from the expected state\ngot:\n%s\nwant:\n%s", got, want)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+var epAlias = regexp.MustCompile(`(?m)^  link veth\* kind=veth .* alias=cnet/[0-9a-f]+/ep/([^/\s]+)/\S+`)
+
+// Settled returns the snapshot once no host veth belongs to a container
+// whose namespace is gone: deleting a namespace frees its veths
+// asynchronously, some 20-30 ms later.
+func Settled(t testing.TB) string {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		s := Snapshot(t)
+		dying := false
+		for _, m := range epAlias.FindAllStringSubmatch(s, -1) {
+			if !strings.Contains(s, "\nnetns "+m[1]+"\n") && !strings.HasPrefix(s, "netns "+m[1]+"\n") {
+				dying = true
+			}
+		}
+		if !dying || time.Now().After(deadline) {
+			return s
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -30,8 +30,11 @@ import (
 
 const envSandbox = "CNET_TEST_SANDBOX_PARENT_NETNS"
 
+// Runner is what TestMain passes: a *testing.M, or a wrapper around one.
+type Runner interface{ Run() int }
+
 // Main is the body of TestMain for packages with privileged tests.
-func Main(m *testing.M) {
+func Main(m Runner) {
 	if os.Geteuid() != 0 {
 		os.Exit(m.Run())
 	}
