@@ -2,8 +2,8 @@ package cnet
 
 import (
 	"errors"
-	"os"
 	"net/netip"
+	"os"
 	"slices"
 	"strings"
 	"time"

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"os"
 
-
 	"github.com/cnetdev/cnet"
 )
 
@@ -84,4 +83,3 @@ func run(args []string) int {
 type exitStatus int
 
 func (e exitStatus) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
-

@@ -18,7 +18,9 @@ func (a *app) networkCmd() *cobra.Command {
 		Short:   "Create, list, inspect and remove networks (bridges with a subnet)",
 		GroupID: "networks",
 		Args:    args(cobra.NoArgs),
-		RunE:    func(cmd *cobra.Command, _ []string) error { return usageError{fmt.Errorf("missing subcommand: create, ls, inspect or rm")} },
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return usageError{fmt.Errorf("missing subcommand: create, ls, inspect or rm")}
+		},
 	}
 	cmd.AddCommand(a.networkCreateCmd(), a.networkLsCmd(), a.networkInspectCmd(), a.networkRmCmd())
 	return cmd
