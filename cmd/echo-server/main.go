@@ -7,6 +7,7 @@ import (
 	"flag"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 )
@@ -38,8 +39,13 @@ func main() {
 	listen := flag.String("listen", ":8000", "address to listen on")
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		log.Error("cannot listen", "listenAddr", *listen, "err", err)
+		os.Exit(1)
+	}
 	log.Info("web server is running", "listenAddr", *listen)
-	if err := http.ListenAndServe(*listen, handler()); err != nil {
+	if err := http.Serve(ln, handler()); err != nil {
 		log.Error("web server stopped", "err", err)
 		os.Exit(1)
 	}

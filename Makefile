@@ -1,0 +1,22 @@
+# cnet: the two commands are `make demo` and `make test` (both need root).
+GO ?= go
+export PATH := $(PATH):/usr/local/go/bin
+
+.PHONY: build demo test test-unprivileged bench clean
+
+build:
+	$(GO) build -o bin/cnet ./cmd/cnet
+	$(GO) build -o bin/echo-server ./cmd/echo-server
+
+# The seed walkthrough through cnet, in a throwaway sandbox.
+demo: build
+	scripts/demo.sh bin
+
+# Every test. As root, privileged tests run inside private network and
+# mount namespaces; as a regular user they skip and say so.
+test:
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 15m ./...
+
+clean:
+	rm -rf bin

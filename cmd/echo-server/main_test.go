@@ -1,0 +1,46 @@
+package main
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+func TestEcho(t *testing.T) {
+	srv := httptest.NewServer(handler())
+	defer srv.Close()
+	tests := []struct {
+		body, want string
+	}{
+		{"", "Echo response"},
+		{"hello", "hello"},
+	}
+	for _, tt := range tests {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/echo", strings.NewReader(tt.body))
+		req.Header.Set("X-Test", "1")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got struct {
+			Header http.Header `json:"header"`
+			Body   string      `json:"body"`
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&got); err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if got.Body != tt.want || got.Header.Get("X-Test") != "1" {
+			t.Errorf("body %q: got %+v, want body %q and the X-Test header", tt.body, got, tt.want)
+		}
+		if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
+			t.Errorf("Content-Type = %q", ct)
+		}
+	}
+	resp, _ := http.Get(srv.URL + "/other")
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("GET /other = %d, want 404", resp.StatusCode)
+	}
+}
