@@ -40,21 +40,22 @@ func TestMain(m *testing.M) {
 				os.Exit(1)
 			}
 		}
-		code := 0
-		defer func() { os.RemoveAll(dir); os.Exit(code) }()
-		testenv.Main(wrap{m, &code})
+		testenv.Main(cleanup{m, dir})
 		return
 	}
 	testenv.Main(m)
 }
 
-// wrap lets TestMain clean up after m.Run inside the sandbox.
-type wrap struct {
-	m    *testing.M
-	code *int
+// cleanup removes the binaries once the tests have run.
+type cleanup struct {
+	m   *testing.M
+	dir string
 }
 
-func (w wrap) Run() int { *w.code = w.m.Run(); return *w.code }
+func (c cleanup) Run() int {
+	defer os.RemoveAll(c.dir)
+	return c.m.Run()
+}
 
 // result is one finished cnet process.
 type result struct {
@@ -250,6 +251,7 @@ func TestRefusals(t *testing.T) {
 		{[]string{"network", "create", "n", "--subnet", "172.29.5.0/24"}, exitConflict, "network base"},
 		{[]string{"create", "x", "--network", "base", "--ip", "172.29.0.2"}, exitConflict, "container c1"},
 		{[]string{"network", "rm", "base"}, exitBusy, "--force"},
+		{[]string{"network", "create", "n", "--subnet", "10.0.0.0/30", "--gateway", "10.0.0.3"}, exitInvalid, "10.0.0.1 to 10.0.0.2"},
 		{[]string{"rm", "busy"}, exitBusy, "-f"},
 	}
 	for _, tc := range cases {
@@ -263,6 +265,19 @@ func TestRefusals(t *testing.T) {
 			}
 		})
 	}
+	t.Run("pool exhausted", func(t *testing.T) {
+		// A host route over the whole pool leaves no free /24.
+		testenv.Run(t, "ip", "route", "add", "10.89.0.0/16", "dev", "lo")
+		defer testenv.Run(t, "ip", "route", "del", "10.89.0.0/16", "dev", "lo")
+		snap := testenv.Snapshot(t)
+		r := c.run("network", "create", "auto")
+		if r.code != exitConflict || !strings.Contains(r.stderr, "10.89.0.0/16") || !strings.Contains(r.stderr, "--subnet") {
+			t.Errorf("exit %d %q, want %d naming the pool and suggesting --subnet", r.code, r.stderr, exitConflict)
+		}
+		if after := testenv.Snapshot(t); after != snap {
+			t.Errorf("refusal changed the sandbox")
+		}
+	})
 	t.Run("not root", func(t *testing.T) {
 		r := c.runWith(&syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}, "network", "create", "n")
 		if r.code != exitNotPermit || !strings.Contains(r.stderr, "sudo") {
@@ -301,6 +316,17 @@ func TestExec(t *testing.T) {
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != 128+int(syscall.SIGTERM) {
 		t.Errorf("after SIGTERM: %v, want exit %d", err, 128+int(syscall.SIGTERM))
+	}
+	// rm -f: SIGTERM, then SIGKILL after the grace period for a process
+	// that ignores SIGTERM.
+	c.ok("run", "-d", "--name", "stubborn", "--", "sh", "-c", "trap '' TERM; while :; do sleep 1; done")
+	start := time.Now()
+	c.ok("rm", "-f", "--grace", "500ms", "stubborn")
+	if d := time.Since(start); d < 500*time.Millisecond {
+		t.Errorf("rm -f returned after %s, before the grace period ended", d)
+	}
+	if r := c.run("inspect", "stubborn"); r.code != exitNotFound {
+		t.Errorf("stubborn container survived rm -f: exit %d", r.code)
 	}
 	// run --rm removes the container when the command ends.
 	if r := c.run("run", "--rm", "--name", "once", "--", "sh", "-c", "exit 5"); r.code != 5 {
@@ -429,6 +455,44 @@ func waitEither(t *testing.T, a, b string) string {
 			t.Fatalf("after gc the sandbox is neither before nor after\ngot:\n%s\nbefore:\n%s\nafter:\n%s", got, a, b)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestForwardDropWarning: a FORWARD chain with policy drop in another
+// table (what Docker sets) is reported, because it drops container traffic
+// whatever cnet allows.
+func TestForwardDropWarning(t *testing.T) {
+	c := newCLI(t)
+	testenv.Run(t, "nft", "add", "table", "ip", "filter")
+	t.Cleanup(func() { testenv.Try("nft", "delete", "table", "ip", "filter") })
+	testenv.Run(t, "nft", "add chain ip filter FORWARD { type filter hook forward priority 0; policy drop; }")
+	r := c.run("network", "create", "n1", "--subnet", "172.18.0.0/24")
+	if r.code != 0 || !strings.Contains(r.stderr, "ip filter chain FORWARD has policy drop") {
+		t.Errorf("network create: exit %d, stderr %q; want a warning about ip filter FORWARD", r.code, r.stderr)
+	}
+	if r := c.run("gc"); !strings.Contains(r.stderr, "policy drop") {
+		t.Errorf("gc did not warn: %q", r.stderr)
+	}
+	testenv.Run(t, "nft", "delete", "table", "ip", "filter")
+	if r := c.run("gc"); strings.Contains(r.stderr, "policy drop") {
+		t.Errorf("gc warns with no drop policy left: %q", r.stderr)
+	}
+}
+
+// TestMTU: the network's MTU reaches the bridge and both ends of a veth.
+func TestMTU(t *testing.T) {
+	c := newCLI(t)
+	c.ok("network", "create", "jumbo", "--subnet", "172.18.0.0/24", "--mtu", "9000")
+	var ct cnet.Container
+	c.json(&ct, "create", "big", "--network", "jumbo")
+	for _, args := range [][]string{
+		{"link", "show", "cnet-jumbo"},
+		{"link", "show", ct.Endpoints[0].HostInterface},
+		{"-n", "big", "link", "show", "eth0"},
+	} {
+		if out := testenv.Run(t, "ip", args...); !strings.Contains(out, "mtu 9000") {
+			t.Errorf("ip %s: want mtu 9000\n%s", strings.Join(args, " "), out)
+		}
 	}
 }
 
