@@ -60,26 +60,15 @@ func (e *Engine) GC(dryRun bool) (*GCReport, error) {
 			r.Actions = append(r.Actions, GCAction{Action: "recover", Object: "state", Reason: msg})
 		}
 	}
-	var (
-		nets       []*model.Network
-		containers []*model.Container
-		hostIfs    = map[string]bool{}
-	)
-	err = s.st.View(func(tx *state.Tx) error {
-		var err error
-		if nets, err = tx.Networks(); err != nil {
-			return err
-		}
-		containers, err = tx.Containers()
-		for _, c := range containers {
-			for _, ep := range c.Endpoints {
-				hostIfs[ep.HostIf] = true
-			}
-		}
-		return err
-	})
+	nets, containers, err := s.load()
 	if err != nil {
 		return nil, err
+	}
+	hostIfs := map[string]bool{}
+	for _, c := range containers {
+		for _, ep := range c.Endpoints {
+			hostIfs[ep.HostIf] = true
+		}
 	}
 	act := func(a GCAction, fix func() error) {
 		if !dryRun {
@@ -196,6 +185,18 @@ func (e *Engine) GC(dryRun bool) (*GCReport, error) {
 	return r, nil
 }
 
+// load reads every network and container.
+func (s *session) load() (nets []*model.Network, containers []*model.Container, err error) {
+	err = s.st.View(func(tx *state.Tx) error {
+		if nets, err = tx.Networks(); err != nil {
+			return err
+		}
+		containers, err = tx.Containers()
+		return err
+	})
+	return nets, containers, err
+}
+
 // release forgets a container whose namespace is gone.
 func (s *session) release(name string) error {
 	if err := s.k.RemoveFiles(name); err != nil {
@@ -221,16 +222,8 @@ func (s *session) endpointSpec(c *model.Container, n *model.Network, ep model.En
 // bridges and the firewall come back from state, and containers whose
 // namespaces vanished with the reboot release their addresses.
 func (s *session) afterReboot() []string {
-	var nets []*model.Network
-	var containers []*model.Container
-	if err := s.st.View(func(tx *state.Tx) error {
-		var err error
-		if nets, err = tx.Networks(); err != nil {
-			return err
-		}
-		containers, err = tx.Containers()
-		return err
-	}); err != nil {
+	nets, containers, err := s.load()
+	if err != nil {
 		return []string{"after reboot: " + err.Error()}
 	}
 	var out, failed []string

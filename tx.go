@@ -205,85 +205,75 @@ func (s *session) abort(p *plan.Plan, in *model.Intent, done []model.Step, oldNe
 // do applies one step. nets is the state of networks after the operation,
 // from which the firewall is computed.
 func (s *session) do(st model.Step, nets []*model.Network) error {
-	k := s.k
-	switch st.Kind {
-	case model.KindNetns:
-		if st.Action == model.Del {
-			return k.RemoveNetns(*st.Netns)
-		}
-		return k.EnsureNetns(*st.Netns)
-	case model.KindBridge:
-		if st.Action == model.Del {
-			return k.RemoveBridge(*st.Bridge)
-		}
-		return k.EnsureBridge(*st.Bridge)
-	case model.KindEndpoint:
-		if st.Action == model.Del {
-			return k.RemoveEndpoint(*st.Endpoint)
-		}
-		return k.EnsureEndpoint(*st.Endpoint)
-	case model.KindRoute:
-		if st.Action == model.Del {
-			return k.RemoveRoute(*st.Route)
-		}
-		return k.EnsureRoute(*st.Route)
-	case model.KindFiles:
-		if st.Action == model.Del {
-			return k.RemoveFiles(st.Files.Name)
-		}
-		return k.WriteFiles(st.Files)
-	case model.KindFirewall:
-		return k.SyncFirewall(firewall.FromNetworks(nets))
-	case model.KindForwarding:
-		changed, err := k.SetForwarding(true)
-		if changed {
-			s.e.opts.Notify("enabled IPv4 forwarding (net.ipv4.ip_forward=1) so containers can reach beyond the host")
-		}
-		return err
+	put, take := s.object(st, nets, nil)
+	if st.Action == model.Del {
+		return take()
 	}
-	return fmt.Errorf("unknown step kind %q", st.Kind)
+	return put()
 }
 
 // undo reverses one step. nets is the state of networks before the
 // operation.
 func (s *session) undo(st model.Step, nets []*model.Network) error {
+	put, take := s.object(st, nil, nets)
+	if st.Action == model.Del {
+		return put()
+	}
+	return take()
+}
+
+// object returns the two operations on a step's object: put makes it as
+// the step wants (or, for a Del step, puts it back as it was), take takes
+// it away (or, for a Set step, back to its previous content). after
+// and before are the networks after and before the operation.
+func (s *session) object(st model.Step, after, before []*model.Network) (put, take func() error) {
 	k := s.k
 	switch st.Kind {
 	case model.KindNetns:
 		if st.Action == model.Del {
-			// Deleting a namespace is the point of no return (its
-			// processes' network is gone), so it is always a plan's last
-			// step and nothing after it can fail.
-			return nil
+			// Deleting a namespace is the point of no return: its
+			// processes' network is gone and cannot be made again. It is
+			// always a plan's last step, and a failure after it rolls
+			// forward (see irreversible), so this undo never runs.
+			return func() error { return nil }, func() error { return k.RemoveNetns(*st.Netns) }
 		}
-		return k.RemoveNetns(*st.Netns)
+		return func() error { return k.EnsureNetns(*st.Netns) }, func() error { return k.RemoveNetns(*st.Netns) }
 	case model.KindBridge:
-		if st.Action == model.Del {
-			return k.EnsureBridge(*st.Bridge)
-		}
-		return k.RemoveBridge(*st.Bridge)
+		return func() error { return k.EnsureBridge(*st.Bridge) }, func() error { return k.RemoveBridge(*st.Bridge) }
 	case model.KindEndpoint:
-		if st.Action == model.Del {
-			return k.EnsureEndpoint(*st.Endpoint)
-		}
-		return k.RemoveEndpoint(*st.Endpoint)
+		return func() error { return k.EnsureEndpoint(*st.Endpoint) }, func() error { return k.RemoveEndpoint(*st.Endpoint) }
 	case model.KindRoute:
-		if st.Action == model.Del {
-			return k.EnsureRoute(*st.Route)
-		}
-		return k.RemoveRoute(*st.Route)
+		return func() error { return k.EnsureRoute(*st.Route) }, func() error { return k.RemoveRoute(*st.Route) }
 	case model.KindFiles:
-		if st.Prev != nil {
-			return k.WriteFiles(st.Prev)
+		write := func(f *model.FilesSpec) func() error {
+			return func() error {
+				if f == nil {
+					return k.RemoveFiles(st.Files.Name)
+				}
+				return k.WriteFiles(f)
+			}
 		}
-		return k.RemoveFiles(st.Files.Name)
+		if st.Action == model.Del {
+			return write(st.Prev), func() error { return k.RemoveFiles(st.Files.Name) }
+		}
+		return write(st.Files), write(st.Prev)
 	case model.KindFirewall:
-		return k.SyncFirewall(firewall.FromNetworks(nets))
+		return func() error { return k.SyncFirewall(firewall.FromNetworks(after)) },
+			func() error { return k.SyncFirewall(firewall.FromNetworks(before)) }
 	case model.KindForwarding:
-		_, err := k.SetForwarding(false) // planned only when it was off
-		return err
+		return func() error {
+				changed, err := k.SetForwarding(true)
+				if changed {
+					s.e.opts.Notify("enabled IPv4 forwarding (net.ipv4.ip_forward=1) so containers can reach beyond the host")
+				}
+				return err
+			}, func() error {
+				_, err := k.SetForwarding(false) // planned only when it was off
+				return err
+			}
 	}
-	return fmt.Errorf("unknown step kind %q", st.Kind)
+	unknown := func() error { return fmt.Errorf("unknown step kind %q", st.Kind) }
+	return unknown, unknown
 }
 
 // applyNetworks returns nets with the network changes of ch applied.
