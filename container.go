@@ -126,18 +126,7 @@ func (e *Engine) Disconnect(network, container string) error {
 }
 
 func (e *Engine) containerResult(p *plan.Plan) (*Container, error) {
-	nets := map[string]*model.Network{}
-	err := e.read(func(tx *state.Tx) error {
-		all, err := tx.Networks()
-		for _, n := range all {
-			nets[n.Name] = n
-		}
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return e.publicContainer(p.Container, nets, nil), nil
+	return e.publicContainer(p.Container, p.Networks, nil), nil
 }
 
 // RemoveOptions tune RemoveContainers.

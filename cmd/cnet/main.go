@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime/debug"
 
 	"github.com/cnetdev/cnet"
 )
@@ -58,6 +59,11 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == nsexecArg {
 		nsexecMain(os.Args[2:]) // never returns
 	}
+	// A cnet process lives for milliseconds and allocates little: garbage
+	// collection would only cost time. The limit keeps a huge `ls` or `gc`
+	// bounded.
+	debug.SetGCPercent(-1)
+	debug.SetMemoryLimit(256 << 20)
 	os.Exit(run(os.Args[1:]))
 }
 

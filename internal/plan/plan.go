@@ -69,6 +69,15 @@ type Plan struct {
 	Changes   model.Changes
 	Network   *model.Network   // the network created or changed
 	Container *model.Container // the container created or changed
+	// Networks are the networks Container has endpoints on, for results.
+	Networks map[string]*model.Network
+}
+
+func (p *Plan) noteNetwork(n *model.Network) {
+	if p.Networks == nil {
+		p.Networks = map[string]*model.Network{}
+	}
+	p.Networks[n.Name] = n
 }
 
 // DefaultMTU is used when a network is created without --mtu.
@@ -380,6 +389,18 @@ func planConnect(env *Env, p *Plan, c *model.Container, n *model.Network, ip net
 	defRoute := !n.Internal && !slices.ContainsFunc(c.Endpoints, func(e model.Endpoint) bool { return e.DefaultRoute })
 	ep := model.Endpoint{Network: n.Name, HostIf: hostIf, ContainerIf: cif, Addr: addr, DefaultRoute: defRoute}
 	c.Endpoints = append(c.Endpoints, ep)
+	p.noteNetwork(n)
+	for _, other := range c.Endpoints {
+		if p.Networks[other.Network] == nil {
+			o, err := env.View.Network(other.Network)
+			if err != nil {
+				return err
+			}
+			if o != nil {
+				p.noteNetwork(o)
+			}
+		}
+	}
 	p.Steps = append(p.Steps, model.Step{Kind: model.KindEndpoint, Action: model.Add, Endpoint: endpointSpec(env, c, n, ep)})
 	p.Changes.PutContainer(c)
 	p.Changes.EndpointGen = gen

@@ -136,6 +136,18 @@ func OpenShared(stateDir, runDir string) (*Store, error) {
 }
 
 func (s *Store) init() error {
+	ready := false
+	s.db.View(func(btx *bolt.Tx) error {
+		ready = btx.Bucket(bIntents) != nil && btx.Bucket(bMeta) != nil && btx.Bucket(bMeta).Get(kSchema) != nil
+		if ready {
+			n, _ := strconv.Atoi(string(btx.Bucket(bMeta).Get(kSchema)))
+			ready = n <= model.SchemaVersion
+		}
+		return nil
+	})
+	if ready { // the common case: no write transaction, no fsync
+		return nil
+	}
 	return s.db.Update(func(btx *bolt.Tx) error {
 		for _, b := range [][]byte{bMeta, bNetworks, bContainers, bAddrs, bHostIfs, bIntents} {
 			if _, err := btx.CreateBucketIfNotExists(b); err != nil {
