@@ -319,7 +319,13 @@ func TestExec(t *testing.T) {
 	}
 	// rm -f: SIGTERM, then SIGKILL after the grace period for a process
 	// that ignores SIGTERM.
-	c.ok("run", "-d", "--name", "stubborn", "--", "sh", "-c", "trap '' TERM; while :; do sleep 1; done")
+	c.ok("run", "-d", "--name", "stubborn", "--", "sh", "-c", "trap '' TERM; echo ready; while :; do sleep 1; done")
+	testenv.Eventually(t, 10*time.Second, func() error {
+		if r := c.run("logs", "stubborn"); !strings.Contains(r.stdout, "ready") {
+			return errors.New("the shell has not set its trap yet")
+		}
+		return nil
+	})
 	start := time.Now()
 	c.ok("rm", "-f", "--grace", "500ms", "stubborn")
 	if d := time.Since(start); d < 500*time.Millisecond {
