@@ -32,8 +32,9 @@ type Kernel struct {
 	FilesDir string // /etc/netns
 	Marker   string // first line of files cnet writes
 
-	host *netlink.Handle
-	ns   map[string]*netns.NS
+	host     *netlink.Handle
+	hostSock *link.Sock
+	ns       map[string]*netns.NS
 }
 
 // New returns a Kernel; handles open on first use.
@@ -47,6 +48,8 @@ func (k *Kernel) Close() {
 		k.host.Close()
 		k.host = nil
 	}
+	k.hostSock.Close()
+	k.hostSock = nil
 	for name, n := range k.ns {
 		n.Close()
 		delete(k.ns, name)
@@ -63,6 +66,18 @@ func (k *Kernel) Host() (*netlink.Handle, error) {
 		k.host = h
 	}
 	return k.host, nil
+}
+
+// HostSock returns a raw netlink socket in the host namespace.
+func (k *Kernel) HostSock() (*link.Sock, error) {
+	if k.hostSock == nil {
+		s, err := link.OpenSock()
+		if err != nil {
+			return nil, err
+		}
+		k.hostSock = s
+	}
+	return k.hostSock, nil
 }
 
 // Netns returns the open namespace called name.
@@ -87,7 +102,15 @@ func (k *Kernel) forget(name string) {
 
 // EnsureNetns creates a namespace, or accepts one that carries s.Mark.
 func (k *Kernel) EnsureNetns(s model.NetnsSpec) error {
-	n, err := netns.Create(k.NetnsDir, s.Name, s.Mark)
+	// Inside the new namespace: ip link set lo alias MARK up (lo is ifindex 1).
+	n, err := netns.Create(k.NetnsDir, s.Name, func() error {
+		raw, err := link.OpenSock()
+		if err != nil {
+			return err
+		}
+		defer raw.Close()
+		return raw.SetLink(1, "lo", s.Mark, true)
+	})
 	if errors.Is(err, unix.EEXIST) {
 		mark, merr := netns.Mark(k.NetnsDir, s.Name)
 		if merr != nil || mark != s.Mark {
@@ -149,11 +172,15 @@ func (k *Kernel) EnsureEndpoint(ep model.EndpointSpec) error {
 	if err != nil {
 		return err
 	}
+	hs, err := k.HostSock()
+	if err != nil {
+		return err
+	}
 	n, err := k.Netns(ep.Netns)
 	if err != nil {
 		return err
 	}
-	return link.EnsureEndpoint(h, n.Link, n.Fd(), ep)
+	return link.EnsureEndpoint(h, hs, n.Link, n.Fd(), ep)
 }
 
 // RemoveEndpoint deletes an endpoint's veth pair through its host end.

@@ -121,66 +121,66 @@ func RemoveLink(h *netlink.Handle, name, mark string) error {
 }
 
 // EnsureEndpoint creates a veth pair with its peer born inside the
-// container's namespace (no move between namespaces), enslaves the host
-// end, and configures the container end. Equivalent to:
+// container's namespace (no move between namespaces), the host end up on
+// the bridge, and configures the peer. Equivalent to:
 //
-//	ip link add HOSTIF mtu MTU up type veth peer name CIF address MAC netns NS
-//	ip link set HOSTIF alias MARK master BRIDGE
-//	ip -n NS addr add ADDR/LEN dev CIF
+//	ip link add HOSTIF mtu MTU master BRIDGE up type veth \
+//	    peer name CIF address MAC index N netns NS
+//	ip link set HOSTIF alias MARK
 //	ip -n NS link set CIF up
-//	ip -n NS route add default via GATEWAY dev CIF src ADDR   (if DefaultRoute)
-func EnsureEndpoint(host, ns *netlink.Handle, nsFd int, ep model.EndpointSpec) error {
+//	ip -n NS addr add ADDR/LEN dev CIF
+//	ip -n NS route replace default via GATEWAY dev CIF src ADDR   (if DefaultRoute)
+//
+// The kernel's echo of the new pair gives the peer's ifindex, so no lookup
+// is needed to address it. An existing host end carrying the endpoint's
+// mark is accepted and put back on its bridge.
+func EnsureEndpoint(host *netlink.Handle, hostSock *Sock, ns *netlink.Handle, nsFd int, ep model.EndpointSpec) error {
 	bridge, err := host.LinkByName(ep.Bridge)
 	if err != nil {
 		return fmt.Errorf("find bridge %s: %w", ep.Bridge, err)
 	}
-	veth := &netlink.Veth{
-		LinkAttrs: netlink.LinkAttrs{
-			Name:   ep.HostIf,
-			MTU:    ep.MTU,
-			Flags:  net.FlagUp,
-			TxQLen: -1,
-		},
-		PeerName:         ep.ContainerIf,
-		PeerHardwareAddr: names.MAC(ep.Addr.Addr()),
-		PeerNamespace:    netlink.NsFd(nsFd),
-		PeerTxQLen:       -1,
+	v := VethSpec{
+		Name: ep.HostIf, MTU: ep.MTU, Master: bridge.Attrs().Index,
+		PeerName: ep.ContainerIf, PeerMAC: names.MAC(ep.Addr.Addr()), PeerNetnsFd: nsFd,
 	}
-	err = host.LinkAdd(veth)
-	if err == nil {
-		err = setAlias(host, veth, ep.Mark)
-	} else if errors.Is(err, unix.EEXIST) {
+	peerIndex, err := hostSock.AddVeth(v)
+	switch {
+	case err == nil:
+		if err := hostSock.SetLink(0, ep.HostIf, ep.Mark, false); err != nil {
+			return err
+		}
+	case errors.Is(err, unix.EEXIST):
 		l, mark, lerr := Lookup(host, ep.HostIf)
 		if lerr != nil {
 			return lerr
 		}
-		if l == nil || mark != ep.Mark {
-			if l == nil { // the name is free: the peer name is taken inside the container
-				return errs.Conflict("interface", ep.ContainerIf, "an existing interface in namespace "+ep.Netns, "")
-			}
+		if l == nil { // the host name is free: the peer name is taken inside the container
+			return errs.Conflict("interface", ep.ContainerIf, "an existing interface in namespace "+ep.Netns, "")
+		}
+		if mark != ep.Mark {
 			return errs.Conflict("interface", ep.HostIf, describe(l, mark), "")
 		}
-		veth.Attrs().Index = l.Attrs().Index
-		err = nil
-	}
-	if err != nil {
+		if err := host.LinkSetMasterByIndex(l, bridge.Attrs().Index); err != nil {
+			return fmt.Errorf("ip link set %s master %s: %w", ep.HostIf, ep.Bridge, err)
+		}
+		if err := host.LinkSetUp(l); err != nil {
+			return fmt.Errorf("ip link set %s up: %w", ep.HostIf, err)
+		}
+		peerIndex = 0
+	default:
 		return fmt.Errorf("ip link add %s type veth peer name %s netns %s: %w", ep.HostIf, ep.ContainerIf, ep.Netns, err)
 	}
-	if err := host.LinkSetMasterByIndex(veth, bridge.Attrs().Index); err != nil {
-		return fmt.Errorf("ip link set %s master %s: %w", ep.HostIf, ep.Bridge, err)
-	}
-	if err := host.LinkSetUp(veth); err != nil {
-		return fmt.Errorf("ip link set %s up: %w", ep.HostIf, err)
-	}
-	peer, err := ns.LinkByName(ep.ContainerIf)
-	if err != nil {
-		return fmt.Errorf("find %s in netns %s: %w", ep.ContainerIf, ep.Netns, err)
-	}
-	if err := ns.AddrAdd(peer, &netlink.Addr{IPNet: ipnet(ep.Addr)}); err != nil && !errors.Is(err, unix.EEXIST) {
-		return fmt.Errorf("ip -n %s addr add %s dev %s: %w", ep.Netns, ep.Addr, ep.ContainerIf, err)
+	var peer netlink.Link = &netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: peerIndex, Name: ep.ContainerIf}}
+	if peerIndex == 0 {
+		if peer, err = ns.LinkByName(ep.ContainerIf); err != nil {
+			return fmt.Errorf("find %s in netns %s: %w", ep.ContainerIf, ep.Netns, err)
+		}
 	}
 	if err := ns.LinkSetUp(peer); err != nil {
 		return fmt.Errorf("ip -n %s link set %s up: %w", ep.Netns, ep.ContainerIf, err)
+	}
+	if err := ns.AddrAdd(peer, &netlink.Addr{IPNet: ipnet(ep.Addr)}); err != nil && !errors.Is(err, unix.EEXIST) {
+		return fmt.Errorf("ip -n %s addr add %s dev %s: %w", ep.Netns, ep.Addr, ep.ContainerIf, err)
 	}
 	if ep.DefaultRoute {
 		return EnsureDefaultRoute(ns, ep.Netns, peer, ep.Gateway, ep.Addr.Addr())

@@ -64,13 +64,13 @@ func ensureDir(dir string) error {
 	return nil
 }
 
-// Create makes a new network namespace bound at dir/name with lo up and
-// its alias set to mark, and returns it open. The mark is set before the
-// namespace appears at its path, so a namespace at a cnet path is always
-// recognisable as cnet's. Equivalent to:
+// Create makes a new network namespace bound at dir/name and returns it
+// open. inside runs on the creating thread, in the new namespace, before
+// the namespace appears at its path: cnet marks lo there, so a namespace
+// at a cnet path is always recognisable as cnet's. Equivalent to:
 //
-//	ip netns add NAME && ip -n NAME link set lo alias MARK up
-func Create(dir, name, mark string) (*NS, error) {
+//	ip netns add NAME
+func Create(dir, name string, inside func() error) (*NS, error) {
 	if err := ensureDir(dir); err != nil {
 		return nil, err
 	}
@@ -88,7 +88,7 @@ func Create(dir, name, mark string) (*NS, error) {
 	ch := make(chan result, 1)
 	go func() {
 		runtime.LockOSThread()
-		ns, err, restored := createOnThread(path, mark)
+		ns, err, restored := createOnThread(path, inside)
 		if restored {
 			runtime.UnlockOSThread()
 		} // else: the thread stays locked and the runtime discards it
@@ -104,7 +104,7 @@ func Create(dir, name, mark string) (*NS, error) {
 	return r.ns, nil
 }
 
-func createOnThread(path, mark string) (ns *NS, err error, restored bool) {
+func createOnThread(path string, inside func() error) (ns *NS, err error, restored bool) {
 	orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("open current netns: %w", err), true
@@ -123,15 +123,8 @@ func createOnThread(path, mark string) (ns *NS, err error, restored bool) {
 		h.Close()
 		return nil, err, restore()
 	}
-	lo, err := h.LinkByName("lo")
-	if err != nil {
-		return fail(fmt.Errorf("find lo in new netns: %w", err))
-	}
-	if err := h.LinkSetAlias(lo, mark); err != nil {
-		return fail(fmt.Errorf("mark lo: %w", err))
-	}
-	if err := h.LinkSetUp(lo); err != nil {
-		return fail(fmt.Errorf("set lo up: %w", err))
+	if err := inside(); err != nil {
+		return fail(err)
 	}
 	if err := unix.Mount("/proc/thread-self/ns/net", path, "none", unix.MS_BIND, ""); err != nil {
 		return fail(fmt.Errorf("bind netns to %s: %w", path, err))

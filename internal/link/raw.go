@@ -1,0 +1,132 @@
+package link
+
+import (
+	"fmt"
+
+	"github.com/vishvananda/netlink/nl"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// Sock is a route netlink socket bound to the namespace of the thread
+// that opened it. Requests that vishvananda/netlink's Handle spreads over
+// several round trips are built here with its nl package and sent as one.
+type Sock struct{ h *nl.SocketHandle }
+
+// OpenSock opens a route netlink socket in the calling thread's namespace.
+func OpenSock() (*Sock, error) {
+	s, err := nl.GetNetlinkSocketAt(netns.None(), netns.None(), unix.NETLINK_ROUTE)
+	if err != nil {
+		return nil, fmt.Errorf("netlink socket: %w", err)
+	}
+	return &Sock{h: &nl.SocketHandle{Socket: s}}, nil
+}
+
+// Close closes the socket.
+func (s *Sock) Close() {
+	if s != nil && s.h != nil {
+		s.h.Close()
+	}
+}
+
+func (s *Sock) exec(typ uint16, flags int, data ...nl.NetlinkRequestData) error {
+	_, err := s.execEcho(typ, flags, 0, data...)
+	return err
+}
+
+// execEcho sends one request and returns the replies of type resType
+// (the kernel's echo of what it made, with NLM_F_ECHO).
+func (s *Sock) execEcho(typ uint16, flags int, resType uint16, data ...nl.NetlinkRequestData) ([][]byte, error) {
+	req := &nl.NetlinkRequest{
+		NlMsghdr: unix.NlMsghdr{Len: unix.SizeofNlMsghdr, Type: typ, Flags: uint16(unix.NLM_F_REQUEST | unix.NLM_F_ACK | flags)},
+		Sockets:  map[int]*nl.SocketHandle{unix.NETLINK_ROUTE: s.h},
+	}
+	for _, d := range data {
+		req.AddData(d)
+	}
+	return req.Execute(unix.NETLINK_ROUTE, resType)
+}
+
+// SetLink changes an existing link, found by index if index > 0, else by
+// name: its alias (if mark is not empty) and its up state, in one request.
+// Equivalent to: `ip link set dev NAME alias MARK up`.
+func (s *Sock) SetLink(index int, name, mark string, up bool) error {
+	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
+	msg.Index = int32(index)
+	if up {
+		msg.Change, msg.Flags = unix.IFF_UP, unix.IFF_UP
+	}
+	data := []nl.NetlinkRequestData{msg}
+	if index == 0 {
+		data = append(data, nl.NewRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated(name)))
+	}
+	if mark != "" {
+		data = append(data, nl.NewRtAttr(unix.IFLA_IFALIAS, []byte(mark)))
+	}
+	if err := s.exec(unix.RTM_NEWLINK, 0, data...); err != nil {
+		return fmt.Errorf("ip link set %s alias %s up: %w", name, mark, err)
+	}
+	return nil
+}
+
+// VethSpec is one veth pair to create in one request.
+type VethSpec struct {
+	Name        string // host end
+	MTU         int
+	Master      int // ifindex of the bridge
+	PeerName    string
+	PeerMAC     []byte
+	PeerNetnsFd int
+}
+
+// AddVeth creates a veth pair whose host end is up on its bridge and whose
+// peer is born inside another namespace, in one request, and returns the
+// peer's ifindex in its namespace (0 when the kernel does not echo new
+// links, before Linux 6.3: then look it up by name). Equivalent to:
+//
+//	ip link add NAME mtu MTU master BRIDGE up type veth \
+//	    peer name PEER address MAC mtu MTU netns NS
+//
+// The peer cannot be born up: the kernel refuses to open one half of a
+// pair before the other exists (ENOTCONN). Nor can its ifindex be chosen:
+// when the one asked for is taken, the kernel silently picks another.
+func (s *Sock) AddVeth(v VethSpec) (peerIndex int, err error) {
+	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
+	msg.Change, msg.Flags = unix.IFF_UP, unix.IFF_UP
+	data := []nl.NetlinkRequestData{
+		msg,
+		nl.NewRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated(v.Name)),
+		nl.NewRtAttr(unix.IFLA_MTU, nl.Uint32Attr(uint32(v.MTU))),
+		nl.NewRtAttr(unix.IFLA_MASTER, nl.Uint32Attr(uint32(v.Master))),
+	}
+	info := nl.NewRtAttr(unix.IFLA_LINKINFO, nil)
+	info.AddRtAttr(nl.IFLA_INFO_KIND, nl.NonZeroTerminated("veth"))
+	peer := info.AddRtAttr(nl.IFLA_INFO_DATA, nil).AddRtAttr(nl.VETH_INFO_PEER, nil)
+	nl.NewIfInfomsgChild(peer, unix.AF_UNSPEC)
+	peer.AddRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated(v.PeerName))
+	peer.AddRtAttr(unix.IFLA_MTU, nl.Uint32Attr(uint32(v.MTU)))
+	peer.AddRtAttr(unix.IFLA_ADDRESS, v.PeerMAC)
+	peer.AddRtAttr(unix.IFLA_NET_NS_FD, nl.Uint32Attr(uint32(v.PeerNetnsFd)))
+	data = append(data, info)
+	echo, err := s.execEcho(unix.RTM_NEWLINK, unix.NLM_F_CREATE|unix.NLM_F_EXCL|unix.NLM_F_ECHO, unix.RTM_NEWLINK, data...)
+	if err != nil {
+		return 0, err
+	}
+	for _, m := range echo {
+		if len(m) < unix.SizeofIfInfomsg {
+			continue
+		}
+		attrs, err := nl.ParseRouteAttr(m[unix.SizeofIfInfomsg:])
+		if err != nil {
+			continue
+		}
+		for _, a := range attrs {
+			if a.Attr.Type == unix.IFLA_LINK && len(a.Value) == 4 {
+				return int(native.Uint32(a.Value)), nil
+			}
+		}
+	}
+	return 0, nil
+}
+
+var native = nl.NativeEndian()
