@@ -22,5 +22,12 @@ test:
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 15m ./...
 
+# cnet against the seed's ip commands, the CNI bridge plugin, netavark and a
+# netlink-only floor, in a throwaway sandbox (needs root; installs the peers
+# if missing). Prints the report, writes bench/results/results.md and
+# docs/benchmarks-setup.svg. BENCH_FLAGS=-quick for a short pass.
+bench:
+	scripts/bench.sh $(BENCH_FLAGS)
+
 clean:
 	rm -rf bin
