@@ -1,0 +1,218 @@
+package main
+
+import (
+	"encoding/xml"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cnetdev/cnet/internal/testenv"
+	"golang.org/x/sys/unix"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+// TestSmoke runs the whole harness at N=5 with short data-path runs and
+// requires a number from every part. A peer that is not installed fails
+// the test with the package to install.
+func TestSmoke(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	for _, need := range []struct {
+		bin, pkg string
+		also     []string
+	}{
+		{"ip", "iproute2", nil},
+		{"nft", "nftables", nil},
+		{"iptables", "iptables", nil},
+		{"iperf3", "iperf3", nil},
+		{"wrk", "wrk", nil},
+		{"bash", "bash", nil},
+		{"netavark", "netavark", []string{"/usr/lib/podman/netavark"}},
+		{filepath.Join(cniDir, "bridge"), "containernetworking-plugins", []string{filepath.Join(cniDir, "bridge")}},
+		{filepath.Join(cniDir, "host-local"), "containernetworking-plugins", []string{filepath.Join(cniDir, "host-local")}},
+	} {
+		if _, ok := lookPath(need.bin, need.also...); !ok {
+			t.Fatalf("%s not found: apt-get install -y %s", need.bin, need.pkg)
+		}
+	}
+	// The peers' own state directories, where they exist, stay in the sandbox.
+	for _, d := range []string{"/run/cni", "/var/lib/cni", "/run/containers", "/var/lib/containers", "/run/netavark"} {
+		if _, err := os.Stat(d); err == nil {
+			if err := unix.Mount("tmpfs", d, "tmpfs", 0, "mode=0755"); err != nil {
+				t.Fatalf("mount tmpfs on %s: %v", d, err)
+			}
+		}
+	}
+
+	bin := t.TempDir()
+	cfg := Config{
+		Ns: []int{1, 5}, Reps: 3, Window: 20, Bulk: 10, Workers: 4, DataSeconds: 1, DataReps: 1,
+		CnetBin: filepath.Join(bin, "cnet"), EchoBin: filepath.Join(bin, "echo-server"),
+		Root: t.TempDir(), HostNS: hostNamespaces(t), Log: t.Logf,
+	}
+	for _, b := range [][2]string{{cfg.CnetBin, "../cmd/cnet"}, {cfg.EchoBin, "../cmd/echo-server"}} {
+		if out, err := exec.Command(goTool(), "build", "-o", b[0], b[1]).CombinedOutput(); err != nil {
+			t.Fatalf("go build %s: %v\n%s", b[1], err, out)
+		}
+	}
+
+	start := time.Now()
+	res, err := Run(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("harness ran in %s\n%s", time.Since(start).Round(time.Millisecond), res.Markdown())
+
+	if len(res.Tools) != len(toolNames) {
+		t.Errorf("measured %d tools, want %d (%v)", len(res.Tools), len(toolNames), toolNames)
+	}
+	for _, tr := range res.Tools {
+		if tr.Err != "" {
+			t.Errorf("%s produced no numbers: %s", tr.Name, tr.Err)
+			continue
+		}
+		if len(tr.Rows) != 2 {
+			t.Errorf("%s: %d rows, want 2 (N=1 and N=5)", tr.Name, len(tr.Rows))
+		}
+		for _, row := range tr.Rows {
+			if row.Setup.Median <= 0 || row.Setup.P95 < row.Setup.Median || row.Teardown.Median <= 0 || row.Teardown.Samples == 0 {
+				t.Errorf("%s N=%d: implausible figures %+v", tr.Name, row.N, row)
+			}
+		}
+		if tr.GrowthSetup <= 0 || tr.GrowthTeardown <= 0 {
+			t.Errorf("%s: no growth figures", tr.Name)
+		}
+	}
+	c := res.Cnet
+	if c.SequentialRate <= 0 || len(c.ParallelRate) != 2 || c.RmAll <= 0 || c.NetRmForce <= 0 {
+		t.Errorf("cnet figures missing: %+v", c)
+	}
+	if c.RSS1 <= 0 || c.RSSMax <= 0 || c.DBBytes <= 0 || c.MemErr != "" {
+		t.Errorf("memory figures missing: %+v", c)
+	}
+	if res.Data.Err != "" {
+		t.Errorf("data path: %s", res.Data.Err)
+	}
+	if len(res.Data.Paths) != 3 {
+		t.Errorf("data path: %d topologies, want 3", len(res.Data.Paths))
+	}
+	for _, p := range res.Data.Paths {
+		if p.Err != "" || p.MedianGbps() <= 0 || p.MedianRPS() <= 0 {
+			t.Errorf("data path %s: %.2f Gbit/s, %.0f requests/s, error %q", p.Name, p.MedianGbps(), p.MedianRPS(), p.Err)
+		}
+	}
+	if len(res.Problems) > 0 {
+		t.Errorf("problems:\n%s", strings.Join(res.Problems, "\n"))
+	}
+	checkSVG(t, res.SVG())
+}
+
+// TestReport renders a made-up run: the tables hold every tool, a tool
+// that failed says why, and the plot is well-formed SVG.
+func TestReport(t *testing.T) {
+	ms := func(v float64) time.Duration { return time.Duration(v * float64(time.Millisecond)) }
+	res := &Results{Start: time.Unix(0, 0), End: time.Unix(100, 0), Ns: []int{1, 100, 1000}}
+	for i, name := range toolNames {
+		tr := &ToolResult{Name: name, GrowthSetup: 1.5, GrowthTeardown: 1.1, Filled: 1000, FillTime: 10 * time.Second}
+		if name == "netavark" {
+			tr = &ToolResult{Name: name, Err: "netavark not found: apt-get install -y netavark"}
+		} else {
+			for j, n := range res.Ns {
+				v := float64(i+1) * float64(j+1)
+				tr.Rows = append(tr.Rows, Row{N: n, Setup: Stat{ms(v), ms(2 * v), 20}, Teardown: Stat{ms(v / 2), ms(v), 20}})
+			}
+		}
+		res.Tools = append(res.Tools, tr)
+	}
+	res.Cnet = CnetFigures{Bulk: 1000, Workers: 8, SequentialRate: 50, ParallelRate: []float64{80, 81},
+		RmAll: time.Second, NetRmForce: 2 * time.Second, RSS1: 6000, RSSMax: 6100, RSSN: 1000, DBBytes: 3 << 20}
+	res.Data = DataPath{Seconds: 5, Reps: 3, Paths: []*PathResult{
+		{Name: "cnet", Gbps: []float64{10, 11, 12}, RPS: []float64{100, 110, 120}},
+		{Name: "seed", Gbps: []float64{10}, RPS: []float64{100}},
+		{Name: "loopback", Err: "iperf3: boom"},
+	}}
+	md := res.Markdown()
+	for _, want := range []string{
+		"| cnet-cli   | 1000 | 3.00 ms",
+		"did not run (note 1)",
+		"1. netavark: netavark not found: apt-get install -y netavark",
+		"11.00 Gbit/s", "110%",
+		"loopback: iperf3: boom",
+		"80 and 81 containers/s",
+		"3.0 MiB",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report lacks %q:\n%s", want, md)
+		}
+	}
+	checkSVG(t, res.SVG())
+}
+
+func checkSVG(t *testing.T, svg string) {
+	t.Helper()
+	d := xml.NewDecoder(strings.NewReader(svg))
+	lines := 0
+	for {
+		tok, err := d.Token()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("plot is not well-formed XML: %v\n%s", err, svg)
+		}
+		if se, ok := tok.(xml.StartElement); ok && se.Name.Local == "polyline" {
+			lines++
+		}
+	}
+	if lines == 0 {
+		t.Errorf("plot has no lines:\n%s", svg)
+	}
+}
+
+func TestWindow(t *testing.T) {
+	for _, c := range []struct{ n, max, size, lo, hi int }{
+		{100, 1000, 20, 91, 110},
+		{1000, 1000, 20, 981, 1000},
+		{5, 5, 20, 1, 5},
+		{1, 1000, 20, 1, 20},
+	} {
+		if lo, hi := window(c.n, c.max, c.size); lo != c.lo || hi != c.hi {
+			t.Errorf("window(%d, %d, %d) = %d..%d, want %d..%d", c.n, c.max, c.size, lo, hi, c.lo, c.hi)
+		}
+	}
+	s := summarize([]time.Duration{5, 1, 4, 2, 3})
+	if s.Median != 3 || s.P95 != 5 || s.Samples != 5 {
+		t.Errorf("summarize: %+v", s)
+	}
+}
+
+// hostNamespaces returns the namespaces of the process that made the test
+// sandbox, which the harness must not run in.
+func hostNamespaces(t *testing.T) map[string]uint64 {
+	t.Helper()
+	host := map[string]uint64{}
+	host["net"], _ = strconv.ParseUint(os.Getenv("CNET_TEST_SANDBOX_PARENT_NETNS"), 10, 64)
+	ino, err := inode("/proc/" + strconv.Itoa(os.Getppid()) + "/ns/mnt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	host["mnt"] = ino
+	if host["net"] == 0 {
+		t.Fatal("the test sandbox did not say which network namespace it came from")
+	}
+	return host
+}
+
+func goTool() string {
+	if p, err := exec.LookPath("go"); err == nil {
+		return p
+	}
+	return filepath.Join(runtime.GOROOT(), "bin", "go")
+}
