@@ -63,6 +63,7 @@ func Run(cfg Config) (*Results, error) {
 		return nil, err
 	}
 	defer sc.close()
+	loadStart := loadavg()
 	res := &Results{Start: time.Now(), Ns: cfg.Ns, Host: hostInfo(cfg)}
 
 	cli := &cnetCLI{bin: cfg.CnetBin, root: cfg.Root, network: "bcli",
@@ -111,6 +112,7 @@ func Run(cfg Config) (*Results, error) {
 	}
 	res.Problems = append(res.Problems, sweep()...)
 	res.End = time.Now()
+	res.Host = append(res.Host, "load average (1, 5, 15 min) at the start: "+loadStart+", at the end: "+loadavg())
 	return res, nil
 }
 
@@ -201,4 +203,13 @@ func goVersion(bin string) string {
 		return v
 	}
 	return runtime.Version()
+}
+
+// loadavg tells how busy the machine was: other work on it skews timings.
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) >= 3 {
+		return strings.Join(f[:3], " ")
+	}
+	return "unknown"
 }
