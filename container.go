@@ -1,7 +1,7 @@
 package cnet
 
 import (
-	"errors"
+	"cmp"
 	"fmt"
 	"net/netip"
 	"syscall"
@@ -137,67 +137,58 @@ type RemoveOptions struct {
 	Grace time.Duration
 }
 
-// RemoveContainers removes containers: endpoints, addresses, the namespace
-// (unless adopted) and /etc/netns/NAME. Every name is checked before any
-// is removed; without Force, a container with processes inside is refused.
+// RemoveContainers removes containers in one transaction: endpoints,
+// addresses, the namespace (unless adopted) and /etc/netns/NAME. Every name
+// is checked before anything is removed; without Force, a container with
+// processes inside is refused.
 func (e *Engine) RemoveContainers(names []string, opts RemoveOptions) error {
 	if opts.Grace == 0 {
 		opts.Grace = 5 * time.Second
-	}
-	var targets []*Container
-	err := e.read(func(tx *state.Tx) error {
-		var missing []string
-		for _, n := range names {
-			c, err := tx.Container(n)
-			if err != nil {
-				return err
-			}
-			if c == nil {
-				missing = append(missing, n)
-				continue
-			}
-			targets = append(targets, &Container{Name: c.Name, Netns: e.NetnsPath(c.Name)})
-		}
-		if len(missing) > 0 {
-			return notFound("container", joinNames(missing), "nothing was removed; see `cnet ls`")
-		}
-		return nil
-	})
-	if err != nil {
-		return err
 	}
 	byNs, err := netns.ProcessesByNetns()
 	if err != nil {
 		return err
 	}
-	for _, c := range targets {
-		if id, err := netns.IDOf(c.Netns); err == nil {
-			c.PIDs = byNs[id]
+	busy := map[string][]int{}
+	for _, name := range names {
+		if id, err := netns.IDOf(e.NetnsPath(name)); err == nil && len(byNs[id]) > 0 {
+			busy[name] = byNs[id]
 		}
-		if len(c.PIDs) > 0 && !opts.Force {
-			return &errs.BusyError{What: "container", Name: c.Name,
-				Reason: fmt.Sprintf("has %d running process(es) (pid %s)", len(c.PIDs), joinInts(c.PIDs)),
+	}
+	if len(busy) > 0 {
+		// Only signal processes in namespaces that are cnet's containers.
+		if err := e.read(func(tx *state.Tx) error {
+			for name := range busy {
+				if c, err := tx.Container(name); err != nil || c == nil {
+					return cmp.Or(err, notFound("container", name, "nothing was removed; see `cnet ls`"))
+				}
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		if !opts.Force {
+			name := sortedKeys(busy)[0]
+			return &errs.BusyError{What: "container", Name: name,
+				Reason: fmt.Sprintf("has %d running process(es) (pid %s)", len(busy[name]), joinInts(busy[name])),
 				Hint:   "stop them or use -f to send SIGTERM, then SIGKILL; nothing was removed"}
 		}
-	}
-	var errList []error
-	for _, c := range targets {
-		if len(c.PIDs) > 0 {
-			if err := stopProcesses(c.Netns, c.PIDs, opts.Grace); err != nil {
-				errList = append(errList, fmt.Errorf("stop processes in %s: %w", c.Name, err))
-				continue
+		for _, name := range sortedKeys(busy) {
+			if err := stopProcesses(e.NetnsPath(name), busy[name], opts.Grace); err != nil {
+				return fmt.Errorf("stop processes in %s: %w", name, err)
 			}
 		}
-		_, err := e.mutate(func(env *plan.Env) (*plan.Plan, error) {
-			return plan.RemoveContainer(env, c.Name)
-		})
-		if err != nil {
-			errList = append(errList, err)
-			continue
-		}
-		e.removeLog(c.Name)
 	}
-	return errors.Join(errList...)
+	_, err = e.mutate(func(env *plan.Env) (*plan.Plan, error) {
+		return plan.RemoveContainers(env, names)
+	})
+	if err != nil {
+		return err
+	}
+	for _, name := range names {
+		e.removeLog(name)
+	}
+	return nil
 }
 
 // stopProcesses sends SIGTERM to pids, waits up to grace for the

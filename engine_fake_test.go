@@ -246,6 +246,13 @@ var scenarios = []scenario{
 		_, err := e.CreateContainer(ContainerSpec{Name: "a"})
 		return err
 	}, func(e *Engine) error { return e.RemoveContainers([]string{"a"}, RemoveOptions{}) }},
+	{"rm two", func(e *Engine) error {
+		if _, err := e.CreateContainer(ContainerSpec{Name: "a"}); err != nil {
+			return err
+		}
+		_, err := e.CreateContainer(ContainerSpec{Name: "b"})
+		return err
+	}, func(e *Engine) error { return e.RemoveContainers([]string{"a", "b"}, RemoveOptions{}) }},
 	{"network rm --force", func(e *Engine) error {
 		if _, err := e.CreateNetwork(NetworkSpec{Name: "n1"}); err != nil {
 			return err

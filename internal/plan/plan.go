@@ -506,39 +506,63 @@ func planDisconnect(env *Env, p *Plan, c *model.Container, n *model.Network) err
 	return nil
 }
 
-// RemoveContainer plans `cnet rm` for one container. Processes inside are
-// the caller's business: it checks (and with -f stops) them first.
-func RemoveContainer(env *Env, name string) (*Plan, error) {
-	c, err := env.View.Container(name)
-	if err != nil {
-		return nil, err
-	}
-	if c == nil {
-		return nil, errs.NotFound("container", name, "see `cnet ls`")
-	}
-	p := &Plan{Op: "rm", Direction: model.Rollforward, Container: c}
-	if c.Adopted {
-		// Not our namespace: take our endpoints out of it, leave it standing.
-		for _, ep := range c.Endpoints {
-			n, err := env.View.Network(ep.Network)
-			if err != nil {
-				return nil, err
-			}
-			if n == nil {
-				continue
-			}
-			p.Steps = append(p.Steps, model.Step{Kind: model.KindEndpoint, Action: model.Del, Endpoint: endpointSpec(env, c, n, ep)})
+// RemoveContainers plans `cnet rm` for many containers as one
+// transaction: every name is checked first, and if one is unknown nothing
+// is removed. Processes inside are the caller's business: it checks (and
+// with -f stops) them first. The namespace deletions come last, after
+// every step that could still be undone.
+func RemoveContainers(env *Env, containers []string) (*Plan, error) {
+	var missing []string
+	var cs []*model.Container
+	seen := map[string]bool{}
+	for _, name := range containers {
+		if seen[name] {
+			continue
 		}
+		seen[name] = true
+		c, err := env.View.Container(name)
+		if err != nil {
+			return nil, err
+		}
+		if c == nil {
+			missing = append(missing, name)
+			continue
+		}
+		cs = append(cs, c)
 	}
-	p.Steps = append(p.Steps, model.Step{Kind: model.KindFiles, Action: model.Del, Files: &model.FilesSpec{Name: name},
-		Prev: nsfiles.For(env.Marker(), c, env.Upstream)})
-	if !c.Adopted {
-		// Deleting the namespace deletes its veths with it, and lets the
-		// kernel batch that work instead of paying for each veth.
-		p.Steps = append(p.Steps, model.Step{Kind: model.KindNetns, Action: model.Del, Netns: &model.NetnsSpec{
-			Name: name, Mark: names.NetnsMark(env.Instance, name).String(),
-		}})
+	if len(missing) > 0 {
+		return nil, errs.NotFound("container", strings.Join(missing, ", "), "nothing was removed; see `cnet ls`")
 	}
-	p.Changes.DelContainer(name)
+	p := &Plan{Op: "rm", Direction: model.Rollforward}
+	var deletions []model.Step
+	for _, c := range cs {
+		if c.Adopted {
+			// Not our namespace: take our endpoints out of it, leave it standing.
+			for _, ep := range c.Endpoints {
+				n, err := env.View.Network(ep.Network)
+				if err != nil {
+					return nil, err
+				}
+				if n == nil {
+					continue
+				}
+				p.Steps = append(p.Steps, model.Step{Kind: model.KindEndpoint, Action: model.Del, Endpoint: endpointSpec(env, c, n, ep)})
+			}
+		}
+		p.Steps = append(p.Steps, model.Step{Kind: model.KindFiles, Action: model.Del, Files: &model.FilesSpec{Name: c.Name},
+			Prev: nsfiles.For(env.Marker(), c, env.Upstream)})
+		if !c.Adopted {
+			// Deleting the namespace deletes its veths with it, and lets the
+			// kernel batch that work instead of paying for each veth.
+			deletions = append(deletions, model.Step{Kind: model.KindNetns, Action: model.Del, Netns: &model.NetnsSpec{
+				Name: c.Name, Mark: names.NetnsMark(env.Instance, c.Name).String(),
+			}})
+		}
+		p.Changes.DelContainer(c.Name)
+	}
+	p.Steps = append(p.Steps, deletions...)
+	if len(cs) == 1 {
+		p.Container = cs[0]
+	}
 	return p, nil
 }
