@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/cnetdev/cnet/internal/fakekernel"
+	"github.com/cnetdev/cnet/internal/plan"
 )
 
 // TestRefusals walks every refusal of the core operations. Each must name
@@ -59,6 +60,13 @@ func TestRefusals(t *testing.T) {
 			_, err := e.CreateContainer(ContainerSpec{Name: "c9", Network: "tiny"})
 			return err
 		}, ErrConflict, []string{"tiny", "10.99.0.0/30 is full"}},
+		{"bridge full", nil, func(e *Engine) error {
+			old := plan.MaxBridgePorts
+			plan.MaxBridgePorts = 1 // base holds c1 already
+			defer func() { plan.MaxBridgePorts = old }()
+			_, err := e.CreateContainer(ContainerSpec{Name: "c3", Network: "base"})
+			return err
+		}, ErrConflict, []string{"network base", "at most 1 ports", "another network"}},
 		{"pool exhausted", func(k *fakekernel.Kernel) { k.HostRoutes = []netip.Prefix{netip.MustParsePrefix("10.89.0.0/16")} },
 			createNet(NetworkSpec{Name: "n"}), ErrConflict, []string{"10.89.0.0/16", "pass --subnet"}},
 		{"connect unknown container", nil, func(e *Engine) error { _, err := e.Connect("base", "ghost", netip.Addr{}); return err },

@@ -29,6 +29,7 @@ type View interface {
 	AddrOwner(network string, a netip.Addr) (string, bool)
 	HostIfOwner(name string) (string, bool)
 	Attached(network string) []string
+	AttachedCount(network string) int
 	EndpointGen() uint64
 }
 
@@ -357,9 +358,17 @@ func Connect(env *Env, network, container string, ip netip.Addr) (*Plan, error) 
 	return p, nil
 }
 
+// MaxBridgePorts is how many interfaces a Linux bridge accepts
+// (BR_MAX_PORTS: 1 << BR_PORT_BITS).
+var MaxBridgePorts = 1024
+
 // planConnect adds an endpoint on n to c (modified in place), appending
 // its step and recording c and the endpoint generation in p.Changes.
 func planConnect(env *Env, p *Plan, c *model.Container, n *model.Network, ip netip.Addr, present []string) error {
+	if count := env.View.AttachedCount(n.Name); count >= MaxBridgePorts {
+		return errs.Conflict("network", n.Name, fmt.Sprintf("its %d endpoints", count),
+			"a Linux bridge holds at most %d ports; put further containers on another network", MaxBridgePorts)
+	}
 	addr, err := chooseAddr(env, n, ip, p)
 	if err != nil {
 		return err

@@ -99,10 +99,12 @@ func Open(stateDir, runDir string) (*Store, error) {
 		lock.Close()
 		return nil, fmt.Errorf("create state dir: %w", err)
 	}
+	// The freelist is persisted: without it, every open walks every page
+	// of the database to rebuild it, and each command would slow down as
+	// state grows.
 	db, err := bolt.Open(filepath.Join(stateDir, File), 0o600, &bolt.Options{
-		Timeout:        5 * time.Second,
-		NoFreelistSync: true,
-		FreelistType:   bolt.FreelistMapType,
+		Timeout:      5 * time.Second,
+		FreelistType: bolt.FreelistMapType,
 	})
 	if err != nil {
 		lock.Close()
@@ -308,6 +310,19 @@ func (t *Tx) Containers() ([]*model.Container, error) {
 		return nil
 	})
 	return out, err
+}
+
+// AttachedCount returns the number of endpoints on a network without
+// decoding anything.
+func (t *Tx) AttachedCount(network string) int {
+	root := t.bucket(bAddrs)
+	if root == nil {
+		return 0
+	}
+	if b := root.Bucket([]byte(network)); b != nil {
+		return b.Stats().KeyN
+	}
+	return 0
 }
 
 // ContainerCount returns the number of containers without decoding them.
