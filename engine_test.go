@@ -486,3 +486,77 @@ func TestRealRefusals(t *testing.T) {
 		t.Errorf("got %v %+v, want 10.89.1.0/24", err, n)
 	}
 }
+
+// TestIntraNetworkSkipsNftables: traffic between two containers on one
+// network is switched by the bridge. Without br_netfilter's
+// bridge-nf-call-iptables/ip6tables it never reaches cnet's chains; with
+// them (built into some kernels, on by default) the forward hook sees
+// bridged packets, and cnet's first rule accepts them with one set lookup:
+// counters placed after that rule stay at zero. Traffic routed between
+// networks moves the counters, which shows the probe works.
+func TestIntraNetworkSkipsNftables(t *testing.T) {
+	e := realEngine(t)
+	sysctls := []string{"/proc/sys/net/bridge/bridge-nf-call-iptables", "/proc/sys/net/bridge/bridge-nf-call-ip6tables"}
+	for _, p := range sysctls {
+		old, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatalf("this kernel has no br_netfilter sysctls (%v): the test covers both of their settings", err)
+		}
+		t.Cleanup(func() { os.WriteFile(p, old, 0o644) })
+	}
+	if _, err := e.CreateNetwork(NetworkSpec{Name: "flat", Subnet: mustPrefix("172.24.0.0/24")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.CreateNetwork(NetworkSpec{Name: "other", Subnet: mustPrefix("172.25.0.0/24")}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []ContainerSpec{{Name: "a", Network: "flat"}, {Name: "b", Network: "flat"}, {Name: "c", Network: "other"}} {
+		if _, err := e.CreateContainer(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	serveIn(t, e.NetnsPath("b"), 8000)
+	counts := func() []string {
+		var out []string
+		for _, l := range strings.Split(testenv.Run(t, "nft", "list", "table", "inet", "cnet"), "\n") {
+			if i := strings.Index(l, "counter packets "); i >= 0 {
+				out = append(out, strings.Fields(l[i:])[2])
+			}
+		}
+		return out
+	}
+	for _, mode := range []struct {
+		sysctl string
+		probes [][]string // nft rule positions for the counters
+	}{
+		{"0", [][]string{{"insert", "rule", "inet", "cnet", "forward"}, {"insert", "rule", "inet", "cnet", "postrouting"}}},
+		{"1", [][]string{{"add", "rule", "inet", "cnet", "forward", "index", "0"}}},
+	} {
+		for _, p := range sysctls {
+			os.WriteFile(p, []byte(mode.sysctl), 0o644)
+		}
+		testenv.Run(t, "nft", "delete", "table", "inet", "cnet")
+		if _, err := e.GC(false); err != nil { // rebuilds the table, without counters
+			t.Fatal(err)
+		}
+		for _, probe := range mode.probes {
+			testenv.Run(t, "nft", append(probe, "counter")...)
+		}
+		for i := 0; i < 3; i++ {
+			pingOK(t, "a", "172.24.0.3")
+		}
+		if out, err := inNs("a", "curl", "-s", "--max-time", "5", "http://172.24.0.3:8000/"); err != nil {
+			t.Fatalf("curl a -> b: %v %s", err, out)
+		}
+		for _, c := range counts() {
+			if c != "0" {
+				t.Errorf("bridge-nf-call=%s: intra-network traffic reached cnet's probes %v", mode.sysctl, mode.probes)
+				break
+			}
+		}
+		pingFails(t, "a", "172.25.0.2")
+		if c := counts(); c[0] == "0" {
+			t.Errorf("bridge-nf-call=%s: routed traffic did not reach the first probe: %v", mode.sysctl, c)
+		}
+	}
+}
