@@ -12,6 +12,7 @@ import (
 	"github.com/cnetdev/cnet/internal/names"
 	"github.com/cnetdev/cnet/internal/netns"
 	"github.com/cnetdev/cnet/internal/plan"
+	"github.com/cnetdev/cnet/internal/ports"
 	"github.com/cnetdev/cnet/internal/state"
 )
 
@@ -23,6 +24,40 @@ type ContainerSpec struct {
 	Network string
 	IP      netip.Addr
 	DNS     []netip.Addr
+	Ports   []PortMapping
+}
+
+// PortMapping publishes one container port on the host. Parse specs with
+// ParsePorts.
+type PortMapping = model.PortMapping
+
+// ParsePorts parses "[HOSTIP:]HOSTPORT[-END]:CPORT[-END][/tcp|udp]" into
+// one mapping per port.
+func ParsePorts(spec string) ([]PortMapping, error) { return ports.Parse(spec) }
+
+// Publish adds published ports to a container: connections to the host
+// port reach the container's address on its default-route network.
+// Equivalent to: `nft add element inet cnet dnat_tcp { HOSTIP . PORT : ADDR . CPORT }`.
+func (e *Engine) Publish(container string, mappings []PortMapping) (*Container, error) {
+	p, err := e.mutate(func(env *plan.Env) (*plan.Plan, error) {
+		return plan.Publish(env, container, mappings)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return e.containerResult(p)
+}
+
+// Unpublish removes published ports from a container, and the connection
+// tracking entries they made.
+func (e *Engine) Unpublish(container string, mappings []PortMapping) (*Container, error) {
+	p, err := e.mutate(func(env *plan.Env) (*plan.Plan, error) {
+		return plan.Unpublish(env, container, mappings)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return e.containerResult(p)
 }
 
 // Container is a named network namespace and its endpoints.
@@ -32,6 +67,7 @@ type Container struct {
 	Adopted   bool         `json:"adopted"`
 	DNS       []netip.Addr `json:"dns"`
 	Endpoints []Endpoint   `json:"endpoints"`
+	Ports     []Port       `json:"ports"`
 	PIDs      []int        `json:"pids"`
 	Created   time.Time    `json:"created"`
 	// Interfaces is what the kernel reports inside the namespace; only
@@ -49,6 +85,21 @@ type Endpoint struct {
 	Gateway       netip.Addr   `json:"gateway"`
 	MAC           string       `json:"mac"`
 	DefaultRoute  bool         `json:"default_route"`
+}
+
+// Port is a published port as it is served: HostIP:HostPort on the host
+// leads to Address:Port in the container.
+type Port struct {
+	Proto    string     `json:"proto"`
+	HostIP   netip.Addr `json:"host_ip"`
+	HostPort uint16     `json:"host_port"`
+	Address  netip.Addr `json:"address"`
+	Port     uint16     `json:"port"`
+}
+
+// String renders the port as `docker port` does: 0.0.0.0:8080->80/tcp.
+func (p Port) String() string {
+	return fmt.Sprintf("%s:%d->%d/%s", p.HostIP, p.HostPort, p.Port, p.Proto)
 }
 
 // IP returns the endpoint's address without its prefix length.
@@ -70,6 +121,10 @@ func (e *Engine) publicContainer(c *model.Container, nets map[string]*model.Netw
 	}
 	if out.PIDs == nil {
 		out.PIDs = []int{}
+	}
+	out.Ports = []Port{}
+	for _, pe := range plan.Elems(c) {
+		out.Ports = append(out.Ports, Port{Proto: pe.Proto, HostIP: pe.HostIP, HostPort: pe.HostPort, Address: pe.Addr, Port: pe.Port})
 	}
 	out.Endpoints = []Endpoint{}
 	for _, ep := range c.Endpoints {

@@ -88,6 +88,54 @@ func goldenLines(t *testing.T, name string, lines []string) {
 
 func mustPrefix(s string) netip.Prefix { return netip.MustParsePrefix(s) }
 
+func mustPorts(specs ...string) []PortMapping {
+	var out []PortMapping
+	for _, s := range specs {
+		ms, err := ParsePorts(s)
+		if err != nil {
+			panic(err)
+		}
+		out = append(out, ms...)
+	}
+	return out
+}
+
+// TestPortsGolden walks the life of published ports.
+func TestPortsGolden(t *testing.T) {
+	e, k := fakeEngine(t)
+	var lines []string
+	step := func(title string, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%s: %v", title, err)
+		}
+		lines = append(lines, "# "+title)
+		lines = append(lines, k.Lines()...)
+	}
+	_, err := e.CreateNetwork(NetworkSpec{Name: "front", Subnet: mustPrefix("172.18.0.0/24")})
+	step("cnet network create front --subnet 172.18.0.0/24", err)
+	_, err = e.CreateNetwork(NetworkSpec{Name: "back", Subnet: mustPrefix("172.19.0.0/24")})
+	step("cnet network create back --subnet 172.19.0.0/24", err)
+	c, err := e.CreateContainer(ContainerSpec{Name: "web", Network: "front", Ports: mustPorts("8080:80", "127.0.0.1:5353:53/udp")})
+	step("cnet create web --network front -p 8080:80 -p 127.0.0.1:5353:53/udp", err)
+	if got := fmt.Sprint(c.Ports); got != "[0.0.0.0:8080->80/tcp 127.0.0.1:5353->53/udp]" {
+		t.Errorf("ports = %s", got)
+	}
+	_, err = e.Publish("web", mustPorts("9000-9001:90-91"))
+	step("cnet publish web 9000-9001:90-91", err)
+	_, err = e.Unpublish("web", mustPorts("127.0.0.1:5353:53/udp"))
+	step("cnet unpublish web 127.0.0.1:5353:53/udp", err)
+	_, err = e.Connect("back", "web", netip.Addr{})
+	step("cnet connect back web", err)
+	step("cnet disconnect front web", e.Disconnect("front", "web"))
+	cs, _ := e.Containers()
+	if got := fmt.Sprint(cs[0].Ports); got != "[0.0.0.0:8080->80/tcp 0.0.0.0:9000->90/tcp 0.0.0.0:9001->91/tcp]" || cs[0].Ports[0].Address.String() != "172.19.0.2" {
+		t.Errorf("after moving to back: %+v", cs[0].Ports)
+	}
+	step("cnet rm web", e.RemoveContainers([]string{"web"}, RemoveOptions{}))
+	goldenLines(t, "ports.golden", lines)
+}
+
 // TestSeedGolden walks the seed's scenario and compares every command the
 // engine ran with a golden file.
 func TestSeedGolden(t *testing.T) {
@@ -253,6 +301,44 @@ var scenarios = []scenario{
 		_, err := e.CreateContainer(ContainerSpec{Name: "b"})
 		return err
 	}, func(e *Engine) error { return e.RemoveContainers([]string{"a", "b"}, RemoveOptions{}) }},
+	{"create with ports", func(e *Engine) error {
+		_, err := e.CreateNetwork(NetworkSpec{Name: "n1"})
+		return err
+	}, func(e *Engine) error {
+		_, err := e.CreateContainer(ContainerSpec{Name: "a", Network: "n1", Ports: mustPorts("8080:80", "127.0.0.1:5353:53/udp")})
+		return err
+	}},
+	{"publish", func(e *Engine) error {
+		_, err := e.CreateContainer(ContainerSpec{Name: "a"})
+		return err
+	}, func(e *Engine) error {
+		_, err := e.Publish("a", mustPorts("9000-9001:90-91"))
+		return err
+	}},
+	{"unpublish", func(e *Engine) error {
+		_, err := e.CreateContainer(ContainerSpec{Name: "a", Ports: mustPorts("8080:80", "8443:443")})
+		return err
+	}, func(e *Engine) error {
+		_, err := e.Unpublish("a", mustPorts("8080:80"))
+		return err
+	}},
+	{"disconnect moves ports", func(e *Engine) error {
+		if _, err := e.CreateNetwork(NetworkSpec{Name: "n1"}); err != nil {
+			return err
+		}
+		if _, err := e.CreateNetwork(NetworkSpec{Name: "n2"}); err != nil {
+			return err
+		}
+		if _, err := e.CreateContainer(ContainerSpec{Name: "a", Network: "n1", Ports: mustPorts("8080:80")}); err != nil {
+			return err
+		}
+		_, err := e.Connect("n2", "a", netip.Addr{})
+		return err
+	}, func(e *Engine) error { return e.Disconnect("n1", "a") }},
+	{"rm with ports", func(e *Engine) error {
+		_, err := e.CreateContainer(ContainerSpec{Name: "a", Ports: mustPorts("8080:80/udp")})
+		return err
+	}, func(e *Engine) error { return e.RemoveContainers([]string{"a"}, RemoveOptions{}) }},
 	{"network rm --force", func(e *Engine) error {
 		if _, err := e.CreateNetwork(NetworkSpec{Name: "n1"}); err != nil {
 			return err

@@ -93,7 +93,9 @@ func (e *Engine) GC(dryRun bool) (*GCReport, error) {
 			act(GCAction{Action: "repair", Object: "network " + n.Name, Reason: problem}, func() error { return s.k.EnsureBridge(spec) })
 		}
 	}
-	rs := firewall.FromNetworks(nets)
+	var portElems []model.PortElem
+	s.st.View(func(tx *state.Tx) error { portElems = tx.PortElems(); return nil })
+	rs := firewall.FromState(nets, portElems)
 	if problem, err := s.k.CheckFirewall(rs); err != nil {
 		r.Warnings = append(r.Warnings, "cannot read the firewall: "+err.Error())
 	} else if problem != "" {
@@ -234,7 +236,7 @@ func (s *session) afterReboot() []string {
 		}
 		forward = forward || !n.Internal
 	}
-	if err := s.k.SyncFirewall(firewall.FromNetworks(nets)); err != nil {
+	if err := s.sync(rulesets{s: s}.before); err != nil {
 		failed = append(failed, "firewall: "+err.Error())
 	}
 	if forward {

@@ -28,6 +28,9 @@ func TestRefusals(t *testing.T) {
 	create := func(spec ContainerSpec) func(e *Engine) error {
 		return func(e *Engine) error { _, err := e.CreateContainer(spec); return err }
 	}
+	publish := func(name string, specs ...string) func(e *Engine) error {
+		return func(e *Engine) error { _, err := e.Publish(name, mustPorts(specs...)); return err }
+	}
 	cases := []tc{
 		{"container name with slash", nil, create(ContainerSpec{Name: "a/b", Network: "base"}), ErrInvalid, []string{`"a/b"`, "[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}"}},
 		{"container name dotdot", nil, create(ContainerSpec{Name: "..", Network: "base"}), ErrInvalid, []string{`".."`, "starting with a letter or digit"}},
@@ -56,6 +59,7 @@ func TestRefusals(t *testing.T) {
 		{"ip is broadcast", nil, create(ContainerSpec{Name: "c2", Network: "base", IP: ip("172.29.255.255")}), ErrInvalid, []string{"172.29.255.255", "broadcast"}},
 		{"ip is the gateway", nil, create(ContainerSpec{Name: "c2", Network: "base", IP: ip("172.29.0.1")}), ErrInvalid, []string{"172.29.0.1", "gateway"}},
 		{"ip taken", nil, create(ContainerSpec{Name: "c2", Network: "base", IP: ip("172.29.0.2")}), ErrConflict, []string{"172.29.0.2", "container c1"}},
+		{"create with a taken port changes nothing", nil, create(ContainerSpec{Name: "c2", Network: "base", Ports: mustPorts("8080:80")}), ErrConflict, []string{"8080:80/tcp"}},
 		{"network full", nil, func(e *Engine) error {
 			_, err := e.CreateContainer(ContainerSpec{Name: "c9", Network: "tiny"})
 			return err
@@ -67,6 +71,18 @@ func TestRefusals(t *testing.T) {
 			_, err := e.CreateContainer(ContainerSpec{Name: "c3", Network: "base"})
 			return err
 		}, ErrConflict, []string{"network base", "at most 1 ports", "another network"}},
+		{"port taken by another container", nil, publish("c1", "8080:80"), ErrConflict, []string{"8080:80/tcp", "container cx"}},
+		{"0.0.0.0 against a specific address", nil, publish("c1", "9090:90"), ErrConflict, []string{"9090:90/tcp", "container cx (172.29.0.1:9090/tcp)"}},
+		{"port asked twice", nil, publish("c1", "7000:70", "7000:71"), ErrConflict, []string{"7000:71/tcp", "asked for twice"}},
+		{"port published already", nil, publish("cx", "8080:80"), ErrExists, []string{"8080:80/tcp", "already publishes"}},
+		{"host port held by a process", func(k *fakekernel.Kernel) { k.Listeners = map[string]string{"tcp 0.0.0.0:22": "sshd (pid 42)"} },
+			publish("c1", "22:2222"), ErrConflict, []string{"0.0.0.0:22/tcp", "sshd (pid 42)"}},
+		{"host address not on the host", nil, publish("c1", "192.0.2.99:80:80"), ErrInvalid, []string{"192.0.2.99", "assigned to this host"}},
+		{"publish on an internal-only container", nil, publish("c0", "8080:80"), ErrConflict, []string{"no network with a path beyond its bridge"}},
+		{"unpublish what is not published", nil, func(e *Engine) error { _, err := e.Unpublish("cx", mustPorts("1:1")); return err },
+			ErrNotFound, []string{"1:1/tcp", "cx publishes"}},
+		{"disconnect the ports' only network", nil, func(e *Engine) error { return e.Disconnect("base", "cx") },
+			ErrBusy, []string{"cx", "unpublish them first"}},
 		{"pool exhausted", func(k *fakekernel.Kernel) { k.HostRoutes = []netip.Prefix{netip.MustParsePrefix("10.89.0.0/16")} },
 			createNet(NetworkSpec{Name: "n"}), ErrConflict, []string{"10.89.0.0/16", "pass --subnet"}},
 		{"connect unknown container", nil, func(e *Engine) error { _, err := e.Connect("base", "ghost", netip.Addr{}); return err },
@@ -97,6 +113,9 @@ func TestRefusals(t *testing.T) {
 				t.Fatal(err)
 			}
 			if _, err := e.CreateContainer(ContainerSpec{Name: "c0", Network: "tiny"}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.CreateContainer(ContainerSpec{Name: "cx", Network: "base", Ports: mustPorts("8080:80", "172.29.0.1:9090:90")}); err != nil {
 				t.Fatal(err)
 			}
 			if c.stage != nil {

@@ -29,6 +29,9 @@ type machine interface {
 	RemoveRoute(model.RouteSpec) error
 	SyncFirewall(firewall.Ruleset) error
 	FirewallPresent() (bool, error)
+	AddPorts([]model.PortElem) error
+	DelPorts([]model.PortElem) error
+	SetHairpin(hostIf string, on bool) error
 	WriteFiles(*model.FilesSpec) error
 	RemoveFiles(name string) error
 	SetForwarding(on bool) (bool, error)
@@ -102,16 +105,12 @@ func (e *Engine) mutate(build func(env *plan.Env) (*plan.Plan, error)) (*plan.Pl
 
 func (s *session) apply(build func(env *plan.Env) (*plan.Plan, error)) (*plan.Plan, error) {
 	var (
-		p       *plan.Plan
-		in      model.Intent
-		oldNets []*model.Network
+		p  *plan.Plan
+		in model.Intent
 	)
 	err := s.st.Update(false, func(tx *state.Tx) error {
 		var err error
 		if p, err = build(s.env(tx)); err != nil {
-			return err
-		}
-		if oldNets, err = tx.Networks(); err != nil {
 			return err
 		}
 		if len(p.Steps) == 0 {
@@ -123,13 +122,16 @@ func (s *session) apply(build func(env *plan.Env) (*plan.Plan, error)) (*plan.Pl
 	if err != nil {
 		return nil, err
 	}
-	newNets := applyNetworks(oldNets, p.Changes)
+	rs := rulesets{s: s, ch: p.Changes}
 	if err := s.hook(p.Op, 0); err != nil {
-		return nil, s.abort(p, &in, nil, oldNets, err)
+		return nil, s.abort(p, &in, nil, rs, err)
 	}
 	for i, step := range p.Steps {
 		done := p.Steps[:i+1] // pushed before Do: undo must be safe even if Do half ran
-		err := s.do(step, newNets)
+		err := s.do(step, rs)
+		if err != nil && atomic(step.Kind) {
+			done = p.Steps[:i] // its one request failed: it changed nothing
+		}
 		if err == nil {
 			err = s.hook(p.Op, i+1)
 		}
@@ -139,7 +141,7 @@ func (s *session) apply(build func(env *plan.Env) (*plan.Plan, error)) (*plan.Pl
 				// the next command or `cnet gc` rolls forward.
 				return nil, &errs.RepairError{Op: p.Op, Cause: err, Rollback: errors.New("a namespace was already deleted, so the operation can only be finished")}
 			}
-			return nil, s.abort(p, &in, done, oldNets, err)
+			return nil, s.abort(p, &in, done, rs, err)
 		}
 	}
 	err = s.st.Update(true, func(tx *state.Tx) error {
@@ -159,9 +161,62 @@ func (s *session) apply(build func(env *plan.Env) (*plan.Plan, error)) (*plan.Pl
 		if irreversible(p.Steps) {
 			return nil, &errs.RepairError{Op: p.Op, Cause: err, Rollback: errors.New("a namespace was already deleted, so the operation can only be finished")}
 		}
-		return nil, s.abort(p, &in, p.Steps, oldNets, err)
+		return nil, s.abort(p, &in, p.Steps, rs, err)
 	}
 	return p, nil
+}
+
+// rulesets gives the firewall as it is in committed state (before the
+// operation) and as it will be once ch commits (after). Committed state
+// does not change while the lock is held, so both can be read late, and
+// only the steps that need them do.
+type rulesets struct {
+	s  *session
+	ch model.Changes
+	// recovering is set when resolving a dead process's intent: it is not
+	// known which steps ran, so undo rebuilds rather than inverts.
+	recovering bool
+}
+
+func (r rulesets) before() (rs firewall.Ruleset, err error) {
+	err = r.s.st.View(func(tx *state.Tx) error {
+		nets, err := tx.Networks()
+		rs = firewall.FromState(nets, tx.PortElems())
+		return err
+	})
+	return rs, err
+}
+
+func (r rulesets) after() (rs firewall.Ruleset, err error) {
+	err = r.s.st.View(func(tx *state.Tx) error {
+		nets, err := tx.Networks()
+		if err != nil {
+			return err
+		}
+		ports, err := plan.PortsAfter(tx, tx.PortElems(), r.ch)
+		rs = firewall.FromState(applyNetworks(nets, r.ch), ports)
+		return err
+	})
+	return rs, err
+}
+
+func (s *session) sync(rs func() (firewall.Ruleset, error)) error {
+	r, err := rs()
+	if err != nil {
+		return err
+	}
+	return s.k.SyncFirewall(r)
+}
+
+// atomic reports whether a step of this kind is one kernel request (one
+// nftables batch, one write), so that when it fails nothing changed and
+// there is nothing to undo.
+func atomic(k model.Kind) bool {
+	switch k {
+	case model.KindPorts, model.KindFirewall, model.KindForwarding, model.KindHairpin:
+		return true
+	}
+	return false
 }
 
 // irreversible reports whether done deleted a namespace: its processes'
@@ -184,10 +239,10 @@ func (s *session) hook(op string, step int) error {
 
 // abort undoes done in reverse and drops the intent. If the undo fails too,
 // the intent stays for the next command or `cnet gc`.
-func (s *session) abort(p *plan.Plan, in *model.Intent, done []model.Step, oldNets []*model.Network, cause error) error {
+func (s *session) abort(p *plan.Plan, in *model.Intent, done []model.Step, rs rulesets, cause error) error {
 	var undoErrs []error
 	for i := len(done) - 1; i >= 0; i-- {
-		if err := s.undo(done[i], oldNets); err != nil {
+		if err := s.undo(done[i], rs); err != nil {
 			undoErrs = append(undoErrs, fmt.Errorf("undo %s %s: %w", done[i].Action, done[i].Kind, err))
 		}
 	}
@@ -202,20 +257,18 @@ func (s *session) abort(p *plan.Plan, in *model.Intent, done []model.Step, oldNe
 	return cause
 }
 
-// do applies one step. nets is the state of networks after the operation,
-// from which the firewall is computed.
-func (s *session) do(st model.Step, nets []*model.Network) error {
-	put, take := s.object(st, nets, nil)
+// do applies one step.
+func (s *session) do(st model.Step, rs rulesets) error {
+	put, take := s.object(st, rs)
 	if st.Action == model.Del {
 		return take()
 	}
 	return put()
 }
 
-// undo reverses one step. nets is the state of networks before the
-// operation.
-func (s *session) undo(st model.Step, nets []*model.Network) error {
-	put, take := s.object(st, nil, nets)
+// undo reverses one step.
+func (s *session) undo(st model.Step, rs rulesets) error {
+	put, take := s.object(st, rs)
 	if st.Action == model.Del {
 		return put()
 	}
@@ -224,9 +277,8 @@ func (s *session) undo(st model.Step, nets []*model.Network) error {
 
 // object returns the two operations on a step's object: put makes it as
 // the step wants (or, for a Del step, puts it back as it was), take takes
-// it away (or, for a Set step, back to its previous content). after
-// and before are the networks after and before the operation.
-func (s *session) object(st model.Step, after, before []*model.Network) (put, take func() error) {
+// it away (or, for a Set step, back to its previous content).
+func (s *session) object(st model.Step, rs rulesets) (put, take func() error) {
 	k := s.k
 	switch st.Kind {
 	case model.KindNetns:
@@ -258,8 +310,41 @@ func (s *session) object(st model.Step, after, before []*model.Network) (put, ta
 		}
 		return write(st.Files), write(st.Prev)
 	case model.KindFirewall:
-		return func() error { return k.SyncFirewall(firewall.FromNetworks(after)) },
-			func() error { return k.SyncFirewall(firewall.FromNetworks(before)) }
+		return func() error { return s.sync(rs.after) }, func() error { return s.sync(rs.before) }
+	case model.KindPorts:
+		// Elements are added or deleted in one batch, so the cost of a
+		// mapping does not grow with their number. If a batch fails (the
+		// table was flushed behind cnet's back), the whole table is rebuilt
+		// as it must be. A live undo is the inverse batch; recovering from
+		// a crash, it is a rebuild from committed state.
+		add := func(fallback func() (firewall.Ruleset, error)) func() error {
+			return func() error {
+				if k.AddPorts(st.Ports) != nil {
+					return s.sync(fallback)
+				}
+				return nil
+			}
+		}
+		del := func(fallback func() (firewall.Ruleset, error)) func() error {
+			return func() error {
+				if k.DelPorts(st.Ports) != nil {
+					return s.sync(fallback)
+				}
+				return nil
+			}
+		}
+		if rs.recovering {
+			if st.Action == model.Del {
+				return func() error { return s.sync(rs.before) }, del(rs.after)
+			}
+			return add(rs.after), func() error { return s.sync(rs.before) }
+		}
+		if st.Action == model.Del {
+			return add(rs.before), del(rs.after)
+		}
+		return add(rs.after), del(rs.before)
+	case model.KindHairpin:
+		return func() error { return k.SetHairpin(st.HostIf, true) }, func() error { return k.SetHairpin(st.HostIf, false) }
 	case model.KindForwarding:
 		return func() error {
 				changed, err := k.SetForwarding(true)
@@ -340,16 +425,16 @@ func (s *session) resolveIntents() []string {
 	var out []string
 	for _, in := range intents {
 		var stepErrs []error
+		rs := rulesets{s: s, ch: in.Changes, recovering: true}
 		if in.Direction == model.Rollforward {
-			newNets := applyNetworks(nets, in.Changes)
 			for _, st := range in.Steps {
-				if err := s.do(st, newNets); err != nil {
+				if err := s.do(st, rs); err != nil {
 					stepErrs = append(stepErrs, err)
 				}
 			}
 		} else {
 			for i := len(in.Steps) - 1; i >= 0; i-- {
-				if err := s.undo(in.Steps[i], nets); err != nil {
+				if err := s.undo(in.Steps[i], rs); err != nil {
 					stepErrs = append(stepErrs, err)
 				}
 			}

@@ -20,12 +20,13 @@ import (
 
 // Link is a host link.
 type Link struct {
-	Kind   string // "bridge", "veth", "dummy"
-	Mark   string
-	Master string
-	Addr   netip.Prefix
-	PeerNS string // veth: namespace of the peer
-	Peer   string
+	Kind    string // "bridge", "veth", "dummy"
+	Mark    string
+	Master  string
+	Addr    netip.Prefix
+	PeerNS  string // veth: namespace of the peer
+	Peer    string
+	Hairpin bool
 }
 
 // Namespace is a named network namespace.
@@ -48,9 +49,11 @@ type Kernel struct {
 	Links        map[string]*Link
 	Netns        map[string]*Namespace
 	Files        map[string]model.FilesSpec
-	Firewall     string // firewall.Ruleset.String(), "" when absent
+	Firewall     *firewall.Ruleset // nil when the table is absent
 	Forward      bool
 	HostRoutes   []netip.Prefix
+	HostAddrs    []netip.Addr
+	Listeners    map[string]string // "tcp 0.0.0.0:80" → "nginx (pid 1)"
 	ForeignDrops []string
 	Ops          []Op
 	// Fail, if set, is consulted before each mutation; an error fails it.
@@ -88,7 +91,7 @@ func (k *Kernel) Snapshot() string {
 	var b strings.Builder
 	for _, name := range slices.Sorted(maps.Keys(k.Links)) {
 		l := k.Links[name]
-		fmt.Fprintf(&b, "link %s %s mark=%s master=%s addr=%v peer=%s/%s\n", name, l.Kind, l.Mark, l.Master, l.Addr, l.PeerNS, l.Peer)
+		fmt.Fprintf(&b, "link %s %s mark=%s master=%s addr=%v peer=%s/%s hairpin=%v\n", name, l.Kind, l.Mark, l.Master, l.Addr, l.PeerNS, l.Peer, l.Hairpin)
 	}
 	for _, name := range slices.Sorted(maps.Keys(k.Netns)) {
 		n := k.Netns[name]
@@ -101,7 +104,7 @@ func (k *Kernel) Snapshot() string {
 		f := k.Files[name]
 		fmt.Fprintf(&b, "files %s\n%s%s", name, f.Resolv, f.Hosts)
 	}
-	fmt.Fprintf(&b, "firewall:\n%sforwarding=%v\n", k.Firewall, k.Forward)
+	fmt.Fprintf(&b, "firewall:\n%sforwarding=%v\n", k.firewallText(), k.Forward)
 	return b.String()
 }
 
@@ -224,7 +227,7 @@ func (k *Kernel) EnsureEndpoint(ep model.EndpointSpec) error {
 			ep.HostIf, ep.MTU, ep.ContainerIf, ep.Netns, ep.HostIf, ep.Mark, ep.Bridge, ep.Netns, ep.Addr, ep.ContainerIf, ep.Netns, ep.ContainerIf, route); err != nil {
 			return err
 		}
-		k.Links[ep.HostIf] = &Link{Kind: "veth", Mark: ep.Mark, Master: ep.Bridge, PeerNS: ep.Netns, Peer: ep.ContainerIf}
+		k.Links[ep.HostIf] = &Link{Kind: "veth", Mark: ep.Mark, Master: ep.Bridge, PeerNS: ep.Netns, Peer: ep.ContainerIf, Hairpin: ep.Hairpin}
 		n.Links[ep.ContainerIf] = ep.Addr
 		if ep.DefaultRoute {
 			n.Route = fmt.Sprintf("default via %s dev %s", ep.Gateway, ep.ContainerIf)
@@ -270,27 +273,141 @@ func (k *Kernel) RemoveRoute(r model.RouteSpec) error {
 	return nil
 }
 
+func (k *Kernel) firewallText() string {
+	if k.Firewall == nil {
+		return ""
+	}
+	return k.Firewall.String()
+}
+
 // SyncFirewall implements the engine's machine.
 func (k *Kernel) SyncFirewall(rs firewall.Ruleset) error {
-	want := rs.String()
-	if want == k.Firewall {
+	rs = firewall.FromState(nil, rs.Ports).WithNetworksOf(rs)
+	if rs.String() == k.firewallText() {
 		return nil
 	}
 	var err error
-	if want == "" {
+	if rs.Empty() {
 		err = k.record("firewall", true, "nft delete table inet cnet")
 	} else {
-		err = k.record("firewall", false, "nft -f - # bridges=%v internal=%v masq=%v", rs.Bridges, rs.Internal, rs.Masq)
+		err = k.record("firewall", false, "nft -f - # bridges=%v internal=%v masq=%v ports=%d", rs.Bridges, rs.Internal, rs.Masq, len(rs.Ports))
 	}
 	if err != nil {
 		return err
 	}
-	k.Firewall = want
+	if rs.Empty() {
+		k.Firewall = nil
+	} else {
+		k.Firewall = &rs
+	}
 	return nil
 }
 
 // FirewallPresent implements the engine's machine.
-func (k *Kernel) FirewallPresent() (bool, error) { return k.Firewall != "", nil }
+func (k *Kernel) FirewallPresent() (bool, error) { return k.Firewall != nil, nil }
+
+// AddPorts implements the engine's machine: it fails, as nft does, when
+// the table is missing or an element exists.
+func (k *Kernel) AddPorts(ps []model.PortElem) error {
+	if k.Firewall == nil {
+		return fmt.Errorf("nft add element: table inet cnet: no such file or directory")
+	}
+	for _, p := range ps {
+		for _, q := range k.Firewall.Ports {
+			if q.Proto == p.Proto && q.HostIP == p.HostIP && q.HostPort == p.HostPort {
+				return fmt.Errorf("nft add element: %s %s:%d exists", p.Proto, p.HostIP, p.HostPort)
+			}
+		}
+	}
+	if err := k.record("firewall", false, "nft add element inet cnet dnat_* %s", portList(ps)); err != nil {
+		return err
+	}
+	rs := firewall.FromState(nil, append(slices.Clone(k.Firewall.Ports), ps...)).WithNetworksOf(*k.Firewall)
+	k.Firewall = &rs
+	return nil
+}
+
+// DelPorts implements the engine's machine.
+func (k *Kernel) DelPorts(ps []model.PortElem) error {
+	if k.Firewall == nil {
+		return fmt.Errorf("nft delete element: table inet cnet: no such file or directory")
+	}
+	left := slices.Clone(k.Firewall.Ports)
+	for _, p := range ps {
+		i := slices.Index(left, p)
+		if i < 0 {
+			return fmt.Errorf("nft delete element: %s %s:%d: no such file or directory", p.Proto, p.HostIP, p.HostPort)
+		}
+		left = slices.Delete(left, i, i+1)
+	}
+	if err := k.record("firewall", true, "nft delete element inet cnet dnat_* %s && conntrack -D ...", portList(ps)); err != nil {
+		return err
+	}
+	rs := firewall.FromState(nil, left).WithNetworksOf(*k.Firewall)
+	k.Firewall = &rs
+	return nil
+}
+
+func portList(ps []model.PortElem) string {
+	var s []string
+	for _, p := range ps {
+		s = append(s, fmt.Sprintf("%s %s:%d->%s:%d", p.Proto, p.HostIP, p.HostPort, p.Addr, p.Port))
+	}
+	return "{ " + strings.Join(s, ", ") + " }"
+}
+
+// SetHairpin implements the engine's machine.
+func (k *Kernel) SetHairpin(hostIf string, on bool) error {
+	l, ok := k.Links[hostIf]
+	if !ok {
+		if on {
+			return fmt.Errorf("bridge link set dev %s hairpin on: no such link", hostIf)
+		}
+		return nil
+	}
+	if l.Hairpin == on {
+		return nil
+	}
+	state := "off"
+	if on {
+		state = "on"
+	}
+	if err := k.record("link "+hostIf, !on, "bridge link set dev %s hairpin %s", hostIf, state); err != nil {
+		return err
+	}
+	l.Hairpin = on
+	return nil
+}
+
+// HostHasAddr implements plan.Facts.
+func (k *Kernel) HostHasAddr(a netip.Addr) (bool, error) {
+	if slices.Contains(k.HostAddrs, a) {
+		return true, nil
+	}
+	for _, l := range k.Links {
+		if l.Addr.Addr() == a {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// Listener implements plan.Facts.
+func (k *Kernel) Listener(proto string, ip netip.Addr, port uint16) (string, error) {
+	for _, key := range []string{fmt.Sprintf("%s %s:%d", proto, ip, port), fmt.Sprintf("%s 0.0.0.0:%d", proto, port)} {
+		if d, ok := k.Listeners[key]; ok {
+			return d, nil
+		}
+	}
+	if ip == netip.IPv4Unspecified() {
+		for key, d := range k.Listeners {
+			if strings.HasPrefix(key, proto+" ") && strings.HasSuffix(key, fmt.Sprintf(":%d", port)) {
+				return d, nil
+			}
+		}
+	}
+	return "", nil
+}
 
 // WriteFiles implements the engine's machine.
 func (k *Kernel) WriteFiles(f *model.FilesSpec) error {
@@ -401,7 +518,7 @@ func (k *Kernel) CheckEndpoint(ep model.EndpointSpec) (string, error) {
 
 // CheckFirewall implements the engine's machine.
 func (k *Kernel) CheckFirewall(rs firewall.Ruleset) (string, error) {
-	if k.Firewall != rs.String() {
+	if k.firewallText() != rs.String() {
 		return "table inet cnet differs", nil
 	}
 	return "", nil

@@ -26,6 +26,16 @@ func sampleNetworks() []*model.Network {
 	}
 }
 
+func samplePorts() []model.PortElem {
+	a := netip.MustParseAddr
+	return []model.PortElem{
+		{Proto: "tcp", HostIP: a("0.0.0.0"), HostPort: 8080, Addr: a("172.18.0.2"), Port: 80},
+		{Proto: "tcp", HostIP: a("192.0.2.10"), HostPort: 443, Addr: a("172.18.0.3"), Port: 8443},
+		{Proto: "udp", HostIP: a("127.0.0.1"), HostPort: 5353, Addr: a("10.89.0.2"), Port: 53},
+		{Proto: "udp", HostIP: a("0.0.0.0"), HostPort: 9000, Addr: a("10.89.0.2"), Port: 9000},
+	}
+}
+
 func golden(t *testing.T, name, got string) {
 	t.Helper()
 	path := filepath.Join("testdata", name)
@@ -44,18 +54,18 @@ func golden(t *testing.T, name, got string) {
 }
 
 func TestRulesetGolden(t *testing.T) {
-	golden(t, "three-networks.nft", FromNetworks(sampleNetworks()).String())
+	golden(t, "three-networks.nft", FromState(sampleNetworks(), samplePorts()).String())
 }
 
 func TestRulesetEmpty(t *testing.T) {
-	rs := FromNetworks(nil)
+	rs := FromState(nil, nil)
 	if !rs.Empty() || rs.String() != "" {
 		t.Errorf("no networks: got %q, want an empty ruleset", rs.String())
 	}
 }
 
 func TestRulesetInternalHasNoMasquerade(t *testing.T) {
-	rs := FromNetworks(sampleNetworks())
+	rs := FromState(sampleNetworks(), samplePorts())
 	for _, p := range rs.Masq {
 		if p.String() == "10.90.0.0/16" {
 			t.Errorf("internal subnet %s is in the masquerade set", p)
@@ -71,7 +81,7 @@ func TestRulesetInternalHasNoMasquerade(t *testing.T) {
 // nft is the independent judge of what the netlink expressions mean.
 func TestSyncMatchesNft(t *testing.T) {
 	testenv.RequirePrivileged(t)
-	rs := FromNetworks(sampleNetworks())
+	rs := FromState(sampleNetworks(), samplePorts())
 	conn, err := nftables.New()
 	if err != nil {
 		t.Fatal(err)
@@ -109,5 +119,46 @@ func TestSyncMatchesNft(t *testing.T) {
 	}
 	if ok, err := Exists(conn); err != nil || ok {
 		t.Errorf("Exists = %v, %v; want false", ok, err)
+	}
+}
+
+// TestPortDeltas: adding and deleting port elements gives exactly the
+// table a full rebuild would.
+func TestPortDeltas(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	conn, err := nftables.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := samplePorts()
+	base := FromState(sampleNetworks(), all[:1])
+	if err := Sync(conn, base); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { Sync(conn, Ruleset{}) })
+	list := func() string { return testenv.Run(t, "nft", "list", "table", "inet", Table) }
+	before := list()
+	if err := AddPorts(conn, all[1:]); err != nil {
+		t.Fatal(err)
+	}
+	added := list()
+	if err := Sync(conn, FromState(sampleNetworks(), all)); err != nil {
+		t.Fatal(err)
+	}
+	if rebuilt := list(); added != rebuilt {
+		t.Errorf("after AddPorts:\n%s\nwant what a rebuild gives:\n%s", added, rebuilt)
+	}
+	if err := DelPorts(conn, all[1:]); err != nil {
+		t.Fatal(err)
+	}
+	if after := list(); after != before {
+		t.Errorf("after DelPorts:\n%s\nwant:\n%s", after, before)
+	}
+	// Deleting what is absent fails as a whole and changes nothing.
+	if err := DelPorts(conn, all[1:]); err == nil {
+		t.Error("deleting absent elements succeeded")
+	}
+	if after := list(); after != before {
+		t.Errorf("a failed batch changed the table:\n%s", after)
 	}
 }

@@ -3,6 +3,8 @@ package firewall
 import (
 	"fmt"
 
+	"github.com/cnetdev/cnet/internal/model"
+
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
 )
@@ -19,10 +21,7 @@ func Sync(conn *nftables.Conn, rs Ruleset) error {
 		conn.AddTable(t)
 		byName := map[string]*nftables.Set{}
 		for _, sd := range sets {
-			s := &nftables.Set{Table: t, Name: sd.name, KeyType: sd.key, Concatenation: sd.concat, Interval: sd.interval}
-			if sd.hostKey {
-				s.KeyByteOrder = binaryutil.NativeEndian
-			}
+			s := sd.set(t)
 			var vals []nftables.SetElement
 			for _, e := range sd.elems(rs) {
 				vals = append(vals, e.keys...)
@@ -46,6 +45,65 @@ func Sync(conn *nftables.Conn, rs Ruleset) error {
 	}
 	if err := conn.Flush(); err != nil {
 		return fmt.Errorf("nft replace table inet %s: %w", Table, err)
+	}
+	return nil
+}
+
+func (sd setDef) set(t *nftables.Table) *nftables.Set {
+	s := &nftables.Set{Table: t, Name: sd.name, KeyType: sd.key, Concatenation: sd.concat, Interval: sd.interval}
+	if sd.hostKey {
+		s.KeyByteOrder = binaryutil.NativeEndian
+	}
+	if sd.dataTyp != "" {
+		s.IsMap, s.DataType = true, sd.data
+	}
+	return s
+}
+
+// AddPorts adds published ports to the DNAT maps, and DelPorts deletes
+// them, each in one atomic batch. Equivalent to:
+//
+//	nft add element inet cnet dnat_tcp { HOSTIP . PORT : ADDR . CPORT, ... }
+//	nft delete element inet cnet dnat_tcp { ... }
+func AddPorts(conn *nftables.Conn, ps []model.PortElem) error { return portBatch(conn, ps, true) }
+
+// DelPorts deletes published ports from the DNAT maps in one batch.
+func DelPorts(conn *nftables.Conn, ps []model.PortElem) error { return portBatch(conn, ps, false) }
+
+func portBatch(conn *nftables.Conn, ps []model.PortElem, add bool) error {
+	if len(ps) == 0 {
+		return nil
+	}
+	t := &nftables.Table{Name: Table, Family: nftables.TableFamilyINet}
+	rs := Ruleset{Ports: ps}
+	for _, sd := range sets {
+		if sd.dataTyp == "" {
+			continue
+		}
+		var vals []nftables.SetElement
+		for _, e := range sd.elems(rs) {
+			vals = append(vals, e.keys...)
+		}
+		if len(vals) == 0 {
+			continue
+		}
+		s := sd.set(t)
+		var err error
+		if add {
+			err = conn.SetAddElements(s, vals)
+		} else {
+			err = conn.SetDeleteElements(s, vals)
+		}
+		if err != nil {
+			return fmt.Errorf("nft element inet %s %s: %w", Table, sd.name, err)
+		}
+	}
+	if err := conn.Flush(); err != nil {
+		verb := "add"
+		if !add {
+			verb = "delete"
+		}
+		return fmt.Errorf("nft %s element inet %s dnat_*: %w", verb, Table, err)
 	}
 	return nil
 }

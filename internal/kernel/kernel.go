@@ -34,6 +34,7 @@ type Kernel struct {
 
 	host     *netlink.Handle
 	hostSock *link.Sock
+	ct       *netlink.Handle // netfilter socket, for conntrack
 	ns       map[string]*netns.NS
 }
 
@@ -50,6 +51,10 @@ func (k *Kernel) Close() {
 	}
 	k.hostSock.Close()
 	k.hostSock = nil
+	if k.ct != nil {
+		k.ct.Close()
+		k.ct = nil
+	}
 	for name, n := range k.ns {
 		n.Close()
 		delete(k.ns, name)
@@ -310,6 +315,9 @@ func (k *Kernel) CheckBridge(b model.BridgeSpec) (string, error) {
 	}
 	for _, a := range addrs {
 		if ones, _ := a.Mask.Size(); a.IP.Equal(b.Gateway.Addr().AsSlice()) && ones == b.Gateway.Bits() {
+			if !link.RouteLocalnet(b.Name) {
+				return "bridge " + b.Name + " has route_localnet off", nil
+			}
 			return "", nil
 		}
 	}
@@ -414,4 +422,64 @@ func (k *Kernel) FilesPresent(name string) bool {
 		}
 	}
 	return true
+}
+
+// AddPorts adds published ports to the DNAT maps in one batch.
+func (k *Kernel) AddPorts(ps []model.PortElem) error {
+	c, err := nftables.New()
+	if err != nil {
+		return err
+	}
+	return firewall.AddPorts(c, ps)
+}
+
+// DelPorts deletes published ports from the DNAT maps in one batch, then
+// the connection-tracking entries they created.
+func (k *Kernel) DelPorts(ps []model.PortElem) error {
+	c, err := nftables.New()
+	if err != nil {
+		return err
+	}
+	if err := firewall.DelPorts(c, ps); err != nil {
+		return err
+	}
+	h, err := k.conntrack()
+	if err != nil {
+		return err
+	}
+	return link.FlushConntrack(h, ps)
+}
+
+func (k *Kernel) conntrack() (*netlink.Handle, error) {
+	if k.ct == nil {
+		h, err := netlink.NewHandle(unix.NETLINK_NETFILTER)
+		if err != nil {
+			return nil, fmt.Errorf("netfilter netlink socket: %w", err)
+		}
+		k.ct = h
+	}
+	return k.ct, nil
+}
+
+// SetHairpin switches hairpin mode on an endpoint's bridge port.
+func (k *Kernel) SetHairpin(hostIf string, on bool) error {
+	h, err := k.Host()
+	if err != nil {
+		return err
+	}
+	return link.SetHairpin(h, hostIf, on)
+}
+
+// HostHasAddr reports whether an address is assigned to the host.
+func (k *Kernel) HostHasAddr(a netip.Addr) (bool, error) {
+	h, err := k.Host()
+	if err != nil {
+		return false, err
+	}
+	return link.HasAddr(h, a)
+}
+
+// Listener describes the host process holding proto ip:port.
+func (k *Kernel) Listener(proto string, ip netip.Addr, port uint16) (string, error) {
+	return link.Listener(proto, ip, port)
 }

@@ -47,6 +47,11 @@ func Lookup(h *netlink.Handle, name string) (l netlink.Link, mark string, err er
 //	ip link add NAME address MAC mtu MTU up type bridge
 //	ip link set NAME alias MARK
 //	ip addr add GATEWAY/LEN dev NAME
+//	sysctl -w net.ipv4.conf.NAME.route_localnet=1
+//
+// route_localnet lets connections to a port published on 127.0.0.1 leave
+// through the bridge after DNAT; cnet's raw_prerouting rule keeps it from
+// exposing the host's loopback services (CVE-2020-8558).
 //
 // The kernel ignores IFLA_IFALIAS when it creates a link, so the mark is a
 // second request. A crash between the two leaves an unmarked bridge that
@@ -83,7 +88,26 @@ func EnsureBridge(h *netlink.Handle, b model.BridgeSpec) error {
 	if err := h.AddrAdd(br, addr); err != nil && !errors.Is(err, unix.EEXIST) {
 		return fmt.Errorf("ip addr add %s dev %s: %w", b.Gateway, b.Name, err)
 	}
+	return SetRouteLocalnet(b.Name)
+}
+
+func routeLocalnetPath(ifname string) string {
+	return "/proc/sys/net/ipv4/conf/" + ifname + "/route_localnet"
+}
+
+// SetRouteLocalnet turns route_localnet on for an interface.
+// Equivalent to: `sysctl -w net.ipv4.conf.NAME.route_localnet=1`.
+func SetRouteLocalnet(ifname string) error {
+	if err := os.WriteFile(routeLocalnetPath(ifname), []byte("1\n"), 0o644); err != nil {
+		return fmt.Errorf("sysctl -w net.ipv4.conf.%s.route_localnet=1: %w", ifname, err)
+	}
 	return nil
+}
+
+// RouteLocalnet reports whether route_localnet is on for an interface.
+func RouteLocalnet(ifname string) bool {
+	v, err := os.ReadFile(routeLocalnetPath(ifname))
+	return err == nil && strings.TrimSpace(string(v)) == "1"
 }
 
 func describe(l netlink.Link, mark string) string {
@@ -178,6 +202,11 @@ func EnsureEndpoint(host *netlink.Handle, hostSock *Sock, ns *netlink.Handle, ns
 	}
 	if err := ns.LinkSetUp(peer); err != nil {
 		return fmt.Errorf("ip -n %s link set %s up: %w", ep.Netns, ep.ContainerIf, err)
+	}
+	if ep.Hairpin {
+		if err := SetHairpin(host, ep.HostIf, true); err != nil {
+			return err
+		}
 	}
 	if err := ns.AddrAdd(peer, &netlink.Addr{IPNet: ipnet(ep.Addr)}); err != nil && !errors.Is(err, unix.EEXIST) {
 		return fmt.Errorf("ip -n %s addr add %s dev %s: %w", ep.Netns, ep.Addr, ep.ContainerIf, err)

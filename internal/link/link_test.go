@@ -3,6 +3,7 @@ package link
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"strings"
@@ -154,5 +155,47 @@ func TestAddVethEchoesPeerIndex(t *testing.T) {
 	case got == 0 && !echoes:
 	default:
 		t.Errorf("AddVeth returned peer index %d, the kernel gave %d (kernel %d.%d)", got, links[0].Ifindex, major, minor)
+	}
+}
+
+func TestParseProcAddr(t *testing.T) {
+	tests := []struct {
+		in   string
+		addr string
+		port uint16
+	}{
+		{"0100007F:1F90", "127.0.0.1", 8080},
+		{"00000000:0016", "0.0.0.0", 22},
+		{"00000000000000000000000000000000:0035", "::", 53},
+		{"0000000000000000FFFF00000100007F:0050", "127.0.0.1", 80},
+	}
+	for _, tt := range tests {
+		a, p, ok := parseProcAddr(tt.in)
+		if !ok || a.String() != tt.addr || p != tt.port {
+			t.Errorf("parseProcAddr(%q) = %v %d %v, want %s %d", tt.in, a, p, ok, tt.addr, tt.port)
+		}
+	}
+}
+
+// TestListener finds a listening socket and names its process (this test).
+func TestListener(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	port := uint16(ln.Addr().(*net.TCPAddr).Port)
+	for _, ip := range []string{"127.0.0.1", "0.0.0.0"} {
+		got, err := Listener("tcp", netip.MustParseAddr(ip), port)
+		if err != nil || !strings.Contains(got, fmt.Sprintf("(pid %d)", os.Getpid())) {
+			t.Errorf("Listener(tcp %s:%d) = %q, %v; want this process", ip, port, got, err)
+		}
+	}
+	if got, _ := Listener("tcp", netip.MustParseAddr("192.0.2.1"), port); got != "" {
+		t.Errorf("a socket on 127.0.0.1 conflicts with 192.0.2.1: %q", got)
+	}
+	if got, _ := Listener("udp", netip.MustParseAddr("0.0.0.0"), port); got != "" {
+		t.Errorf("a tcp socket shows as udp: %q", got)
 	}
 }

@@ -35,7 +35,29 @@ type Container struct {
 	Adopted   bool         `json:"adopted,omitempty"`
 	DNS       []netip.Addr `json:"dns,omitempty"`
 	Endpoints []Endpoint   `json:"endpoints"`
-	Created   time.Time    `json:"created"`
+	// Ports are published to the address of the default-route endpoint.
+	Ports   []PortMapping `json:"ports,omitempty"`
+	Created time.Time     `json:"created"`
+}
+
+// PortMapping publishes one container port on the host: connections to
+// HostIP:HostPort (HostIP 0.0.0.0: any host address) reach Port.
+type PortMapping struct {
+	Proto    string     `json:"proto"` // "tcp" or "udp"
+	HostIP   netip.Addr `json:"host_ip"`
+	HostPort uint16     `json:"host_port"`
+	Port     uint16     `json:"port"`
+}
+
+// Target returns the endpoint published ports lead to: the one carrying
+// the default route, or nil.
+func (c *Container) Target() *Endpoint {
+	for i := range c.Endpoints {
+		if c.Endpoints[i].DefaultRoute {
+			return &c.Endpoints[i]
+		}
+	}
+	return nil
 }
 
 // Endpoint returns the container's endpoint on network, or nil.
@@ -53,6 +75,7 @@ func (c *Container) Clone() *Container {
 	out := *c
 	out.DNS = append([]netip.Addr(nil), c.DNS...)
 	out.Endpoints = append([]Endpoint(nil), c.Endpoints...)
+	out.Ports = append([]PortMapping(nil), c.Ports...)
 	return &out
 }
 
@@ -78,6 +101,8 @@ const (
 	KindFiles      Kind = "files"      // /etc/netns/NAME/{resolv.conf,hosts}
 	KindFirewall   Kind = "firewall"   // the whole nftables table, from state
 	KindForwarding Kind = "forwarding" // net.ipv4.ip_forward=1, planned only when it is off
+	KindPorts      Kind = "ports"      // DNAT map elements of published ports
+	KindHairpin    Kind = "hairpin"    // hairpin mode on an endpoint's bridge port
 )
 
 // Action is what a step does to its object.
@@ -101,6 +126,17 @@ type Step struct {
 	Route    *RouteSpec    `json:"route,omitempty"`
 	Files    *FilesSpec    `json:"files,omitempty"`
 	Prev     *FilesSpec    `json:"prev,omitempty"`
+	Ports    []PortElem    `json:"ports,omitempty"`
+	HostIf   string        `json:"host_if,omitempty"` // KindHairpin
+}
+
+// PortElem is one DNAT map element: Proto HostIP:HostPort → Addr:Port.
+type PortElem struct {
+	Proto    string     `json:"proto"`
+	HostIP   netip.Addr `json:"host_ip"`
+	HostPort uint16     `json:"host_port"`
+	Addr     netip.Addr `json:"addr"`
+	Port     uint16     `json:"port"`
 }
 
 // NetnsSpec names a namespace under /run/netns.
@@ -127,7 +163,10 @@ type EndpointSpec struct {
 	Gateway      netip.Addr   `json:"gateway"`
 	MTU          int          `json:"mtu"`
 	DefaultRoute bool         `json:"default_route"`
-	Mark         string       `json:"mark"`
+	// Hairpin is on for the endpoint a container's published ports lead
+	// to, so the container can reach them through the host.
+	Hairpin bool   `json:"hairpin,omitempty"`
+	Mark    string `json:"mark"`
 }
 
 // RouteSpec is a default route inside a container.

@@ -18,6 +18,7 @@ import (
 	"github.com/cnetdev/cnet/internal/names"
 	"github.com/cnetdev/cnet/internal/netns"
 	"github.com/cnetdev/cnet/internal/nsfiles"
+	"github.com/cnetdev/cnet/internal/state"
 )
 
 // View is the committed state the plan reads.
@@ -31,6 +32,7 @@ type View interface {
 	Attached(network string) []string
 	AttachedCount(network string) int
 	EndpointGen() uint64
+	PortHolders(proto string, port uint16) []state.PortHolder
 }
 
 // Facts answers questions about the live machine.
@@ -46,6 +48,11 @@ type Facts interface {
 	NetnsLinks(name string) ([]string, error)
 	// Forwarding reports whether net.ipv4.ip_forward is on.
 	Forwarding() bool
+	// HostHasAddr reports whether an address is assigned to the host.
+	HostHasAddr(a netip.Addr) (bool, error)
+	// Listener describes the host process listening on (or, for udp,
+	// bound to) proto ip:port, or returns "" when there is none.
+	Listener(proto string, ip netip.Addr, port uint16) (string, error)
 }
 
 // Env is everything a plan needs besides the request.
@@ -232,7 +239,7 @@ func RemoveNetwork(env *Env, name string, force bool) (*Plan, error) {
 		if c == nil {
 			continue
 		}
-		if err := planDisconnect(env, p, c, n); err != nil {
+		if err := planDisconnect(env, p, c, n, true); err != nil {
 			return nil, err
 		}
 	}
@@ -250,6 +257,7 @@ type ContainerReq struct {
 	Network string // default: names.DefaultNetwork, created on first use
 	IP      netip.Addr
 	DNS     []netip.Addr
+	Ports   []model.PortMapping
 }
 
 // CreateContainer plans `cnet create`.
@@ -284,6 +292,9 @@ func CreateContainer(env *Env, req ContainerReq) (*Plan, error) {
 		Name: req.Name, Mark: names.NetnsMark(env.Instance, req.Name).String(),
 	}})
 	if err := planConnect(env, p, c, n, req.IP, nil); err != nil {
+		return nil, err
+	}
+	if err := planPublish(env, p, c, req.Ports); err != nil {
 		return nil, err
 	}
 	p.Steps = append(p.Steps, model.Step{Kind: model.KindFiles, Action: model.Set, Files: nsfiles.For(env.Marker(), c, env.Upstream)})
@@ -426,7 +437,8 @@ func EndpointSpec(instance string, c *model.Container, n *model.Network, ep mode
 	return model.EndpointSpec{
 		Netns: c.Name, HostIf: ep.HostIf, ContainerIf: ep.ContainerIf, Bridge: n.Bridge,
 		Addr: netip.PrefixFrom(ep.Addr, n.Subnet.Bits()), Gateway: n.Gateway, MTU: n.MTU,
-		DefaultRoute: ep.DefaultRoute, Mark: names.EndpointMark(instance, c.Name, n.Name).String(),
+		DefaultRoute: ep.DefaultRoute, Hairpin: ep.DefaultRoute && len(c.Ports) > 0,
+		Mark: names.EndpointMark(instance, c.Name, n.Name).String(),
 	}
 }
 
@@ -473,21 +485,30 @@ func Disconnect(env *Env, network, container string) (*Plan, error) {
 		return nil, errs.NotFound("endpoint", container+" on "+network, "container %s is not connected to network %s", container, network)
 	}
 	p := &Plan{Op: "disconnect", Direction: model.Rollforward, Network: n}
-	if err := planDisconnect(env, p, c, n); err != nil {
+	if err := planDisconnect(env, p, c, n, false); err != nil {
 		return nil, err
 	}
 	return p, nil
 }
 
-// planDisconnect removes c's endpoint on n, moves the default route to the
-// next eligible endpoint, and rewrites the files.
-func planDisconnect(env *Env, p *Plan, c *model.Container, n *model.Network) error {
+// planDisconnect removes c's endpoint on n, moves the default route (and
+// the published ports) to the next eligible endpoint, and rewrites the
+// files. Published ports with nowhere to go are refused, unless
+// dropPorts (the network itself is being removed).
+func planDisconnect(env *Env, p *Plan, c *model.Container, n *model.Network, dropPorts bool) error {
 	prev := nsfiles.For(env.Marker(), c, env.Upstream)
+	oldElems := Elems(c)
+	old := c
 	c = c.Clone()
 	i := slices.IndexFunc(c.Endpoints, func(e model.Endpoint) bool { return e.Network == n.Name })
 	ep := c.Endpoints[i]
 	c.Endpoints = slices.Delete(c.Endpoints, i, i+1)
-	p.Steps = append(p.Steps, model.Step{Kind: model.KindEndpoint, Action: model.Del, Endpoint: endpointSpec(env, c, n, ep)})
+	if len(oldElems) > 0 && ep.DefaultRoute {
+		// The ports' DNAT elements point at this endpoint: take them away first.
+		p.Steps = append(p.Steps, model.Step{Kind: model.KindPorts, Action: model.Del, Ports: oldElems})
+	}
+	// The spec of the endpoint as it is, so that undoing brings it back whole.
+	p.Steps = append(p.Steps, model.Step{Kind: model.KindEndpoint, Action: model.Del, Endpoint: endpointSpec(env, old, n, ep)})
 	if ep.DefaultRoute {
 		for j := range c.Endpoints {
 			other, err := env.View.Network(c.Endpoints[j].Network)
@@ -500,6 +521,20 @@ func planDisconnect(env *Env, p *Plan, c *model.Container, n *model.Network) err
 					Netns: c.Name, Dev: c.Endpoints[j].ContainerIf, Gateway: other.Gateway, Src: c.Endpoints[j].Addr,
 				}})
 				break
+			}
+		}
+		if len(oldElems) > 0 {
+			switch t := c.Target(); {
+			case t != nil: // the ports follow the default route
+				p.Steps = append(p.Steps,
+					model.Step{Kind: model.KindHairpin, Action: model.Add, HostIf: t.HostIf},
+					model.Step{Kind: model.KindPorts, Action: model.Add, Ports: Elems(c)})
+			case dropPorts:
+				c.Ports = nil
+			default:
+				return &errs.BusyError{What: "container", Name: c.Name,
+					Reason: fmt.Sprintf("publishes %s through network %s, its only network beyond a bridge", formatAll(c.Ports), n.Name),
+					Hint:   "unpublish them first, or connect it to another such network"}
 			}
 		}
 	}
@@ -557,6 +592,9 @@ func RemoveContainers(env *Env, containers []string) (*Plan, error) {
 				}
 				p.Steps = append(p.Steps, model.Step{Kind: model.KindEndpoint, Action: model.Del, Endpoint: endpointSpec(env, c, n, ep)})
 			}
+		}
+		if elems := Elems(c); len(elems) > 0 {
+			p.Steps = append(p.Steps, model.Step{Kind: model.KindPorts, Action: model.Del, Ports: elems})
 		}
 		p.Steps = append(p.Steps, model.Step{Kind: model.KindFiles, Action: model.Del, Files: &model.FilesSpec{Name: c.Name},
 			Prev: nsfiles.For(env.Marker(), c, env.Upstream)})

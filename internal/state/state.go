@@ -8,14 +8,18 @@
 //	containers  NAME → JSON model.Container
 //	addrs       NETWORK (nested bucket) → 4-byte IPv4 → container name
 //	hostifs     IFNAME → container name
+//	ports       PROTO(1) PORT(2) HOSTIP(4) → container name, 0, ADDR(4) CPORT(2)
 //	intents     8-byte ID → JSON model.Intent
 //
-// addrs and hostifs are indexes derived from containers; PutContainer and
-// DelContainer keep them in step, so address allocation walks one small
-// sorted bucket instead of decoding every container.
+// addrs, hostifs and ports are indexes derived from containers; the
+// commit of a container record keeps them in step, so address allocation
+// walks one small sorted bucket instead of decoding every container, a
+// port conflict is one prefix scan, and the firewall's DNAT maps are read
+// from one bucket.
 package state
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -41,6 +45,7 @@ var (
 	bContainers = []byte("containers")
 	bAddrs      = []byte("addrs")
 	bHostIfs    = []byte("hostifs")
+	bPorts      = []byte("ports")
 	bIntents    = []byte("intents")
 
 	kSchema      = []byte("schema")
@@ -140,7 +145,7 @@ func OpenShared(stateDir, runDir string) (*Store, error) {
 func (s *Store) init() error {
 	ready := false
 	s.db.View(func(btx *bolt.Tx) error {
-		ready = btx.Bucket(bIntents) != nil && btx.Bucket(bMeta) != nil && btx.Bucket(bMeta).Get(kSchema) != nil
+		ready = btx.Bucket(bIntents) != nil && btx.Bucket(bPorts) != nil && btx.Bucket(bMeta) != nil && btx.Bucket(bMeta).Get(kSchema) != nil
 		if ready {
 			n, _ := strconv.Atoi(string(btx.Bucket(bMeta).Get(kSchema)))
 			ready = n <= model.SchemaVersion
@@ -151,7 +156,7 @@ func (s *Store) init() error {
 		return nil
 	}
 	return s.db.Update(func(btx *bolt.Tx) error {
-		for _, b := range [][]byte{bMeta, bNetworks, bContainers, bAddrs, bHostIfs, bIntents} {
+		for _, b := range [][]byte{bMeta, bNetworks, bContainers, bAddrs, bHostIfs, bPorts, bIntents} {
 			if _, err := btx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -407,6 +412,16 @@ func (t *Tx) putContainer(c *model.Container) error {
 	if err := t.bucket(bContainers).Put([]byte(c.Name), v); err != nil {
 		return err
 	}
+	if target := c.Target(); target != nil {
+		for _, m := range c.Ports {
+			v := append([]byte(c.Name), 0)
+			a := target.Addr.As4()
+			v = binary.BigEndian.AppendUint16(append(v, a[:]...), m.Port)
+			if err := t.bucket(bPorts).Put(portKey(m.Proto, m.HostPort, m.HostIP), v); err != nil {
+				return err
+			}
+		}
+	}
 	for _, ep := range c.Endpoints {
 		b, err := t.bucket(bAddrs).CreateBucketIfNotExists([]byte(ep.Network))
 		if err != nil {
@@ -428,6 +443,11 @@ func (t *Tx) delContainer(name string) error {
 	if err != nil || old == nil {
 		return err
 	}
+	for _, m := range old.Ports {
+		if err := t.bucket(bPorts).Delete(portKey(m.Proto, m.HostPort, m.HostIP)); err != nil {
+			return err
+		}
+	}
 	for _, ep := range old.Endpoints {
 		if b := t.bucket(bAddrs).Bucket([]byte(ep.Network)); b != nil {
 			k := ep.Addr.As4()
@@ -440,6 +460,61 @@ func (t *Tx) delContainer(name string) error {
 		}
 	}
 	return t.bucket(bContainers).Delete([]byte(name))
+}
+
+func portKey(proto string, port uint16, hostIP netip.Addr) []byte {
+	k := []byte{proto[0]}
+	k = binary.BigEndian.AppendUint16(k, port)
+	a := hostIP.As4()
+	return append(k, a[:]...)
+}
+
+// PortHolder is who holds a published host socket.
+type PortHolder struct {
+	HostIP    netip.Addr
+	Container string
+}
+
+// PortHolders returns the mappings of proto and host port, on any host
+// address: one prefix scan.
+func (t *Tx) PortHolders(proto string, port uint16) []PortHolder {
+	b := t.bucket(bPorts)
+	if b == nil {
+		return nil
+	}
+	prefix := binary.BigEndian.AppendUint16([]byte{proto[0]}, port)
+	var out []PortHolder
+	c := b.Cursor()
+	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		name, _, _ := bytes.Cut(v, []byte{0})
+		out = append(out, PortHolder{HostIP: netip.AddrFrom4([4]byte(k[3:7])), Container: string(name)})
+	}
+	return out
+}
+
+// PortElems returns every published port as a DNAT map element.
+func (t *Tx) PortElems() []model.PortElem {
+	b := t.bucket(bPorts)
+	if b == nil {
+		return nil
+	}
+	var out []model.PortElem
+	b.ForEach(func(k, v []byte) error {
+		_, rest, ok := bytes.Cut(v, []byte{0})
+		if len(k) != 7 || !ok || len(rest) != 6 {
+			return nil // not written by this version: gc rewrites it
+		}
+		proto := "tcp"
+		if k[0] == 'u' {
+			proto = "udp"
+		}
+		out = append(out, model.PortElem{
+			Proto: proto, HostPort: binary.BigEndian.Uint16(k[1:3]), HostIP: netip.AddrFrom4([4]byte(k[3:7])),
+			Addr: netip.AddrFrom4([4]byte(rest[:4])), Port: binary.BigEndian.Uint16(rest[4:6]),
+		})
+		return nil
+	})
+	return out
 }
 
 // Apply commits a change set: networks first, then containers.

@@ -1,0 +1,174 @@
+package link
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/hex"
+	"fmt"
+
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/cnetdev/cnet/internal/model"
+)
+
+// HasAddr reports whether a is assigned to an interface of h's namespace.
+// Equivalent to: `ip -4 addr show to A`.
+func HasAddr(h *netlink.Handle, a netip.Addr) (bool, error) {
+	addrs, err := h.AddrList(nil, unix.AF_INET)
+	if err != nil {
+		return false, fmt.Errorf("ip -4 addr show: %w", err)
+	}
+	for _, x := range addrs {
+		if x.IP.Equal(a.AsSlice()) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// SetHairpin turns hairpin mode on or off on a bridge port, so a frame
+// that came in through it may go back out through it: a container reaching
+// its own published port through the host. Equivalent to:
+// `bridge link set dev NAME hairpin on`.
+func SetHairpin(h *netlink.Handle, name string, on bool) error {
+	l, err := h.LinkByName(name)
+	if isNotFound(err) {
+		if on {
+			return fmt.Errorf("bridge link set dev %s hairpin on: no such link", name)
+		}
+		return nil // gone with its endpoint: nothing left to turn off
+	}
+	if err != nil {
+		return fmt.Errorf("find %s: %w", name, err)
+	}
+	if err := h.LinkSetHairpin(l, on); err != nil {
+		return fmt.Errorf("bridge link set dev %s hairpin %v: %w", name, on, err)
+	}
+	return nil
+}
+
+// FlushConntrack deletes the connection-tracking entries a published port
+// created, so a flow (UDP above all, which never ends by itself) does not
+// keep reaching the container after the mapping is gone. Equivalent to:
+// `conntrack -D -p PROTO --orig-port-dst HOSTPORT --reply-src ADDR`.
+func FlushConntrack(h *netlink.Handle, ps []model.PortElem) error {
+	var filters []netlink.CustomConntrackFilter
+	for _, p := range ps {
+		f := &netlink.ConntrackFilter{}
+		proto := uint8(unix.IPPROTO_TCP)
+		if p.Proto == "udp" {
+			proto = unix.IPPROTO_UDP
+		}
+		if err := f.AddProtocol(proto); err != nil {
+			return err
+		}
+		if err := f.AddPort(netlink.ConntrackOrigDstPort, p.HostPort); err != nil {
+			return err
+		}
+		if err := f.AddIP(netlink.ConntrackReplySrcIP, p.Addr.AsSlice()); err != nil {
+			return err
+		}
+		filters = append(filters, f)
+	}
+	if len(filters) == 0 {
+		return nil
+	}
+	if _, err := h.ConntrackDeleteFilters(netlink.ConntrackTable, unix.AF_INET, filters...); err != nil {
+		return fmt.Errorf("conntrack -D: %w", err)
+	}
+	return nil
+}
+
+// Listener describes the process listening on (tcp) or bound to (udp)
+// port on ip or on every address, in the calling process's namespace, as
+// "PROGRAM (pid N)", "a process" when it cannot be named, or "" when there
+// is none. It reads /proc/net/{tcp,tcp6,udp,udp6}, as `ss -lntup` does.
+func Listener(proto string, ip netip.Addr, port uint16) (string, error) {
+	var inodes []string
+	for _, file := range []string{proto, proto + "6"} {
+		data, err := os.ReadFile("/proc/net/" + file)
+		if os.IsNotExist(err) {
+			continue // no IPv6
+		}
+		if err != nil {
+			return "", err
+		}
+		sc := bufio.NewScanner(bytes.NewReader(data))
+		sc.Scan() // header
+		for sc.Scan() {
+			f := strings.Fields(sc.Text())
+			if len(f) < 10 {
+				continue
+			}
+			if proto == "tcp" && f[3] != "0A" { // TCP_LISTEN
+				continue
+			}
+			addr, p, ok := parseProcAddr(f[1])
+			if !ok || p != port {
+				continue
+			}
+			if addr.IsUnspecified() || ip.IsUnspecified() || addr == ip {
+				inodes = append(inodes, f[9])
+			}
+		}
+	}
+	if len(inodes) == 0 {
+		return "", nil
+	}
+	return owner(inodes), nil
+}
+
+// parseProcAddr parses "0100007F:1F90" (IPv4) or the 32-digit IPv6 form,
+// each 32-bit word in host byte order. IPv4-mapped IPv6 reads as IPv4.
+func parseProcAddr(s string) (netip.Addr, uint16, bool) {
+	hexAddr, hexPort, ok := strings.Cut(s, ":")
+	if !ok {
+		return netip.Addr{}, 0, false
+	}
+	raw, err := hex.DecodeString(hexAddr)
+	if err != nil || (len(raw) != 4 && len(raw) != 16) {
+		return netip.Addr{}, 0, false
+	}
+	for i := 0; i < len(raw); i += 4 { // each word is little-endian on the hosts cnet runs on
+		raw[i], raw[i+1], raw[i+2], raw[i+3] = raw[i+3], raw[i+2], raw[i+1], raw[i]
+	}
+	p, err := strconv.ParseUint(hexPort, 16, 16)
+	if err != nil {
+		return netip.Addr{}, 0, false
+	}
+	a, _ := netip.AddrFromSlice(raw)
+	return a.Unmap(), uint16(p), true
+}
+
+// owner names the process holding one of the socket inodes.
+func owner(inodes []string) string {
+	want := map[string]bool{}
+	for _, i := range inodes {
+		want["socket:["+i+"]"] = true
+	}
+	procs, _ := os.ReadDir("/proc")
+	buf := make([]byte, 64)
+	for _, p := range procs {
+		if _, err := strconv.Atoi(p.Name()); err != nil {
+			continue
+		}
+		fds, err := os.ReadDir("/proc/" + p.Name() + "/fd")
+		if err != nil {
+			continue
+		}
+		for _, fd := range fds {
+			n, err := unix.Readlink("/proc/"+p.Name()+"/fd/"+fd.Name(), buf)
+			if err == nil && want[string(buf[:n])] {
+				comm, _ := os.ReadFile("/proc/" + p.Name() + "/comm")
+				return fmt.Sprintf("%s (pid %s)", strings.TrimSpace(string(comm)), p.Name())
+			}
+		}
+	}
+	return "a process"
+}
