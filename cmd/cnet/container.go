@@ -11,6 +11,7 @@ import (
 
 	"github.com/cnetdev/cnet"
 	"github.com/cnetdev/cnet/internal/ipam"
+	"github.com/cnetdev/cnet/internal/ports"
 )
 
 // createFlags are shared by create and run.
@@ -18,12 +19,14 @@ type createFlags struct {
 	network string
 	ip      string
 	dns     []string
+	publish []string
 }
 
 func (f *createFlags) add(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.network, "network", "", `network to attach to (default "cnet", created on first use)`)
 	cmd.Flags().StringVar(&f.ip, "ip", "", "IPv4 address on the network (default: the lowest free one)")
 	cmd.Flags().StringArrayVar(&f.dns, "dns", nil, "nameserver for the container's resolv.conf (repeatable; default: the host's)")
+	cmd.Flags().StringArrayVarP(&f.publish, "publish", "p", nil, "publish a port: "+ports.Syntax+" (repeatable; see `cnet publish --help`)")
 }
 
 func (f *createFlags) spec(name string) (cnet.ContainerSpec, error) {
@@ -34,14 +37,17 @@ func (f *createFlags) spec(name string) (cnet.ContainerSpec, error) {
 			return spec, err
 		}
 	}
-	spec.DNS, err = parseDNS(f.dns)
+	if spec.DNS, err = parseDNS(f.dns); err != nil {
+		return spec, err
+	}
+	spec.Ports, err = parsePorts(f.publish)
 	return spec, err
 }
 
 func (a *app) createCmd() *cobra.Command {
 	var f createFlags
 	cmd := &cobra.Command{
-		Use:   "create NAME [--network NET] [--ip IP] [--dns IP]...",
+		Use:   "create NAME [--network NET] [--ip IP] [--dns IP]... [-p SPEC]...",
 		Short: "Create a container: a network namespace attached to a network",
 		Long: `Create a container: a named network namespace, with lo up, attached to a
 network through a veth pair. Inside, the interface is eth0 with the address
@@ -57,7 +63,7 @@ Equivalent to:
   ip -n NAME link set eth0 up
   ip -n NAME route add default via GATEWAY
   echo "nameserver ..." > /etc/netns/NAME/resolv.conf`,
-		Example: "  cnet create web\n  cnet create container-1 --network seed --ip 172.18.0.2 --dns 1.1.1.1",
+		Example: "  cnet create web -p 8080:80\n  cnet create container-1 --network seed --ip 172.18.0.2 --dns 1.1.1.1",
 		GroupID: "containers",
 		Args:    args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, argv []string) error {
@@ -86,6 +92,9 @@ func (a *app) printCreated(c *cnet.Container) error {
 	}
 	if len(c.Endpoints) == 0 {
 		fmt.Println(c.Name)
+	}
+	for _, p := range c.Ports {
+		fmt.Printf("%s\tpublished %s\n", c.Name, p)
 	}
 	return nil
 }
@@ -166,17 +175,17 @@ func (a *app) lsCmd() *cobra.Command {
 					pids[i] = strconv.Itoa(p)
 				}
 				if len(c.Endpoints) == 0 {
-					rows = append(rows, []string{c.Name, "-", "-", "-", "-", "-", orDash(strings.Join(pids, ","))})
+					rows = append(rows, []string{c.Name, "-", "-", "-", "-", "-", portsColumn(c.Ports), orDash(strings.Join(pids, ","))})
 				}
 				for i, ep := range c.Endpoints {
-					name, p := c.Name, orDash(strings.Join(pids, ","))
+					name, pub, p := c.Name, portsColumn(c.Ports), orDash(strings.Join(pids, ","))
 					if i > 0 {
-						name, p = "", ""
+						name, pub, p = "", "", ""
 					}
-					rows = append(rows, []string{name, ep.Network, ep.Address.String(), ep.Interface, ep.HostInterface, ep.MAC, p})
+					rows = append(rows, []string{name, ep.Network, ep.Address.String(), ep.Interface, ep.HostInterface, ep.MAC, pub, p})
 				}
 			}
-			table("NAME\tNETWORK\tADDRESS\tIFACE\tHOST VETH\tMAC\tPIDS", rows)
+			table("NAME\tNETWORK\tADDRESS\tIFACE\tHOST VETH\tMAC\tPORTS\tPIDS", rows)
 			return nil
 		},
 	}

@@ -62,6 +62,7 @@ moves both (state in DIR, run dir in DIR/run). cnet needs root.`,
 	cmd.AddCommand(
 		a.networkCmd(),
 		a.createCmd(), a.connectCmd(), a.disconnectCmd(), a.lsCmd(), a.inspectCmd(), a.rmCmd(),
+		a.publishCmd(), a.unpublishCmd(), a.portCmd(),
 		a.execCmd(), a.runCmd(), a.logsCmd(),
 		a.gcCmd(),
 	)

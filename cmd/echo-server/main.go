@@ -35,10 +35,34 @@ func handler() http.Handler {
 	return mux
 }
 
+// serveUDP answers every datagram with "PAYLOAD via ADDR", ADDR being
+// the address it listens on, so a client can tell which server answered.
+func serveUDP(conn net.PacketConn, listen string) error {
+	buf := make([]byte, 64<<10)
+	for {
+		n, from, err := conn.ReadFrom(buf)
+		if err != nil {
+			return err
+		}
+		reply := append(append([]byte{}, buf[:n]...), " via "+listen...)
+		conn.WriteTo(reply, from)
+	}
+}
+
 func main() {
 	listen := flag.String("listen", ":8000", "address to listen on")
+	udp := flag.String("udp", "", "also answer UDP datagrams on this address (\"PAYLOAD via ADDR\")")
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	if *udp != "" {
+		pc, err := net.ListenPacket("udp", *udp)
+		if err != nil {
+			log.Error("cannot listen", "udpAddr", *udp, "err", err)
+			os.Exit(1)
+		}
+		log.Info("udp echo is running", "udpAddr", *udp)
+		go serveUDP(pc, *udp)
+	}
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		log.Error("cannot listen", "listenAddr", *listen, "err", err)

@@ -2,10 +2,12 @@ package main
 
 import (
 	"encoding/json"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestEcho(t *testing.T) {
@@ -42,5 +44,26 @@ func TestEcho(t *testing.T) {
 	resp, _ := http.Get(srv.URL + "/other")
 	if resp.StatusCode != http.StatusNotFound {
 		t.Errorf("GET /other = %d, want 404", resp.StatusCode)
+	}
+}
+
+func TestUDPEcho(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	go serveUDP(pc, "test-addr")
+	c, err := net.Dial("udp", pc.LocalAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Write([]byte("ping"))
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 100)
+	n, err := c.Read(buf)
+	if err != nil || string(buf[:n]) != "ping via test-addr" {
+		t.Errorf("got %q %v, want %q", buf[:n], err, "ping via test-addr")
 	}
 }

@@ -424,13 +424,21 @@ func (k *Kernel) FilesPresent(name string) bool {
 	return true
 }
 
-// AddPorts adds published ports to the DNAT maps in one batch.
+// AddPorts adds published ports to the DNAT maps in one batch, then clears
+// stale connection-tracking entries for their host ports.
 func (k *Kernel) AddPorts(ps []model.PortElem) error {
 	c, err := nftables.New()
 	if err != nil {
 		return err
 	}
-	return firewall.AddPorts(c, ps)
+	if err := firewall.AddPorts(c, ps); err != nil {
+		return err
+	}
+	h, err := k.conntrack()
+	if err != nil {
+		return err
+	}
+	return link.FlushConntrack(h, ps, true)
 }
 
 // DelPorts deletes published ports from the DNAT maps in one batch, then
@@ -447,7 +455,7 @@ func (k *Kernel) DelPorts(ps []model.PortElem) error {
 	if err != nil {
 		return err
 	}
-	return link.FlushConntrack(h, ps)
+	return link.FlushConntrack(h, ps, false)
 }
 
 func (k *Kernel) conntrack() (*netlink.Handle, error) {

@@ -53,11 +53,18 @@ func SetHairpin(h *netlink.Handle, name string, on bool) error {
 	return nil
 }
 
-// FlushConntrack deletes the connection-tracking entries a published port
-// created, so a flow (UDP above all, which never ends by itself) does not
-// keep reaching the container after the mapping is gone. Equivalent to:
-// `conntrack -D -p PROTO --orig-port-dst HOSTPORT --reply-src ADDR`.
-func FlushConntrack(h *netlink.Handle, ps []model.PortElem) error {
+// FlushConntrack deletes connection-tracking entries of published ports.
+//
+// Unpublishing (published false) deletes the entries the mapping created,
+// so a flow (UDP above all, which never ends by itself) does not keep
+// reaching the container: `conntrack -D -p PROTO --orig-port-dst HOSTPORT
+// --reply-src ADDR`.
+//
+// Publishing deletes every entry for the host port (and address): a
+// datagram sent while nothing was published leaves an entry without NAT
+// that would otherwise keep the flow off the new mapping:
+// `conntrack -D -p PROTO --orig-port-dst HOSTPORT [--orig-dst HOSTIP]`.
+func FlushConntrack(h *netlink.Handle, ps []model.PortElem, published bool) error {
 	var filters []netlink.CustomConntrackFilter
 	for _, p := range ps {
 		f := &netlink.ConntrackFilter{}
@@ -71,8 +78,15 @@ func FlushConntrack(h *netlink.Handle, ps []model.PortElem) error {
 		if err := f.AddPort(netlink.ConntrackOrigDstPort, p.HostPort); err != nil {
 			return err
 		}
-		if err := f.AddIP(netlink.ConntrackReplySrcIP, p.Addr.AsSlice()); err != nil {
-			return err
+		switch {
+		case !published:
+			if err := f.AddIP(netlink.ConntrackReplySrcIP, p.Addr.AsSlice()); err != nil {
+				return err
+			}
+		case !p.HostIP.IsUnspecified():
+			if err := f.AddIP(netlink.ConntrackOrigDstIP, p.HostIP.AsSlice()); err != nil {
+				return err
+			}
 		}
 		filters = append(filters, f)
 	}
