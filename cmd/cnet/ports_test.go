@@ -254,4 +254,3 @@ func TestPublishedPorts(t *testing.T) {
 	}
 	blocked(t, "LAN -> removed mapping", "lan", "192.168.77.1:8080")
 }
-
