@@ -26,8 +26,10 @@ func ms(d time.Duration) string {
 		return fmt.Sprintf("%.2f ms", v)
 	case v < 100:
 		return fmt.Sprintf("%.1f ms", v)
+	case v < 1000:
+		return fmt.Sprintf("%.0f ms", v)
 	}
-	return fmt.Sprintf("%.0f ms", v)
+	return fmt.Sprintf("%.2f s", v/1000)
 }
 
 func mib(kib int64) string { return fmt.Sprintf("%.1f MiB", float64(kib)/1024) }
