@@ -35,29 +35,39 @@ type PortMapping = model.PortMapping
 // one mapping per port.
 func ParsePorts(spec string) ([]PortMapping, error) { return ports.Parse(spec) }
 
-// Publish adds published ports to a container: connections to the host
-// port reach the container's address on its default-route network.
-// Equivalent to: `nft add element inet cnet dnat_tcp { HOSTIP . PORT : ADDR . CPORT }`.
-func (e *Engine) Publish(container string, mappings []PortMapping) (*Container, error) {
+// Publish adds published ports to a container and returns them as
+// served: connections to the host port reach the container's address on
+// its default-route network. Its cost does not grow with the number of
+// ports already published. Equivalent to:
+// `nft add element inet cnet dnat_tcp { HOSTIP . PORT : ADDR . CPORT }`.
+func (e *Engine) Publish(container string, mappings []PortMapping) ([]Port, error) {
 	p, err := e.mutate(func(env *plan.Env) (*plan.Plan, error) {
 		return plan.Publish(env, container, mappings)
 	})
 	if err != nil {
 		return nil, err
 	}
-	return e.containerResult(p)
+	return publicPorts(p.Container), nil
 }
 
 // Unpublish removes published ports from a container, and the connection
-// tracking entries they made.
-func (e *Engine) Unpublish(container string, mappings []PortMapping) (*Container, error) {
+// tracking entries they made, and returns what was removed.
+func (e *Engine) Unpublish(container string, mappings []PortMapping) ([]Port, error) {
 	p, err := e.mutate(func(env *plan.Env) (*plan.Plan, error) {
 		return plan.Unpublish(env, container, mappings)
 	})
 	if err != nil {
 		return nil, err
 	}
-	return e.containerResult(p)
+	return publicPorts(p.Container), nil
+}
+
+func publicPorts(c *model.Container) []Port {
+	out := []Port{}
+	for _, pe := range plan.Elems(c) {
+		out = append(out, Port{Proto: pe.Proto, HostIP: pe.HostIP, HostPort: pe.HostPort, Address: pe.Addr, Port: pe.Port})
+	}
+	return out
 }
 
 // Container is a named network namespace and its endpoints.
@@ -122,10 +132,7 @@ func (e *Engine) publicContainer(c *model.Container, nets map[string]*model.Netw
 	if out.PIDs == nil {
 		out.PIDs = []int{}
 	}
-	out.Ports = []Port{}
-	for _, pe := range plan.Elems(c) {
-		out.Ports = append(out.Ports, Port{Proto: pe.Proto, HostIP: pe.HostIP, HostPort: pe.HostPort, Address: pe.Addr, Port: pe.Port})
-	}
+	out.Ports = publicPorts(c)
 	out.Endpoints = []Endpoint{}
 	for _, ep := range c.Endpoints {
 		pe := Endpoint{Network: ep.Network, Interface: ep.ContainerIf, HostInterface: ep.HostIf,
@@ -293,6 +300,7 @@ func (e *Engine) Containers() ([]*Container, error) {
 			if id, err := netns.IDOf(e.NetnsPath(c.Name)); err == nil {
 				pids = byNs[id]
 			}
+			c.Ports = tx.ContainerPorts(c.Name)
 			out = append(out, e.publicContainer(c, nets, pids))
 		}
 		return nil
@@ -317,6 +325,7 @@ func (e *Engine) Container(name string) (*Container, error) {
 			return err
 		}
 		pids, _ := netns.Processes(e.NetnsPath(name)) // a missing namespace has none
+		c.Ports = tx.ContainerPorts(name)
 		out = e.publicContainer(c, nets, pids)
 		return nil
 	})

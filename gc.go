@@ -93,15 +93,6 @@ func (e *Engine) GC(dryRun bool) (*GCReport, error) {
 			act(GCAction{Action: "repair", Object: "network " + n.Name, Reason: problem}, func() error { return s.k.EnsureBridge(spec) })
 		}
 	}
-	var portElems []model.PortElem
-	s.st.View(func(tx *state.Tx) error { portElems = tx.PortElems(); return nil })
-	rs := firewall.FromState(nets, portElems)
-	if problem, err := s.k.CheckFirewall(rs); err != nil {
-		r.Warnings = append(r.Warnings, "cannot read the firewall: "+err.Error())
-	} else if problem != "" {
-		act(GCAction{Action: "repair", Object: "firewall table inet " + firewall.Table, Reason: problem}, func() error { return s.k.SyncFirewall(rs) })
-	}
-
 	var release []string
 	for _, c := range containers {
 		if s.k.NetnsState(c.Name) != netns.Bound {
@@ -133,6 +124,16 @@ func (e *Engine) GC(dryRun bool) (*GCReport, error) {
 	for _, name := range release {
 		act(GCAction{Action: "release", Object: "container " + name, Reason: "its namespace is gone; its addresses are released"},
 			func() error { return s.release(name) })
+	}
+
+	// After releases, so their published ports are not expected.
+	var portElems []model.PortElem
+	s.st.View(func(tx *state.Tx) error { portElems = tx.PortElems(); return nil })
+	rs := firewall.FromState(nets, portElems)
+	if problem, err := s.k.CheckFirewall(rs); err != nil {
+		r.Warnings = append(r.Warnings, "cannot read the firewall: "+err.Error())
+	} else if problem != "" {
+		act(GCAction{Action: "repair", Object: "firewall table inet " + firewall.Table, Reason: problem}, func() error { return s.k.SyncFirewall(rs) })
 	}
 
 	known := map[string]bool{}
@@ -193,8 +194,13 @@ func (s *session) load() (nets []*model.Network, containers []*model.Container, 
 		if nets, err = tx.Networks(); err != nil {
 			return err
 		}
-		containers, err = tx.Containers()
-		return err
+		if containers, err = tx.Containers(); err != nil {
+			return err
+		}
+		for _, c := range containers {
+			c.Ports = tx.ContainerPorts(c.Name)
+		}
+		return nil
 	})
 	return nets, containers, err
 }
@@ -236,7 +242,16 @@ func (s *session) afterReboot() []string {
 		}
 		forward = forward || !n.Internal
 	}
-	if err := s.sync(rulesets{s: s}.before); err != nil {
+	for _, c := range containers {
+		if s.k.NetnsState(c.Name) != netns.Bound {
+			if err := s.release(c.Name); err != nil {
+				failed = append(failed, fmt.Sprintf("container %s: %v", c.Name, err))
+				continue
+			}
+			out = append(out, fmt.Sprintf("the machine rebooted: released container %s (its namespace is gone)", c.Name))
+		}
+	}
+	if err := s.sync(rulesets{s: s}.before); err != nil { // after releases: their ports are gone
 		failed = append(failed, "firewall: "+err.Error())
 	}
 	if forward {
@@ -246,15 +261,6 @@ func (s *session) afterReboot() []string {
 	}
 	if len(nets) > 0 {
 		out = append(out, fmt.Sprintf("the machine rebooted: re-created %d network(s)", len(nets)))
-	}
-	for _, c := range containers {
-		if s.k.NetnsState(c.Name) != netns.Bound {
-			if err := s.release(c.Name); err != nil {
-				failed = append(failed, fmt.Sprintf("container %s: %v", c.Name, err))
-				continue
-			}
-			out = append(out, fmt.Sprintf("the machine rebooted: released container %s (its namespace is gone)", c.Name))
-		}
 	}
 	if len(failed) > 0 {
 		// Keep the old boot ID so the next command tries again.

@@ -52,11 +52,11 @@ Equivalent to:
 			if err != nil {
 				return err
 			}
-			c, err := a.eng.Publish(argv[0], ms)
+			ps, err := a.eng.Publish(argv[0], ms)
 			if err != nil {
 				return err
 			}
-			return a.printPorts(c)
+			return a.printPorts(ps)
 		},
 	}
 	a.addJSON(cmd)
@@ -81,11 +81,11 @@ Equivalent to:
 			if err != nil {
 				return err
 			}
-			c, err := a.eng.Unpublish(argv[0], ms)
+			ps, err := a.eng.Unpublish(argv[0], ms)
 			if err != nil {
 				return err
 			}
-			return a.printPorts(c)
+			return a.printPorts(ps)
 		},
 	}
 	a.addJSON(cmd)
@@ -103,18 +103,18 @@ func (a *app) portCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return a.printPorts(c)
+			return a.printPorts(c.Ports)
 		},
 	}
 	a.addJSON(cmd)
 	return cmd
 }
 
-func (a *app) printPorts(c *cnet.Container) error {
+func (a *app) printPorts(ps []cnet.Port) error {
 	if a.json {
-		return printJSON(c.Ports)
+		return printJSON(ps)
 	}
-	for _, p := range c.Ports {
+	for _, p := range ps {
 		fmt.Printf("%d/%s -> %s:%d\n", p.Port, p.Proto, p.HostIP, p.HostPort)
 	}
 	return nil

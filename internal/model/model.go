@@ -36,7 +36,10 @@ type Container struct {
 	DNS       []netip.Addr `json:"dns,omitempty"`
 	Endpoints []Endpoint   `json:"endpoints"`
 	// Ports are published to the address of the default-route endpoint.
-	Ports   []PortMapping `json:"ports,omitempty"`
+	// They are stored apart from the record (each mapping its own entry,
+	// so publishing costs the same at 10,000 mappings as at one); this
+	// field is filled only where an operation needs them.
+	Ports   []PortMapping `json:"-"`
 	Created time.Time     `json:"created"`
 }
 
@@ -198,8 +201,18 @@ const (
 type Changes struct {
 	Networks   map[string]*Network   `json:"networks,omitempty"`
 	Containers map[string]*Container `json:"containers,omitempty"`
+	// Ports are published ports added or removed. A deleted container's
+	// ports go with it without being listed.
+	Ports []PortChange `json:"ports,omitempty"`
 	// EndpointGen is the new endpoint generation counter, when it moved.
 	EndpointGen uint64 `json:"endpoint_gen,omitempty"`
+}
+
+// PortChange adds (or with Del, removes) one published port.
+type PortChange struct {
+	Container string      `json:"container"`
+	Mapping   PortMapping `json:"mapping"`
+	Del       bool        `json:"del,omitempty"`
 }
 
 // PutNetwork records n for commit.
@@ -245,4 +258,14 @@ type Intent struct {
 	Changes   Changes   `json:"changes"`
 	PID       int       `json:"pid"`
 	Started   time.Time `json:"started"`
+}
+
+// AddPort records a published port for commit.
+func (c *Changes) AddPort(container string, m PortMapping) {
+	c.Ports = append(c.Ports, PortChange{Container: container, Mapping: m})
+}
+
+// DelPort records the removal of a published port.
+func (c *Changes) DelPort(container string, m PortMapping) {
+	c.Ports = append(c.Ports, PortChange{Container: container, Mapping: m, Del: true})
 }

@@ -33,6 +33,9 @@ type View interface {
 	AttachedCount(network string) int
 	EndpointGen() uint64
 	PortHolders(proto string, port uint16) []state.PortHolder
+	PortOwner(proto string, port uint16, hostIP netip.Addr) (string, uint16, bool)
+	ContainerPorts(name string) []model.PortMapping
+	PortCount(name string) int
 }
 
 // Facts answers questions about the live machine.
@@ -294,7 +297,7 @@ func CreateContainer(env *Env, req ContainerReq) (*Plan, error) {
 	if err := planConnect(env, p, c, n, req.IP, nil); err != nil {
 		return nil, err
 	}
-	if err := planPublish(env, p, c, req.Ports); err != nil {
+	if err := planPublish(env, p, c, req.Ports, 0); err != nil {
 		return nil, err
 	}
 	p.Steps = append(p.Steps, model.Step{Kind: model.KindFiles, Action: model.Set, Files: nsfiles.For(env.Marker(), c, env.Upstream)})
@@ -497,6 +500,7 @@ func Disconnect(env *Env, network, container string) (*Plan, error) {
 // dropPorts (the network itself is being removed).
 func planDisconnect(env *Env, p *Plan, c *model.Container, n *model.Network, dropPorts bool) error {
 	prev := nsfiles.For(env.Marker(), c, env.Upstream)
+	c = WithPorts(env.View, c)
 	oldElems := Elems(c)
 	old := c
 	c = c.Clone()
@@ -530,6 +534,9 @@ func planDisconnect(env *Env, p *Plan, c *model.Container, n *model.Network, dro
 					model.Step{Kind: model.KindHairpin, Action: model.Add, HostIf: t.HostIf},
 					model.Step{Kind: model.KindPorts, Action: model.Add, Ports: Elems(c)})
 			case dropPorts:
+				for _, m := range c.Ports {
+					p.Changes.DelPort(c.Name, m)
+				}
 				c.Ports = nil
 			default:
 				return &errs.BusyError{What: "container", Name: c.Name,
@@ -580,6 +587,7 @@ func RemoveContainers(env *Env, containers []string) (*Plan, error) {
 	p := &Plan{Op: "rm", Direction: model.Rollforward}
 	var deletions []model.Step
 	for _, c := range cs {
+		c = WithPorts(env.View, c)
 		if c.Adopted {
 			// Not our namespace: take our endpoints out of it, leave it standing.
 			for _, ep := range c.Endpoints {

@@ -2,6 +2,7 @@ package plan
 
 import (
 	"fmt"
+	"net/netip"
 	"slices"
 
 	"github.com/cnetdev/cnet/internal/errs"
@@ -26,9 +27,20 @@ func Elems(c *model.Container) []model.PortElem {
 	return out
 }
 
-// checkPorts refuses mappings that collide with each other, with other
-// containers' mappings, or with a process listening on the host, or that
-// name an address the host does not have.
+// WithPorts returns c with its published ports loaded.
+func WithPorts(v View, c *model.Container) *model.Container {
+	if c == nil {
+		return nil
+	}
+	c = c.Clone()
+	c.Ports = v.ContainerPorts(c.Name)
+	return c
+}
+
+// checkPorts refuses mappings that collide with each other, with
+// published ports (the container's own or others'), or with a process
+// listening on the host, or that name an address the host does not have.
+// Its cost does not depend on how many ports are published.
 func checkPorts(env *Env, c *model.Container, want []model.PortMapping) error {
 	for i, m := range want {
 		spec := ports.Format(m)
@@ -37,19 +49,16 @@ func checkPorts(env *Env, c *model.Container, want []model.PortMapping) error {
 				return errs.Conflict("published port", spec, ports.Format(prev), "the same host socket is asked for twice")
 			}
 		}
-		for _, have := range c.Ports {
-			if ports.Overlaps(have, m) {
-				return errs.Exists("published port", spec, "container %s already publishes %s", c.Name, ports.Format(have))
-			}
-		}
 		for _, h := range env.View.PortHolders(m.Proto, m.HostPort) {
-			if h.Container == c.Name {
+			held := model.PortMapping{Proto: m.Proto, HostIP: h.HostIP, HostPort: m.HostPort}
+			if !ports.Overlaps(held, m) {
 				continue
 			}
-			if held := (model.PortMapping{Proto: m.Proto, HostIP: h.HostIP, HostPort: m.HostPort}); ports.Overlaps(held, m) {
-				return errs.Conflict("published port", spec, fmt.Sprintf("container %s (%s:%d/%s)", h.Container, h.HostIP, m.HostPort, m.Proto),
-					"choose another host port or address; 0.0.0.0 claims the port on every address")
+			if h.Container == c.Name {
+				return errs.Exists("published port", spec, "container %s already publishes %s:%d/%s", c.Name, h.HostIP, m.HostPort, m.Proto)
 			}
+			return errs.Conflict("published port", spec, fmt.Sprintf("container %s (%s:%d/%s)", h.Container, h.HostIP, m.HostPort, m.Proto),
+				"choose another host port or address; 0.0.0.0 claims the port on every address")
 		}
 		if m.HostIP != ports.Any && !m.HostIP.IsLoopback() {
 			ok, err := env.Facts.HostHasAddr(m.HostIP)
@@ -72,8 +81,9 @@ func checkPorts(env *Env, c *model.Container, want []model.PortMapping) error {
 	return nil
 }
 
-// planPublish adds mappings to c (modified in place) with their steps.
-func planPublish(env *Env, p *Plan, c *model.Container, want []model.PortMapping) error {
+// planPublish publishes want on c, which has existing ports already.
+// Only the new mappings are written: the container record is untouched.
+func planPublish(env *Env, p *Plan, c *model.Container, want []model.PortMapping, existing int) error {
 	if len(want) == 0 {
 		return nil
 	}
@@ -85,13 +95,15 @@ func planPublish(env *Env, p *Plan, c *model.Container, want []model.PortMapping
 	if err := checkPorts(env, c, want); err != nil {
 		return err
 	}
-	if len(c.Ports) == 0 {
+	if existing == 0 {
 		p.Steps = append(p.Steps, model.Step{Kind: model.KindHairpin, Action: model.Add, HostIf: t.HostIf})
 	}
-	old := len(c.Ports)
+	added := &model.Container{Endpoints: c.Endpoints, Ports: want}
+	p.Steps = append(p.Steps, model.Step{Kind: model.KindPorts, Action: model.Add, Ports: Elems(added)})
+	for _, m := range want {
+		p.Changes.AddPort(c.Name, m)
+	}
 	c.Ports = append(c.Ports, want...)
-	p.Steps = append(p.Steps, model.Step{Kind: model.KindPorts, Action: model.Add, Ports: Elems(c)[old:]})
-	p.Changes.PutContainer(c)
 	return nil
 }
 
@@ -106,10 +118,10 @@ func Publish(env *Env, container string, want []model.PortMapping) (*Plan, error
 	}
 	p := &Plan{Op: "publish", Direction: model.Rollback}
 	c = c.Clone()
-	if err := planPublish(env, p, c, want); err != nil {
+	if err := planPublish(env, p, c, want, env.View.PortCount(container)); err != nil {
 		return nil, err
 	}
-	p.Container = c
+	p.Container = c // with the new ports only
 	return p, notePlanNetworks(env, p, c)
 }
 
@@ -123,32 +135,32 @@ func Unpublish(env *Env, container string, drop []model.PortMapping) (*Plan, err
 	if c == nil {
 		return nil, errs.NotFound("container", container, "see `cnet ls`")
 	}
-	c = c.Clone()
-	var gone []model.PortMapping
-	for _, m := range drop {
-		i := slices.Index(c.Ports, m)
-		if i < 0 {
-			return nil, errs.NotFound("published port", ports.Format(m), "container %s publishes %s", container, formatAll(c.Ports))
+	for i, m := range drop {
+		owner, cport, ok := env.View.PortOwner(m.Proto, m.HostPort, m.HostIP)
+		if !ok || owner != container || cport != m.Port || slices.Contains(drop[:i], m) {
+			return nil, errs.NotFound("published port", ports.Format(m), "container %s publishes %s",
+				container, formatAll(env.View.ContainerPorts(container)))
 		}
-		gone = append(gone, m)
-		c.Ports = slices.Delete(c.Ports, i, i+1)
 	}
-	p := &Plan{Op: "unpublish", Direction: model.Rollforward, Container: c}
-	planUnpublish(p, c, gone)
-	p.Changes.PutContainer(c)
+	p := &Plan{Op: "unpublish", Direction: model.Rollforward}
+	c = c.Clone()
+	c.Ports = drop
+	planUnpublish(p, c, env.View.PortCount(container)-len(drop) == 0)
+	p.Container = c // with the removed ports only
 	return p, notePlanNetworks(env, p, c)
 }
 
-// planUnpublish removes the elements of gone, which c (already without
-// them) published to its current target.
-func planUnpublish(p *Plan, c *model.Container, gone []model.PortMapping) {
-	if len(gone) == 0 {
+// planUnpublish removes the ports in c.Ports; last says none remain.
+func planUnpublish(p *Plan, c *model.Container, last bool) {
+	if len(c.Ports) == 0 {
 		return
 	}
-	was := &model.Container{Endpoints: c.Endpoints, Ports: gone}
-	p.Steps = append(p.Steps, model.Step{Kind: model.KindPorts, Action: model.Del, Ports: Elems(was)})
-	if t := c.Target(); t != nil && len(c.Ports) == 0 {
+	p.Steps = append(p.Steps, model.Step{Kind: model.KindPorts, Action: model.Del, Ports: Elems(c)})
+	if t := c.Target(); t != nil && last {
 		p.Steps = append(p.Steps, model.Step{Kind: model.KindHairpin, Action: model.Del, HostIf: t.HostIf})
+	}
+	for _, m := range c.Ports {
+		p.Changes.DelPort(c.Name, m)
 	}
 }
 
@@ -179,27 +191,62 @@ func notePlanNetworks(env *Env, p *Plan, c *model.Container) error {
 	return nil
 }
 
-// PortsAfter returns the published ports once ch is committed: those of
-// the containers ch does not touch, and those of its new records.
+// PortsAfter returns the published ports once ch is committed.
 func PortsAfter(v View, current []model.PortElem, ch model.Changes) ([]model.PortElem, error) {
-	drop := map[model.PortElem]bool{}
+	type socket struct {
+		proto string
+		ip    netip.Addr
+		port  uint16
+	}
+	byKey := map[socket]model.PortElem{}
+	for _, e := range current {
+		byKey[socket{e.Proto, e.HostIP, e.HostPort}] = e
+	}
+	target := func(name string) (netip.Addr, error) {
+		c, changed := ch.Containers[name]
+		if !changed {
+			var err error
+			if c, err = v.Container(name); err != nil {
+				return netip.Addr{}, err
+			}
+		}
+		if c == nil || c.Target() == nil {
+			return netip.Addr{}, nil
+		}
+		return c.Target().Addr, nil
+	}
+	// Containers whose record changes may have a new target, or be gone.
 	for name := range ch.Containers {
-		old, err := v.Container(name)
+		addr, err := target(name)
 		if err != nil {
 			return nil, err
 		}
-		for _, e := range Elems(old) {
-			drop[e] = true
+		for _, m := range v.ContainerPorts(name) {
+			k := socket{m.Proto, m.HostIP, m.HostPort}
+			delete(byKey, k)
+			if addr.IsValid() {
+				byKey[k] = model.PortElem{Proto: m.Proto, HostIP: m.HostIP, HostPort: m.HostPort, Addr: addr, Port: m.Port}
+			}
 		}
 	}
-	var out []model.PortElem
-	for _, e := range current {
-		if !drop[e] {
-			out = append(out, e)
+	for _, pc := range ch.Ports {
+		m := pc.Mapping
+		k := socket{m.Proto, m.HostIP, m.HostPort}
+		if pc.Del {
+			delete(byKey, k)
+			continue
+		}
+		addr, err := target(pc.Container)
+		if err != nil {
+			return nil, err
+		}
+		if addr.IsValid() {
+			byKey[k] = model.PortElem{Proto: m.Proto, HostIP: m.HostIP, HostPort: m.HostPort, Addr: addr, Port: m.Port}
 		}
 	}
-	for _, c := range ch.Containers {
-		out = append(out, Elems(c)...)
+	out := make([]model.PortElem, 0, len(byKey))
+	for _, e := range byKey {
+		out = append(out, e)
 	}
 	return out, nil
 }

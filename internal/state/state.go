@@ -8,7 +8,8 @@
 //	containers  NAME → JSON model.Container
 //	addrs       NETWORK (nested bucket) → 4-byte IPv4 → container name
 //	hostifs     IFNAME → container name
-//	ports       PROTO(1) PORT(2) HOSTIP(4) → container name, 0, ADDR(4) CPORT(2)
+//	ports       PROTO(1) PORT(2) HOSTIP(4) → container name, 0, CPORT(2)
+//	cports      CONTAINER (nested bucket) → PROTO(1) PORT(2) HOSTIP(4) → CPORT(2)
 //	intents     8-byte ID → JSON model.Intent
 //
 // addrs, hostifs and ports are indexes derived from containers; the
@@ -46,6 +47,7 @@ var (
 	bAddrs      = []byte("addrs")
 	bHostIfs    = []byte("hostifs")
 	bPorts      = []byte("ports")
+	bCPorts     = []byte("cports")
 	bIntents    = []byte("intents")
 
 	kSchema      = []byte("schema")
@@ -145,7 +147,7 @@ func OpenShared(stateDir, runDir string) (*Store, error) {
 func (s *Store) init() error {
 	ready := false
 	s.db.View(func(btx *bolt.Tx) error {
-		ready = btx.Bucket(bIntents) != nil && btx.Bucket(bPorts) != nil && btx.Bucket(bMeta) != nil && btx.Bucket(bMeta).Get(kSchema) != nil
+		ready = btx.Bucket(bIntents) != nil && btx.Bucket(bPorts) != nil && btx.Bucket(bCPorts) != nil && btx.Bucket(bMeta) != nil && btx.Bucket(bMeta).Get(kSchema) != nil
 		if ready {
 			n, _ := strconv.Atoi(string(btx.Bucket(bMeta).Get(kSchema)))
 			ready = n <= model.SchemaVersion
@@ -156,7 +158,7 @@ func (s *Store) init() error {
 		return nil
 	}
 	return s.db.Update(func(btx *bolt.Tx) error {
-		for _, b := range [][]byte{bMeta, bNetworks, bContainers, bAddrs, bHostIfs, bPorts, bIntents} {
+		for _, b := range [][]byte{bMeta, bNetworks, bContainers, bAddrs, bHostIfs, bPorts, bCPorts, bIntents} {
 			if _, err := btx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -402,7 +404,7 @@ func (t *Tx) delNetwork(name string) error {
 }
 
 func (t *Tx) putContainer(c *model.Container) error {
-	if err := t.delContainer(c.Name); err != nil {
+	if err := t.unindexContainer(c.Name); err != nil {
 		return err
 	}
 	v, err := json.Marshal(c)
@@ -411,16 +413,6 @@ func (t *Tx) putContainer(c *model.Container) error {
 	}
 	if err := t.bucket(bContainers).Put([]byte(c.Name), v); err != nil {
 		return err
-	}
-	if target := c.Target(); target != nil {
-		for _, m := range c.Ports {
-			v := append([]byte(c.Name), 0)
-			a := target.Addr.As4()
-			v = binary.BigEndian.AppendUint16(append(v, a[:]...), m.Port)
-			if err := t.bucket(bPorts).Put(portKey(m.Proto, m.HostPort, m.HostIP), v); err != nil {
-				return err
-			}
-		}
 	}
 	for _, ep := range c.Endpoints {
 		b, err := t.bucket(bAddrs).CreateBucketIfNotExists([]byte(ep.Network))
@@ -438,15 +430,25 @@ func (t *Tx) putContainer(c *model.Container) error {
 	return nil
 }
 
+// delContainer removes a container, its published ports and its indexes.
 func (t *Tx) delContainer(name string) error {
+	if b := t.bucket(bCPorts).Bucket([]byte(name)); b != nil {
+		if err := b.ForEach(func(k, _ []byte) error { return t.bucket(bPorts).Delete(k) }); err != nil {
+			return err
+		}
+		if err := t.bucket(bCPorts).DeleteBucket([]byte(name)); err != nil {
+			return err
+		}
+	}
+	return t.unindexContainer(name)
+}
+
+// unindexContainer removes a container record and its address and
+// interface indexes, keeping its published ports.
+func (t *Tx) unindexContainer(name string) error {
 	old, err := t.Container(name)
 	if err != nil || old == nil {
 		return err
-	}
-	for _, m := range old.Ports {
-		if err := t.bucket(bPorts).Delete(portKey(m.Proto, m.HostPort, m.HostIP)); err != nil {
-			return err
-		}
 	}
 	for _, ep := range old.Endpoints {
 		if b := t.bucket(bAddrs).Bucket([]byte(ep.Network)); b != nil {
@@ -492,29 +494,113 @@ func (t *Tx) PortHolders(proto string, port uint16) []PortHolder {
 	return out
 }
 
-// PortElems returns every published port as a DNAT map element.
+// PortOwner returns the container holding exactly this host socket and
+// the container port it leads to.
+func (t *Tx) PortOwner(proto string, port uint16, hostIP netip.Addr) (name string, cport uint16, ok bool) {
+	v := t.bucket(bPorts).Get(portKey(proto, port, hostIP))
+	n, rest, found := bytes.Cut(v, []byte{0})
+	if v == nil || !found || len(rest) != 2 {
+		return "", 0, false
+	}
+	return string(n), binary.BigEndian.Uint16(rest), true
+}
+
+// ContainerPorts returns a container's published ports.
+func (t *Tx) ContainerPorts(name string) []model.PortMapping {
+	var out []model.PortMapping
+	root := t.bucket(bCPorts)
+	if root == nil {
+		return nil
+	}
+	if b := root.Bucket([]byte(name)); b != nil {
+		b.ForEach(func(k, v []byte) error {
+			if m, ok := decodePort(k, v); ok {
+				out = append(out, m)
+			}
+			return nil
+		})
+	}
+	return out
+}
+
+// PortCount returns how many ports a container publishes.
+func (t *Tx) PortCount(name string) int {
+	root := t.bucket(bCPorts)
+	if root == nil {
+		return 0
+	}
+	if b := root.Bucket([]byte(name)); b != nil {
+		return b.Stats().KeyN
+	}
+	return 0
+}
+
+func decodePort(k, cport []byte) (model.PortMapping, bool) {
+	if len(k) != 7 || len(cport) != 2 {
+		return model.PortMapping{}, false
+	}
+	proto := "tcp"
+	if k[0] == 'u' {
+		proto = "udp"
+	}
+	return model.PortMapping{Proto: proto, HostPort: binary.BigEndian.Uint16(k[1:3]),
+		HostIP: netip.AddrFrom4([4]byte(k[3:7])), Port: binary.BigEndian.Uint16(cport)}, true
+}
+
+// PortElems returns every published port as a DNAT map element, to its
+// container's default-route address.
 func (t *Tx) PortElems() []model.PortElem {
 	b := t.bucket(bPorts)
 	if b == nil {
 		return nil
 	}
+	targets := map[string]netip.Addr{}
 	var out []model.PortElem
 	b.ForEach(func(k, v []byte) error {
-		_, rest, ok := bytes.Cut(v, []byte{0})
-		if len(k) != 7 || !ok || len(rest) != 6 {
-			return nil // not written by this version: gc rewrites it
+		name, cport, ok := bytes.Cut(v, []byte{0})
+		m, okp := decodePort(k, cport)
+		if !ok || !okp {
+			return nil
 		}
-		proto := "tcp"
-		if k[0] == 'u' {
-			proto = "udp"
+		addr, seen := targets[string(name)]
+		if !seen {
+			if c, err := t.Container(string(name)); err == nil && c != nil && c.Target() != nil {
+				addr = c.Target().Addr
+			}
+			targets[string(name)] = addr
 		}
-		out = append(out, model.PortElem{
-			Proto: proto, HostPort: binary.BigEndian.Uint16(k[1:3]), HostIP: netip.AddrFrom4([4]byte(k[3:7])),
-			Addr: netip.AddrFrom4([4]byte(rest[:4])), Port: binary.BigEndian.Uint16(rest[4:6]),
-		})
+		if addr.IsValid() {
+			out = append(out, model.PortElem{Proto: m.Proto, HostIP: m.HostIP, HostPort: m.HostPort, Addr: addr, Port: m.Port})
+		}
 		return nil
 	})
 	return out
+}
+
+func (t *Tx) putPort(name string, m model.PortMapping) error {
+	k := portKey(m.Proto, m.HostPort, m.HostIP)
+	cport := binary.BigEndian.AppendUint16(nil, m.Port)
+	if err := t.bucket(bPorts).Put(k, append(append([]byte(name), 0), cport...)); err != nil {
+		return err
+	}
+	b, err := t.bucket(bCPorts).CreateBucketIfNotExists([]byte(name))
+	if err != nil {
+		return err
+	}
+	return b.Put(k, cport)
+}
+
+func (t *Tx) delPort(name string, m model.PortMapping) error {
+	k := portKey(m.Proto, m.HostPort, m.HostIP)
+	if owner, _, ok := t.PortOwner(m.Proto, m.HostPort, m.HostIP); ok && owner == name {
+		if err := t.bucket(bPorts).Delete(k); err != nil {
+			return err
+		}
+	}
+	if b := t.bucket(bCPorts).Bucket([]byte(name)); b != nil {
+		return b.Delete(k)
+	}
+	return nil
 }
 
 // Apply commits a change set: networks first, then containers.
@@ -539,6 +625,17 @@ func (t *Tx) Apply(ch model.Changes) error {
 		}
 		if err != nil {
 			return fmt.Errorf("commit container %s: %w", name, err)
+		}
+	}
+	for _, pc := range ch.Ports {
+		var err error
+		if pc.Del {
+			err = t.delPort(pc.Container, pc.Mapping)
+		} else {
+			err = t.putPort(pc.Container, pc.Mapping)
+		}
+		if err != nil {
+			return fmt.Errorf("commit port of %s: %w", pc.Container, err)
 		}
 	}
 	if ch.EndpointGen > t.EndpointGen() {

@@ -161,3 +161,63 @@ func TestLockSerializes(t *testing.T) {
 		return nil
 	})
 }
+
+// Published ports live in their own index: adding one writes one entry,
+// the DNAT target follows the container's default endpoint, and removing
+// the container removes its ports.
+func TestPorts(t *testing.T) {
+	s, _, _ := open(t)
+	defer s.Close()
+	web := &model.Container{Name: "web", Endpoints: []model.Endpoint{{Network: "n1", HostIf: "v1", Addr: addr("10.0.0.2"), DefaultRoute: true}}}
+	m1 := model.PortMapping{Proto: "tcp", HostIP: netip.IPv4Unspecified(), HostPort: 8080, Port: 80}
+	m2 := model.PortMapping{Proto: "udp", HostIP: addr("127.0.0.1"), HostPort: 5353, Port: 53}
+	s.Update(true, func(tx *Tx) error {
+		var ch model.Changes
+		ch.PutContainer(web)
+		ch.AddPort("web", m1)
+		ch.AddPort("web", m2)
+		return tx.Apply(ch)
+	})
+	s.View(func(tx *Tx) error {
+		if got := tx.ContainerPorts("web"); len(got) != 2 || tx.PortCount("web") != 2 {
+			t.Errorf("ContainerPorts = %v", got)
+		}
+		if owner, cport, ok := tx.PortOwner("udp", 5353, addr("127.0.0.1")); !ok || owner != "web" || cport != 53 {
+			t.Errorf("PortOwner = %q %d %v", owner, cport, ok)
+		}
+		if h := tx.PortHolders("tcp", 8080); len(h) != 1 || h[0].Container != "web" || !h[0].HostIP.IsUnspecified() {
+			t.Errorf("PortHolders = %+v", h)
+		}
+		elems := tx.PortElems()
+		if len(elems) != 2 || elems[0].Addr != addr("10.0.0.2") {
+			t.Errorf("PortElems = %+v", elems)
+		}
+		return nil
+	})
+	// A new default endpoint moves every element without touching the index.
+	moved := web.Clone()
+	moved.Endpoints = []model.Endpoint{{Network: "n2", HostIf: "v2", Addr: addr("10.1.0.2"), DefaultRoute: true}}
+	s.Update(true, func(tx *Tx) error {
+		var ch model.Changes
+		ch.PutContainer(moved)
+		ch.DelPort("web", m2)
+		return tx.Apply(ch)
+	})
+	s.View(func(tx *Tx) error {
+		if elems := tx.PortElems(); len(elems) != 1 || elems[0].Addr != addr("10.1.0.2") || elems[0].HostPort != 8080 {
+			t.Errorf("after the move: %+v", elems)
+		}
+		return nil
+	})
+	s.Update(true, func(tx *Tx) error {
+		var ch model.Changes
+		ch.DelContainer("web")
+		return tx.Apply(ch)
+	})
+	s.View(func(tx *Tx) error {
+		if len(tx.PortElems()) != 0 || len(tx.PortHolders("tcp", 8080)) != 0 || tx.PortCount("web") != 0 {
+			t.Error("ports left after the container was removed")
+		}
+		return nil
+	})
+}
