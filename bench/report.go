@@ -12,8 +12,8 @@ var toolDescriptions = map[string]string{
 	"cnet-cli":   "one `cnet create NAME --network NET` process per container; `cnet rm NAME`",
 	"cnet-lib":   "`Engine.CreateContainer` / `Engine.RemoveContainers` in a loop, in one process",
 	"seed-ip":    "the seed tutorial's `ip` commands, one bash script per container (namespace, lo up, veth, move, address, up, master, default route, resolv.conf); `ip netns del`, `ip link del`, `rm -r`",
-	"cni-bridge": "`ip netns add`, then the CNI `bridge` plugin with `host-local` IPAM (ADD); DEL, then `ip netns del`",
-	"netavark":   "`ip netns add`, then `netavark setup` with a static address; `netavark teardown`, then `ip netns del`",
+	"cni-bridge": "`ip netns add`, then the CNI `bridge` plugin with `host-local` IPAM and a default route (ADD); DEL, then `ip netns del`. lo stays down (a runtime would also run the `loopback` plugin) and no resolv.conf is written",
+	"netavark":   "`ip netns add`, then `netavark setup` with a static address (the caller does IPAM, as podman does) and the iptables driver; `netavark teardown`, then `ip netns del`",
 	"floor":      "netlink only, in process: unshare + bind mount, lo up, veth with its peer born inside, master + up, address, peer up, default route; unmount",
 }
 
