@@ -49,6 +49,10 @@ type Options struct {
 	// Notify receives messages for the user: ip_forward switched on, a
 	// FORWARD policy that drops container traffic, intents recovered.
 	Notify func(msg string)
+	// DNSCommand starts cnet's name server, with the directory it serves
+	// from appended. Default: `cnet __dns`, with cnet found as this
+	// program (when it is cnet) or in PATH.
+	DNSCommand []string
 	// Hook, if set, runs after the intent is written (step 0) and after
 	// each step of every mutating operation. An error aborts the operation
 	// as if that step had failed. It exists for fault-injection tests.
@@ -110,8 +114,11 @@ func Open(opts Options) (*Engine, error) {
 	def(&opts.systemdResolv, nsfiles.SystemdResolv)
 	def(&opts.bootIDPath, "/proc/sys/kernel/random/boot_id")
 	e := &Engine{opts: opts, instance: names.Instance(opts.StateDir), now: time.Now, requireRoot: true}
+	dnsArgv := dnsCommand(opts)
 	e.newKernel = func() machine {
-		return kernel.New(opts.netnsDir, opts.filesDir, names.FileMarker(e.instance))
+		k := kernel.New(opts.netnsDir, opts.filesDir, names.FileMarker(e.instance))
+		k.DNSDir, k.DNSCommand = filepath.Join(opts.RunDir, "dns"), dnsArgv
+		return k
 	}
 	return e, nil
 }

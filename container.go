@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"net/netip"
+	"strings"
 	"syscall"
 	"time"
 
@@ -24,6 +25,8 @@ type ContainerSpec struct {
 	Network string
 	IP      netip.Addr
 	DNS     []netip.Addr
+	// Aliases are extra names the container answers to on Network.
+	Aliases []string
 	Ports   []PortMapping
 }
 
@@ -88,6 +91,7 @@ type Container struct {
 // Endpoint is a container's attachment to a network: a veth pair.
 type Endpoint struct {
 	Network       string       `json:"network"`
+	Aliases       []string     `json:"aliases"`
 	Interface     string       `json:"interface"`
 	HostInterface string       `json:"host_interface"`
 	Bridge        string       `json:"bridge"`
@@ -135,7 +139,7 @@ func (e *Engine) publicContainer(c *model.Container, nets map[string]*model.Netw
 	out.Ports = publicPorts(c)
 	out.Endpoints = []Endpoint{}
 	for _, ep := range c.Endpoints {
-		pe := Endpoint{Network: ep.Network, Interface: ep.ContainerIf, HostInterface: ep.HostIf,
+		pe := Endpoint{Network: ep.Network, Aliases: append([]string{}, ep.Aliases...), Interface: ep.ContainerIf, HostInterface: ep.HostIf,
 			MAC: names.MAC(ep.Addr).String(), DefaultRoute: ep.DefaultRoute, Address: netip.PrefixFrom(ep.Addr, 32)}
 		if n := nets[ep.Network]; n != nil {
 			pe.Bridge, pe.Gateway, pe.Address = n.Bridge, n.Gateway, netip.PrefixFrom(ep.Addr, n.Subnet.Bits())
@@ -169,9 +173,9 @@ func (e *Engine) CreateContainer(spec ContainerSpec) (*Container, error) {
 // Connect attaches a container to one more network. A namespace made by
 // `ip netns add` is adopted: cnet adds its endpoint, and later removes
 // only what it added.
-func (e *Engine) Connect(network, container string, ip netip.Addr) (*Container, error) {
+func (e *Engine) Connect(network, container string, ip netip.Addr, aliases ...string) (*Container, error) {
 	p, err := e.mutate(func(env *plan.Env) (*plan.Plan, error) {
-		return plan.Connect(env, network, container, ip)
+		return plan.Connect(env, network, container, ip, aliases)
 	})
 	if err != nil {
 		return nil, err
@@ -383,3 +387,39 @@ func joinInts(v []int) string {
 }
 
 func notFound(what, name, hint string) error { return errs.NotFound(what, name, "%s", hint) }
+
+// Resolved is one address a name stands for.
+type Resolved struct {
+	Container string     `json:"container"`
+	Network   string     `json:"network"`
+	Address   netip.Addr `json:"address"`
+}
+
+// Resolve returns what a name stands for on each network, read from
+// state: a container's name, an alias, or NAME.NETWORK.cnet.
+func (e *Engine) Resolve(name string) ([]Resolved, error) {
+	q := strings.ToLower(strings.TrimSuffix(name, "."))
+	var out []Resolved
+	err := e.read(func(tx *state.Tx) error {
+		cs, err := tx.Containers()
+		if err != nil {
+			return err
+		}
+		for _, c := range cs {
+			for _, ep := range c.Endpoints {
+				for _, n := range append([]string{c.Name}, ep.Aliases...) {
+					n = strings.ToLower(n)
+					if q == n || q == n+"."+strings.ToLower(ep.Network)+".cnet" {
+						out = append(out, Resolved{Container: c.Name, Network: ep.Network, Address: ep.Addr})
+						break
+					}
+				}
+			}
+		}
+		return nil
+	})
+	if err == nil && len(out) == 0 {
+		err = notFound("name", name, "no container or alias is called that; see `cnet ls`")
+	}
+	return out, err
+}

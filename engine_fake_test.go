@@ -170,7 +170,7 @@ func TestSeedGolden(t *testing.T) {
 	step("cnet network rm back", e.RemoveNetwork("back", false))
 	step("cnet network rm seed", e.RemoveNetwork("seed", false))
 	goldenLines(t, "seed.golden", lines)
-	if snap := k.Snapshot(); snap != "firewall:\nforwarding=true\n" {
+	if snap := k.Snapshot(); snap != "firewall:\nforwarding=true\ndns: stopped\n" {
 		t.Errorf("machine not empty after teardown:\n%s", snap)
 	}
 }

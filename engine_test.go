@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -19,7 +20,36 @@ import (
 	"github.com/cnetdev/cnet/internal/testenv"
 )
 
-func TestMain(m *testing.M) { testenv.Main(m) }
+// cnetBin is the cnet command, built for the name server (`cnet __dns`).
+var cnetBin string
+
+func TestMain(m *testing.M) {
+	if !testenv.InSandbox() {
+		testenv.Main(m)
+		return
+	}
+	dir, err := os.MkdirTemp("", "cnet-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	cnetBin = filepath.Join(dir, "cnet")
+	if out, err := exec.Command("go", "build", "-o", cnetBin, "./cmd/cnet").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "go build ./cmd/cnet: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	testenv.Main(cleanupDir{m, dir})
+}
+
+type cleanupDir struct {
+	m   *testing.M
+	dir string
+}
+
+func (c cleanupDir) Run() int {
+	defer os.RemoveAll(c.dir)
+	return c.m.Run()
+}
 
 // realEngine returns an engine on the sandbox's kernel with a fresh state
 // dir. At cleanup it removes whatever the test left and checks that the
@@ -28,7 +58,9 @@ func realEngine(t *testing.T) *Engine {
 	t.Helper()
 	testenv.RequirePrivileged(t)
 	before := testenv.Snapshot(t)
-	e, err := Open(Root(t.TempDir()))
+	opts := Root(t.TempDir())
+	opts.DNSCommand = []string{cnetBin, "__dns"}
+	e, err := Open(opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -116,7 +116,11 @@ func (e *Engine) GC(dryRun bool) (*GCReport, error) {
 			}
 		}
 		if !s.k.FilesPresent(c.Name) {
-			f := nsfiles.For(names.FileMarker(e.instance), c, nsfiles.ReadUpstream(e.opts.hostResolv, e.opts.systemdResolv))
+			var f *model.FilesSpec
+			s.st.View(func(tx *state.Tx) error {
+				f = plan.Files(tx, names.FileMarker(e.instance), c, nsfiles.ReadUpstream(e.opts.hostResolv, e.opts.systemdResolv))
+				return nil
+			})
 			act(GCAction{Action: "repair", Object: "files of " + c.Name, Reason: nsfiles.Dir + "/" + c.Name + " is incomplete"},
 				func() error { return s.k.WriteFiles(f) })
 		}

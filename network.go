@@ -22,7 +22,9 @@ type NetworkSpec struct {
 	Gateway  netip.Addr
 	Bridge   string
 	Internal bool
-	MTU      int
+	// NoDNS turns off cnet's name server for the network.
+	NoDNS bool
+	MTU   int
 }
 
 // Network is a bridge with a subnet.
@@ -32,6 +34,7 @@ type Network struct {
 	Subnet     netip.Prefix `json:"subnet"`
 	Gateway    netip.Addr   `json:"gateway"`
 	Internal   bool         `json:"internal"`
+	DNS        bool         `json:"dns"`
 	MTU        int          `json:"mtu"`
 	Created    time.Time    `json:"created"`
 	Containers []string     `json:"containers"`
@@ -42,7 +45,7 @@ func publicNetwork(n *model.Network, attached []string) *Network {
 		attached = []string{}
 	}
 	return &Network{Name: n.Name, Bridge: n.Bridge, Subnet: n.Subnet, Gateway: n.Gateway,
-		Internal: n.Internal, MTU: n.MTU, Created: n.Created, Containers: attached}
+		Internal: n.Internal, DNS: !n.NoDNS, MTU: n.MTU, Created: n.Created, Containers: attached}
 }
 
 // CreateNetwork creates a bridge with the gateway address on it, NAT for
@@ -119,7 +122,7 @@ func (e *Engine) read(fn func(tx *state.Tx) error) error {
 	var stale bool
 	st.View(func(tx *state.Tx) error {
 		id := e.bootID()
-		stale = tx.HasIntents() || id != "" && tx.BootID() != "" && tx.BootID() != id
+		stale = tx.HasIntents() || id != "" && tx.BootID() != "" && tx.BootID() != id || e.dnsDown(tx)
 		return nil
 	})
 	if stale {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"syscall"
 
+	"github.com/cnetdev/cnet/internal/dns"
 	"github.com/cnetdev/cnet/internal/errs"
 	"github.com/cnetdev/cnet/internal/firewall"
 	"github.com/cnetdev/cnet/internal/model"
@@ -32,6 +33,11 @@ type machine interface {
 	AddPorts([]model.PortElem) error
 	DelPorts([]model.PortElem) error
 	SetHairpin(hostIf string, on bool) error
+	DNSRunning() bool
+	DNSStart(dns.Snapshot) error
+	DNSApply(dns.Change) error
+	DNSSync(dns.Snapshot) error
+	DNSStop() error
 	WriteFiles(*model.FilesSpec) error
 	RemoveFiles(name string) error
 	SetForwarding(on bool) (bool, error)
@@ -210,7 +216,8 @@ func (s *session) sync(rs func() (firewall.Ruleset, error)) error {
 
 // atomic reports whether a step of this kind is one kernel request (one
 // nftables batch, one write), so that when it fails nothing changed and
-// there is nothing to undo.
+// there is nothing to undo. (A DNS step is not: the server may start and
+// then fail to listen.)
 func atomic(k model.Kind) bool {
 	switch k {
 	case model.KindPorts, model.KindFirewall, model.KindForwarding, model.KindHairpin:
@@ -345,6 +352,8 @@ func (s *session) object(st model.Step, rs rulesets) (put, take func() error) {
 		return add(rs.after), del(rs.before)
 	case model.KindHairpin:
 		return func() error { return k.SetHairpin(st.HostIf, true) }, func() error { return k.SetHairpin(st.HostIf, false) }
+	case model.KindDNS:
+		return func() error { return s.syncDNS(rs, true) }, func() error { return s.syncDNS(rs, false) }
 	case model.KindForwarding:
 		return func() error {
 				changed, err := k.SetForwarding(true)
@@ -405,6 +414,11 @@ func (s *session) recover() []string {
 	}
 	if bootChanged {
 		done = append(done, s.afterReboot()...)
+	}
+	if msg, err := s.reviveDNS(); err != nil {
+		done = append(done, err.Error())
+	} else if msg != "" {
+		done = append(done, msg)
 	}
 	return done
 }

@@ -75,7 +75,7 @@ func Run(cfg Config) (*Results, error) {
 		onFull func()
 	}{
 		{cli, "10.71.0.0/16", "bcli", func() { res.Cnet.DBBytes = fileSize(stateDB(cfg.Root)) }},
-		{&cnetLib{root: cfg.Root, network: "blib", subnet: netip.MustParsePrefix("10.72.0.0/16")}, "10.72.0.0/16", "blib", nil},
+		{&cnetLib{bin: cfg.CnetBin, root: cfg.Root, network: "blib", subnet: netip.MustParsePrefix("10.72.0.0/16")}, "10.72.0.0/16", "blib", nil},
 		{&seedIP{bridge: "seedbr0", vethPrefix: "s", subnet: netip.MustParsePrefix("10.73.0.0/16")}, "10.73.0.0/16", "seed", nil},
 		{&cniBridge{subnet: netip.MustParsePrefix("10.74.0.0/16"), dataDir: sc.path("cni")}, "10.74.0.0/16", "cni", nil},
 		{&netavark{subnet: netip.MustParsePrefix("10.75.0.0/16"), bridge: "nvbr0", configDir: sc.path("netavark")}, "10.75.0.0/16", "nv", nil},

@@ -54,15 +54,17 @@ func (c *cnetCLI) finish() error       { _, err := c.cnet("network", "rm", c.net
 
 // cnetLib calls the engine in a loop, in this process.
 type cnetLib struct {
-	root, network string
-	subnet        netip.Prefix
-	e             *cnet.Engine
+	bin, root, network string // bin: the cnet command, which runs the name server
+	subnet             netip.Prefix
+	e                  *cnet.Engine
 }
 
 func (c *cnetLib) name() string { return "cnet-lib" }
 func (c *cnetLib) check() error { return nil }
 func (c *cnetLib) prepare() (err error) {
-	if c.e, err = cnet.Open(cnet.Root(c.root)); err != nil {
+	opts := cnet.Root(c.root)
+	opts.DNSCommand = []string{c.bin, "__dns"}
+	if c.e, err = cnet.Open(opts); err != nil {
 		return err
 	}
 	_, err = c.e.CreateNetwork(cnet.NetworkSpec{Name: c.network, Subnet: c.subnet})

@@ -19,6 +19,7 @@ type createFlags struct {
 	network string
 	ip      string
 	dns     []string
+	aliases []string
 	publish []string
 }
 
@@ -26,11 +27,12 @@ func (f *createFlags) add(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.network, "network", "", `network to attach to (default "cnet", created on first use)`)
 	cmd.Flags().StringVar(&f.ip, "ip", "", "IPv4 address on the network (default: the lowest free one)")
 	cmd.Flags().StringArrayVar(&f.dns, "dns", nil, "nameserver for the container's resolv.conf (repeatable; default: the host's)")
+	cmd.Flags().StringArrayVar(&f.aliases, "alias", nil, "another name the container answers to on the network (repeatable)")
 	cmd.Flags().StringArrayVarP(&f.publish, "publish", "p", nil, "publish a port: "+ports.Syntax+" (repeatable; see `cnet publish --help`)")
 }
 
 func (f *createFlags) spec(name string) (cnet.ContainerSpec, error) {
-	spec := cnet.ContainerSpec{Name: name, Network: f.network}
+	spec := cnet.ContainerSpec{Name: name, Network: f.network, Aliases: f.aliases}
 	var err error
 	if f.ip != "" {
 		if spec.IP, err = ipam.ParseAddr("ip", f.ip); err != nil {
@@ -47,12 +49,15 @@ func (f *createFlags) spec(name string) (cnet.ContainerSpec, error) {
 func (a *app) createCmd() *cobra.Command {
 	var f createFlags
 	cmd := &cobra.Command{
-		Use:   "create NAME [--network NET] [--ip IP] [--dns IP]... [-p SPEC]...",
+		Use:   "create NAME [--network NET] [--ip IP] [--dns IP]... [--alias NAME]... [-p SPEC]...",
 		Short: "Create a container: a network namespace attached to a network",
 		Long: `Create a container: a named network namespace, with lo up, attached to a
 network through a veth pair. Inside, the interface is eth0 with the address
 and a default route via the network's gateway; /etc/netns/NAME holds its
-resolv.conf and hosts, which 'cnet exec' and 'ip netns exec' mount over /etc.
+resolv.conf (pointing at cnet's name server on the gateway, unless --dns or a
+network with --no-dns) and hosts, which 'cnet exec' and 'ip netns exec' mount
+over /etc. Other containers on the network resolve NAME, its --alias names,
+and NAME.NETWORK.cnet.
 
 Equivalent to:
   ip netns add NAME
@@ -101,8 +106,9 @@ func (a *app) printCreated(c *cnet.Container) error {
 
 func (a *app) connectCmd() *cobra.Command {
 	var ip string
+	var aliases []string
 	cmd := &cobra.Command{
-		Use:   "connect NETWORK CONTAINER [--ip IP]",
+		Use:   "connect NETWORK CONTAINER [--ip IP] [--alias NAME]...",
 		Short: "Attach a container to one more network",
 		Long: `Attach a container to one more network. The new interface is the next free
 ethN. A namespace made with 'ip netns add' is adopted: cnet adds its endpoint,
@@ -118,7 +124,7 @@ and 'cnet rm' later removes only what cnet added, never the namespace.`,
 					return err
 				}
 			}
-			c, err := a.eng.Connect(argv[0], argv[1], addr)
+			c, err := a.eng.Connect(argv[0], argv[1], addr, aliases...)
 			if err != nil {
 				return err
 			}
@@ -134,6 +140,7 @@ and 'cnet rm' later removes only what cnet added, never the namespace.`,
 		},
 	}
 	cmd.Flags().StringVar(&ip, "ip", "", "IPv4 address on the network (default: the lowest free one)")
+	cmd.Flags().StringArrayVar(&aliases, "alias", nil, "another name the container answers to on this network (repeatable)")
 	a.addJSON(cmd)
 	return cmd
 }
@@ -231,5 +238,32 @@ waits --grace, then sends SIGKILL.`,
 	}
 	cmd.Flags().BoolVarP(&opts.Force, "force", "f", false, "stop processes inside first")
 	cmd.Flags().DurationVar(&opts.Grace, "grace", 5*time.Second, "with -f, how long to wait after SIGTERM before SIGKILL")
+	return cmd
+}
+
+func (a *app) resolveCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "resolve NAME",
+		Short: "Print the addresses a container name or alias stands for",
+		Long: `Print the addresses a name stands for on each network: a container's name,
+one of its aliases, or NAME.NETWORK.cnet. This reads cnet's state; to ask
+the name server itself, use dig @GATEWAY NAME.`,
+		GroupID: "containers",
+		Args:    args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, argv []string) error {
+			rs, err := a.eng.Resolve(argv[0])
+			if err != nil {
+				return err
+			}
+			if a.json {
+				return printJSON(rs)
+			}
+			for _, r := range rs {
+				fmt.Printf("%s\t%s\t%s\n", r.Address, r.Container, r.Network)
+			}
+			return nil
+		},
+	}
+	a.addJSON(cmd)
 	return cmd
 }

@@ -59,6 +59,9 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == nsexecArg {
 		nsexecMain(os.Args[2:]) // never returns
 	}
+	if len(os.Args) > 1 && os.Args[1] == dnsArg {
+		dnsMain(os.Args[2:]) // never returns
+	}
 	// A cnet process lives for milliseconds and allocates little: garbage
 	// collection would only cost time. The limit keeps a huge `ls` or `gc`
 	// bounded.

@@ -30,13 +30,17 @@ func (a *app) networkCreateCmd() *cobra.Command {
 	var subnet, gateway, bridge string
 	var spec cnet.NetworkSpec
 	cmd := &cobra.Command{
-		Use:   "create NAME [--subnet CIDR] [--gateway IP] [--bridge IFNAME] [--internal] [--mtu N]",
+		Use:   "create NAME [--subnet CIDR] [--gateway IP] [--bridge IFNAME] [--internal] [--no-dns] [--mtu N]",
 		Short: "Create a network: a bridge holding the gateway address, with NAT",
 		Long: `Create a network: a Linux bridge that holds the gateway address of a subnet.
 
 Containers on the network reach each other through the bridge, the host
 through the gateway, and (unless --internal) everything beyond the host
 through masquerade. Traffic between two cnet networks is dropped.
+
+Containers on the network find each other by name: cnet's name server
+answers on the gateway address, port 53, for NAME and NAME.NETWORK.cnet,
+and forwards other names to the host's nameservers (--no-dns turns it off).
 
 Without --subnet, cnet takes the first /24 of 10.89.0.0/16 that overlaps no
 other network and no address or route on the host. The gateway defaults to
@@ -82,6 +86,7 @@ Equivalent to:
 	cmd.Flags().StringVar(&gateway, "gateway", "", "gateway address on the bridge (default: first host address)")
 	cmd.Flags().StringVar(&bridge, "bridge", "", "bridge interface name, at most 15 bytes (default: cnet-NAME)")
 	cmd.Flags().BoolVar(&spec.Internal, "internal", false, "no NAT and no path beyond the bridge")
+	cmd.Flags().BoolVar(&spec.NoDNS, "no-dns", false, "no name server on the gateway: containers use the host's nameservers")
 	cmd.Flags().IntVar(&spec.MTU, "mtu", 0, "MTU of the bridge and every veth on it, 68-65535 (default 1500)")
 	a.addJSON(cmd)
 	return cmd
@@ -107,9 +112,9 @@ func (a *app) networkLsCmd() *cobra.Command {
 			var rows [][]string
 			for _, n := range nets {
 				rows = append(rows, []string{n.Name, n.Bridge, n.Subnet.String(), n.Gateway.String(),
-					strconv.FormatBool(n.Internal), strconv.Itoa(n.MTU), orDash(strings.Join(n.Containers, ","))})
+					strconv.FormatBool(n.Internal), strconv.FormatBool(n.DNS), strconv.Itoa(n.MTU), orDash(strings.Join(n.Containers, ","))})
 			}
-			table("NAME\tBRIDGE\tSUBNET\tGATEWAY\tINTERNAL\tMTU\tCONTAINERS", rows)
+			table("NAME\tBRIDGE\tSUBNET\tGATEWAY\tINTERNAL\tDNS\tMTU\tCONTAINERS", rows)
 			return nil
 		},
 	}

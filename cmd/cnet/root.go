@@ -48,6 +48,9 @@ moves both (state in DIR, run dir in DIR/run). cnet needs root.`,
 				opts = cnet.Root(a.root)
 			}
 			opts.Notify = func(msg string) { fmt.Fprintf(os.Stderr, "cnet: %s\n", msg) }
+			if exe, err := os.Executable(); err == nil {
+				opts.DNSCommand = []string{exe, dnsArg}
+			}
 			opts.Hook = crashHook()
 			e, err := cnet.Open(opts)
 			a.eng = e
@@ -62,7 +65,7 @@ moves both (state in DIR, run dir in DIR/run). cnet needs root.`,
 	cmd.AddCommand(
 		a.networkCmd(),
 		a.createCmd(), a.connectCmd(), a.disconnectCmd(), a.lsCmd(), a.inspectCmd(), a.rmCmd(),
-		a.publishCmd(), a.unpublishCmd(), a.portCmd(),
+		a.publishCmd(), a.unpublishCmd(), a.portCmd(), a.resolveCmd(),
 		a.execCmd(), a.runCmd(), a.logsCmd(),
 		a.gcCmd(),
 	)

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/cnetdev/cnet/internal/dns"
 	"github.com/cnetdev/cnet/internal/errs"
 	"github.com/cnetdev/cnet/internal/firewall"
 	"github.com/cnetdev/cnet/internal/model"
@@ -55,6 +56,7 @@ type Kernel struct {
 	HostAddrs    []netip.Addr
 	Listeners    map[string]string // "tcp 0.0.0.0:80" → "nginx (pid 1)"
 	ForeignDrops []string
+	Names        *DNS // the name server, nil when stopped
 	Ops          []Op
 	// Fail, if set, is consulted before each mutation; an error fails it.
 	Fail func(line string) error
@@ -105,6 +107,7 @@ func (k *Kernel) Snapshot() string {
 		fmt.Fprintf(&b, "files %s\n%s%s", name, f.Resolv, f.Hosts)
 	}
 	fmt.Fprintf(&b, "firewall:\n%sforwarding=%v\n", k.firewallText(), k.Forward)
+	b.WriteString(k.Names.String())
 	return b.String()
 }
 
@@ -554,3 +557,107 @@ func (k *Kernel) MarkedFiles() []string { return slices.Sorted(maps.Keys(k.Files
 
 // FilesPresent implements the engine's machine.
 func (k *Kernel) FilesPresent(name string) bool { _, ok := k.Files[name]; return ok }
+
+// DNS is the fake name server: nil when it is not running.
+type DNS struct {
+	Networks   map[string]dns.Net
+	Containers map[string]dns.Ctr
+}
+
+func (d *DNS) apply(c dns.Change) {
+	for _, n := range c.DelNetworks {
+		delete(d.Networks, n)
+	}
+	for _, n := range c.SetNetworks {
+		d.Networks[n.Name] = n
+	}
+	for _, n := range c.DelContainers {
+		delete(d.Containers, n)
+	}
+	for _, ctr := range c.SetContainers {
+		d.Containers[ctr.Name] = ctr
+	}
+}
+
+func (d *DNS) String() string {
+	if d == nil {
+		return "dns: stopped\n"
+	}
+	var b strings.Builder
+	b.WriteString("dns: running\n")
+	for _, n := range slices.Sorted(maps.Keys(d.Networks)) {
+		fmt.Fprintf(&b, "  network %s %s\n", n, d.Networks[n].Gateway)
+	}
+	for _, n := range slices.Sorted(maps.Keys(d.Containers)) {
+		fmt.Fprintf(&b, "  container %s %+v\n", n, d.Containers[n].Endpoints)
+	}
+	return b.String()
+}
+
+// DNSRunning implements the engine's machine.
+func (k *Kernel) DNSRunning() bool { return k.Names != nil }
+
+// DNSStart implements the engine's machine.
+func (k *Kernel) DNSStart(s dns.Snapshot) error {
+	if err := k.record("dns", false, "cnet __dns # %d networks, %d containers", len(s.Networks), len(s.Containers)); err != nil {
+		return err
+	}
+	k.Names = &DNS{Networks: map[string]dns.Net{}, Containers: map[string]dns.Ctr{}}
+	k.Names.apply(dns.Change{SetNetworks: s.Networks, SetContainers: s.Containers})
+	return nil
+}
+
+// DNSApply implements the engine's machine.
+func (k *Kernel) DNSApply(c dns.Change) error {
+	if k.Names == nil {
+		return dns.ErrNotRunning
+	}
+	var parts []string
+	for _, n := range c.SetNetworks {
+		parts = append(parts, "+net "+n.Name)
+	}
+	for _, n := range c.DelNetworks {
+		parts = append(parts, "-net "+n)
+	}
+	for _, ctr := range c.SetContainers {
+		parts = append(parts, "+"+ctr.Name)
+	}
+	for _, n := range c.DelContainers {
+		parts = append(parts, "-"+n)
+	}
+	if err := k.record("dns", false, "dns apply %s", strings.Join(parts, " ")); err != nil {
+		return err
+	}
+	k.Names.apply(c)
+	return nil
+}
+
+// DNSSync implements the engine's machine.
+func (k *Kernel) DNSSync(s dns.Snapshot) error {
+	if k.Names == nil {
+		return dns.ErrNotRunning
+	}
+	before := k.Names.String()
+	next := &DNS{Networks: map[string]dns.Net{}, Containers: map[string]dns.Ctr{}}
+	next.apply(dns.Change{SetNetworks: s.Networks, SetContainers: s.Containers})
+	if next.String() == before {
+		return nil
+	}
+	if err := k.record("dns", false, "dns sync # %d networks, %d containers", len(s.Networks), len(s.Containers)); err != nil {
+		return err
+	}
+	k.Names = next
+	return nil
+}
+
+// DNSStop implements the engine's machine.
+func (k *Kernel) DNSStop() error {
+	if k.Names == nil {
+		return nil
+	}
+	if err := k.record("dns", true, "dns stop"); err != nil {
+		return err
+	}
+	k.Names = nil
+	return nil
+}

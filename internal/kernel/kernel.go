@@ -11,11 +11,13 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/google/nftables"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/cnetdev/cnet/internal/dns"
 	"github.com/cnetdev/cnet/internal/errs"
 	"github.com/cnetdev/cnet/internal/firewall"
 	"github.com/cnetdev/cnet/internal/link"
@@ -31,6 +33,10 @@ type Kernel struct {
 	NetnsDir string // /run/netns
 	FilesDir string // /etc/netns
 	Marker   string // first line of files cnet writes
+	// DNSDir is where the name server keeps its socket and snapshot, and
+	// DNSCommand how it is started (the directory is appended).
+	DNSDir     string
+	DNSCommand []string
 
 	host     *netlink.Handle
 	hostSock *link.Sock
@@ -491,3 +497,45 @@ func (k *Kernel) HostHasAddr(a netip.Addr) (bool, error) {
 func (k *Kernel) Listener(proto string, ip netip.Addr, port uint16) (string, error) {
 	return link.Listener(proto, ip, port)
 }
+
+func (k *Kernel) dns() dns.Client { return dns.Client{Dir: k.DNSDir} }
+
+// DNSRunning reports whether the name server answers.
+func (k *Kernel) DNSRunning() bool {
+	_, err := k.dns().Ping()
+	return err == nil
+}
+
+// DNSStart starts the name server with every record.
+func (k *Kernel) DNSStart(s dns.Snapshot) error {
+	if len(k.DNSCommand) == 0 {
+		return errors.New("cnet's name server runs as `cnet __dns`, and no cnet command was found: " +
+			"put cnet in PATH, set Options.DNSCommand, or create networks with --no-dns")
+	}
+	return bindConflict(k.dns().Start(k.DNSCommand, s))
+}
+
+// DNSApply sends the name server a change.
+func (k *Kernel) DNSApply(c dns.Change) error { return bindConflict(k.dns().Apply(c)) }
+
+// DNSSync replaces the name server's records.
+func (k *Kernel) DNSSync(s dns.Snapshot) error { return bindConflict(k.dns().Sync(s)) }
+
+// bindConflict turns a gateway the name server cannot listen on into a
+// conflict that says what holds it.
+func bindConflict(err error) error {
+	var be *dns.BindError
+	if errors.As(err, &be) {
+		return dnsConflict("cnet's name server cannot listen on " + strings.Join(be.Addrs, ", ") + ": " + be.Error() +
+			"; free the port, or create the network with --no-dns")
+	}
+	return err
+}
+
+type dnsConflict string
+
+func (e dnsConflict) Error() string { return string(e) }
+func (e dnsConflict) Unwrap() error { return errs.ErrConflict }
+
+// DNSStop stops the name server.
+func (k *Kernel) DNSStop() error { return k.dns().Stop() }

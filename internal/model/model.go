@@ -18,8 +18,10 @@ type Network struct {
 	Subnet   netip.Prefix `json:"subnet"`
 	Gateway  netip.Addr   `json:"gateway"`
 	Internal bool         `json:"internal"`
-	MTU      int          `json:"mtu"`
-	Created  time.Time    `json:"created"`
+	// NoDNS turns cnet's name server off for this network.
+	NoDNS   bool      `json:"no_dns,omitempty"`
+	MTU     int       `json:"mtu"`
+	Created time.Time `json:"created"`
 }
 
 // GatewayPrefix is the address assigned to the bridge: gateway/len.
@@ -91,6 +93,8 @@ type Endpoint struct {
 	// DefaultRoute is true on the endpoint whose gateway is the
 	// container's default route.
 	DefaultRoute bool `json:"default_route,omitempty"`
+	// Aliases are extra names the container answers to on this network.
+	Aliases []string `json:"aliases,omitempty"`
 }
 
 // Kind names what a step changes.
@@ -106,6 +110,7 @@ const (
 	KindForwarding Kind = "forwarding" // net.ipv4.ip_forward=1, planned only when it is off
 	KindPorts      Kind = "ports"      // DNAT map elements of published ports
 	KindHairpin    Kind = "hairpin"    // hairpin mode on an endpoint's bridge port
+	KindDNS        Kind = "dns"        // the name server's records, from state
 )
 
 // Action is what a step does to its object.

@@ -89,18 +89,53 @@ func parse(path string) (up Upstream, stub bool) {
 	return up, stub
 }
 
-// Resolv renders resolv.conf: servers if given, else the upstreams.
-func Resolv(marker string, servers []netip.Addr, up Upstream) string {
+// Local is cnet's own name service for a container: the gateways of its
+// DNS-enabled networks, and their NETWORK.cnet search domains.
+type Local struct {
+	Servers []netip.Addr
+	Search  []string
+}
+
+// HostServers returns the nameservers of the host's resolv.conf as they
+// are, loopback ones included: cnet's name server runs in the host's
+// namespace and can reach them. Without any, it returns Fallback.
+func HostServers(hostPath string) []netip.Addr {
+	data, _ := os.ReadFile(hostPath)
+	var out []netip.Addr
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) >= 2 && f[0] == "nameserver" {
+			if a, err := netip.ParseAddr(f[1]); err == nil && a.Is4() {
+				out = append(out, a)
+			}
+		}
+	}
+	if len(out) == 0 {
+		out = []netip.Addr{Fallback}
+	}
+	return out
+}
+
+// Resolv renders resolv.conf: servers if given, else cnet's name servers
+// (searching NETWORK.cnet first, so bare names are answered at once), else
+// the upstreams. The host's search domains and options are kept.
+func Resolv(marker string, servers []netip.Addr, local Local, up Upstream) string {
 	var b strings.Builder
 	b.WriteString(marker + "\n")
+	search := up.Search
+	if len(servers) == 0 && len(local.Servers) > 0 {
+		servers = local.Servers
+		search = append(append([]string{}, local.Search...), up.Search...)
+	}
 	if len(servers) == 0 {
 		servers = up.Nameservers
 	}
 	for _, s := range servers {
 		fmt.Fprintf(&b, "nameserver %s\n", s)
 	}
-	if len(up.Search) > 0 {
-		fmt.Fprintf(&b, "search %s\n", strings.Join(up.Search, " "))
+	if len(search) > 0 {
+		fmt.Fprintf(&b, "search %s\n", strings.Join(search, " "))
 	}
 	if len(up.Options) > 0 {
 		fmt.Fprintf(&b, "options %s\n", strings.Join(up.Options, " "))
@@ -122,14 +157,14 @@ func Hosts(marker, name string, addrs []netip.Addr) string {
 }
 
 // For renders both files for a container.
-func For(marker string, c *model.Container, up Upstream) *model.FilesSpec {
+func For(marker string, c *model.Container, local Local, up Upstream) *model.FilesSpec {
 	var addrs []netip.Addr
 	for _, ep := range c.Endpoints {
 		addrs = append(addrs, ep.Addr)
 	}
 	return &model.FilesSpec{
 		Name:   c.Name,
-		Resolv: Resolv(marker, c.DNS, up),
+		Resolv: Resolv(marker, c.DNS, local, up),
 		Hosts:  Hosts(marker, c.Name, addrs),
 	}
 }

@@ -38,7 +38,7 @@ func TestReadUpstream(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			up := ReadUpstream(write(t, tt.host), systemd)
-			if got := Resolv(marker, nil, up); got != marker+"\n"+tt.want {
+			if got := Resolv(marker, nil, Local{}, up); got != marker+"\n"+tt.want {
 				t.Errorf("got\n%s\nwant\n%s", got, marker+"\n"+tt.want)
 			}
 		})
@@ -50,7 +50,7 @@ func TestReadUpstream(t *testing.T) {
 
 func TestResolvExplicitServers(t *testing.T) {
 	up := Upstream{Nameservers: []netip.Addr{netip.MustParseAddr("192.0.2.1")}}
-	got := Resolv(marker, []netip.Addr{netip.MustParseAddr("9.9.9.9")}, up)
+	got := Resolv(marker, []netip.Addr{netip.MustParseAddr("9.9.9.9")}, Local{}, up)
 	if want := marker + "\nnameserver 9.9.9.9\n"; got != want {
 		t.Errorf("got %q, want %q", got, want)
 	}
@@ -113,5 +113,19 @@ func TestForeignFileKept(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "c2", "hosts")); !os.IsNotExist(err) {
 		t.Errorf("our hosts file left behind")
+	}
+}
+
+func TestResolvLocal(t *testing.T) {
+	up := Upstream{Nameservers: []netip.Addr{netip.MustParseAddr("192.0.2.1")}, Search: []string{"lan"}}
+	local := Local{Servers: []netip.Addr{netip.MustParseAddr("10.1.0.1")}, Search: []string{"front.cnet"}}
+	got := Resolv(marker, nil, local, up)
+	if want := marker + "\nnameserver 10.1.0.1\nsearch front.cnet lan\n"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	// --dns wins over cnet's servers.
+	got = Resolv(marker, []netip.Addr{netip.MustParseAddr("9.9.9.9")}, local, up)
+	if want := marker + "\nnameserver 9.9.9.9\nsearch lan\n"; got != want {
+		t.Errorf("got %q, want %q", got, want)
 	}
 }

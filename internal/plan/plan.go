@@ -107,6 +107,7 @@ type NetworkReq struct {
 	Gateway  netip.Addr
 	Bridge   string
 	Internal bool
+	NoDNS    bool
 	MTU      int
 }
 
@@ -204,7 +205,7 @@ func planNetwork(env *Env, p *Plan, req NetworkReq) (*model.Network, error) {
 	}
 	n := &model.Network{
 		Name: req.Name, Bridge: bridge, Subnet: subnet, Gateway: gw,
-		Internal: req.Internal, MTU: mtu, Created: env.Now,
+		Internal: req.Internal, NoDNS: req.NoDNS, MTU: mtu, Created: env.Now,
 	}
 	bs := BridgeSpec(env.Instance, n)
 	p.Steps = append(p.Steps, model.Step{Kind: model.KindBridge, Action: model.Add, Bridge: &bs})
@@ -212,6 +213,9 @@ func planNetwork(env *Env, p *Plan, req NetworkReq) (*model.Network, error) {
 	if !n.Internal && !env.Facts.Forwarding() {
 		// Undone (switched back off) only by a rollback of this plan.
 		p.Steps = append(p.Steps, model.Step{Kind: model.KindForwarding, Action: model.Add})
+	}
+	if !n.NoDNS {
+		p.addDNS()
 	}
 	p.Changes.PutNetwork(n)
 	return n, nil
@@ -249,8 +253,9 @@ func RemoveNetwork(env *Env, name string, force bool) (*Plan, error) {
 	p.Changes.DelNetwork(name)
 	bs := BridgeSpec(env.Instance, n)
 	p.Steps = append(p.Steps,
-		model.Step{Kind: model.KindFirewall, Action: model.Set},
-		model.Step{Kind: model.KindBridge, Action: model.Del, Bridge: &bs})
+		model.Step{Kind: model.KindFirewall, Action: model.Set})
+	p.addDNS()
+	p.Steps = append(p.Steps, model.Step{Kind: model.KindBridge, Action: model.Del, Bridge: &bs})
 	return p, nil
 }
 
@@ -260,6 +265,7 @@ type ContainerReq struct {
 	Network string // default: names.DefaultNetwork, created on first use
 	IP      netip.Addr
 	DNS     []netip.Addr
+	Aliases []string
 	Ports   []model.PortMapping
 }
 
@@ -285,6 +291,9 @@ func CreateContainer(env *Env, req ContainerReq) (*Plan, error) {
 			return nil, errs.Invalid("dns", d.String(), "want an IPv4 address")
 		}
 	}
+	if err := checkAliases(req.Aliases); err != nil {
+		return nil, err
+	}
 	p := &Plan{Op: "create", Direction: model.Rollback}
 	n, err := networkFor(env, p, req.Network)
 	if err != nil {
@@ -294,15 +303,39 @@ func CreateContainer(env *Env, req ContainerReq) (*Plan, error) {
 	p.Steps = append(p.Steps, model.Step{Kind: model.KindNetns, Action: model.Add, Netns: &model.NetnsSpec{
 		Name: req.Name, Mark: names.NetnsMark(env.Instance, req.Name).String(),
 	}})
-	if err := planConnect(env, p, c, n, req.IP, nil); err != nil {
+	if err := planConnect(env, p, c, n, req.IP, nil, req.Aliases); err != nil {
 		return nil, err
 	}
 	if err := planPublish(env, p, c, req.Ports, 0); err != nil {
 		return nil, err
 	}
-	p.Steps = append(p.Steps, model.Step{Kind: model.KindFiles, Action: model.Set, Files: nsfiles.For(env.Marker(), c, env.Upstream)})
+	p.Steps = append(p.Steps, model.Step{Kind: model.KindFiles, Action: model.Set, Files: Files(overlay{env.View, &p.Changes}, env.Marker(), c, env.Upstream)})
+	p.addDNS()
 	p.Container = c
 	return p, nil
+}
+
+// addDNS adds the step that brings cnet's name server in line with the
+// records the plan changes; the runner works out which from the plan's
+// changes, so one step per plan covers them all, wherever it is first
+// asked for (after a new bridge, so the server can listen on it).
+func (p *Plan) addDNS() {
+	for _, st := range p.Steps {
+		if st.Kind == model.KindDNS {
+			return
+		}
+	}
+	p.Steps = append(p.Steps, model.Step{Kind: model.KindDNS, Action: model.Set})
+}
+
+// checkAliases refuses aliases that could not name a container.
+func checkAliases(aliases []string) error {
+	for _, a := range aliases {
+		if err := names.CheckName("alias", a); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // networkFor returns the named network, planning the default one into p
@@ -328,8 +361,11 @@ func networkFor(env *Env, p *Plan, name string) (*model.Network, error) {
 
 // Connect plans `cnet connect`. A namespace made outside cnet (by `ip
 // netns add`) is adopted: cnet adds its endpoints and never deletes it.
-func Connect(env *Env, network, container string, ip netip.Addr) (*Plan, error) {
+func Connect(env *Env, network, container string, ip netip.Addr, aliases []string) (*Plan, error) {
 	if err := names.CheckName("container", container); err != nil {
+		return nil, err
+	}
+	if err := checkAliases(aliases); err != nil {
 		return nil, err
 	}
 	if err := names.CheckName("network", network); err != nil {
@@ -359,15 +395,16 @@ func Connect(env *Env, network, container string, ip netip.Addr) (*Plan, error) 
 	if c.Endpoint(n.Name) != nil {
 		return nil, errs.Exists("endpoint", container+" on "+n.Name, "already connected")
 	}
-	prev := nsfiles.For(env.Marker(), c, env.Upstream)
+	prev := Files(overlay{env.View, &p.Changes}, env.Marker(), c, env.Upstream)
 	if c.Adopted && len(c.Endpoints) == 0 {
 		prev = nil // adopting: nothing of ours was written yet
 	}
 	c = c.Clone()
-	if err := planConnect(env, p, c, n, ip, present); err != nil {
+	if err := planConnect(env, p, c, n, ip, present, aliases); err != nil {
 		return nil, err
 	}
-	p.Steps = append(p.Steps, model.Step{Kind: model.KindFiles, Action: model.Set, Files: nsfiles.For(env.Marker(), c, env.Upstream), Prev: prev})
+	p.Steps = append(p.Steps, model.Step{Kind: model.KindFiles, Action: model.Set, Files: Files(overlay{env.View, &p.Changes}, env.Marker(), c, env.Upstream), Prev: prev})
+	p.addDNS()
 	p.Container = c
 	return p, nil
 }
@@ -378,7 +415,7 @@ var MaxBridgePorts = 1024
 
 // planConnect adds an endpoint on n to c (modified in place), appending
 // its step and recording c and the endpoint generation in p.Changes.
-func planConnect(env *Env, p *Plan, c *model.Container, n *model.Network, ip netip.Addr, present []string) error {
+func planConnect(env *Env, p *Plan, c *model.Container, n *model.Network, ip netip.Addr, present, aliases []string) error {
 	if count := env.View.AttachedCount(n.Name); count >= MaxBridgePorts {
 		return errs.Conflict("network", n.Name, fmt.Sprintf("its %d endpoints", count),
 			"a Linux bridge holds at most %d ports; put further containers on another network", MaxBridgePorts)
@@ -410,7 +447,7 @@ func planConnect(env *Env, p *Plan, c *model.Container, n *model.Network, ip net
 		}
 	}
 	defRoute := !n.Internal && !slices.ContainsFunc(c.Endpoints, func(e model.Endpoint) bool { return e.DefaultRoute })
-	ep := model.Endpoint{Network: n.Name, HostIf: hostIf, ContainerIf: cif, Addr: addr, DefaultRoute: defRoute}
+	ep := model.Endpoint{Network: n.Name, HostIf: hostIf, ContainerIf: cif, Addr: addr, DefaultRoute: defRoute, Aliases: aliases}
 	c.Endpoints = append(c.Endpoints, ep)
 	p.noteNetwork(n)
 	for _, other := range c.Endpoints {
@@ -491,6 +528,7 @@ func Disconnect(env *Env, network, container string) (*Plan, error) {
 	if err := planDisconnect(env, p, c, n, false); err != nil {
 		return nil, err
 	}
+	p.addDNS()
 	return p, nil
 }
 
@@ -499,7 +537,7 @@ func Disconnect(env *Env, network, container string) (*Plan, error) {
 // files. Published ports with nowhere to go are refused, unless
 // dropPorts (the network itself is being removed).
 func planDisconnect(env *Env, p *Plan, c *model.Container, n *model.Network, dropPorts bool) error {
-	prev := nsfiles.For(env.Marker(), c, env.Upstream)
+	prev := Files(overlay{env.View, &p.Changes}, env.Marker(), c, env.Upstream)
 	c = WithPorts(env.View, c)
 	oldElems := Elems(c)
 	old := c
@@ -551,7 +589,7 @@ func planDisconnect(env *Env, p *Plan, c *model.Container, n *model.Network, dro
 		p.Changes.DelContainer(c.Name)
 		return nil
 	}
-	p.Steps = append(p.Steps, model.Step{Kind: model.KindFiles, Action: model.Set, Files: nsfiles.For(env.Marker(), c, env.Upstream), Prev: prev})
+	p.Steps = append(p.Steps, model.Step{Kind: model.KindFiles, Action: model.Set, Files: Files(overlay{env.View, &p.Changes}, env.Marker(), c, env.Upstream), Prev: prev})
 	p.Changes.PutContainer(c)
 	p.Container = c
 	return nil
@@ -605,7 +643,7 @@ func RemoveContainers(env *Env, containers []string) (*Plan, error) {
 			p.Steps = append(p.Steps, model.Step{Kind: model.KindPorts, Action: model.Del, Ports: elems})
 		}
 		p.Steps = append(p.Steps, model.Step{Kind: model.KindFiles, Action: model.Del, Files: &model.FilesSpec{Name: c.Name},
-			Prev: nsfiles.For(env.Marker(), c, env.Upstream)})
+			Prev: Files(overlay{env.View, &p.Changes}, env.Marker(), c, env.Upstream)})
 		if !c.Adopted {
 			// Deleting the namespace deletes its veths with it, and lets the
 			// kernel batch that work instead of paying for each veth.
@@ -615,9 +653,42 @@ func RemoveContainers(env *Env, containers []string) (*Plan, error) {
 		}
 		p.Changes.DelContainer(c.Name)
 	}
+	p.addDNS()
 	p.Steps = append(p.Steps, deletions...)
 	if len(cs) == 1 {
 		p.Container = cs[0]
 	}
 	return p, nil
+}
+
+// Files renders a container's /etc/netns files. Its resolv.conf points at
+// the gateways of its DNS-enabled networks, where cnet's name server
+// answers, unless the container has its own --dns.
+func Files(v View, marker string, c *model.Container, up nsfiles.Upstream) *model.FilesSpec {
+	var local nsfiles.Local
+	for _, ep := range c.Endpoints {
+		n, err := v.Network(ep.Network)
+		if err != nil || n == nil || n.NoDNS || len(local.Servers) == 3 { // resolv.conf uses at most 3
+			continue
+		}
+		local.Servers = append(local.Servers, n.Gateway)
+		local.Search = append(local.Search, n.Name+"."+strings.TrimSuffix(dnsDomain, "."))
+	}
+	return nsfiles.For(marker, c, local, up)
+}
+
+// dnsDomain is the zone cnet's name server answers for.
+const dnsDomain = "cnet."
+
+// overlay is a View that also sees the networks a plan is about to commit.
+type overlay struct {
+	View
+	ch *model.Changes
+}
+
+func (o overlay) Network(name string) (*model.Network, error) {
+	if n, ok := o.ch.Networks[name]; ok {
+		return n, nil
+	}
+	return o.View.Network(name)
 }

@@ -1,0 +1,278 @@
+package dns
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// Files in the server's directory (RUNDIR/dns).
+const (
+	SnapshotFile = "snapshot.json"
+	SocketFile   = "control.sock"
+	LogFile      = "server.log"
+)
+
+// Budget is how long a forwarded query may take before the client gets
+// SERVFAIL: well inside a resolver's usual 5 s timeout.
+const Budget = 1500 * time.Millisecond
+
+// Server answers on each network's gateway, port 53, UDP and TCP.
+type Server struct {
+	dir   string
+	log   *slog.Logger
+	table *Table
+	// holder names the process holding a host socket, for bind errors.
+	holder func(proto string, ip netip.Addr, port uint16) string
+
+	mu        sync.Mutex
+	listeners map[netip.Addr][]*dns.Server
+	bindErrs  map[netip.Addr]string
+	stop      chan struct{}
+}
+
+// NewServer loads dir's snapshot.
+func NewServer(dir string, log *slog.Logger, holder func(string, netip.Addr, uint16) string) (*Server, error) {
+	var snap Snapshot
+	data, err := os.ReadFile(filepath.Join(dir, SnapshotFile))
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(data, &snap); err != nil {
+		return nil, fmt.Errorf("read %s: %w", SnapshotFile, err)
+	}
+	return &Server{dir: dir, log: log, table: NewTable(snap), holder: holder,
+		listeners: map[netip.Addr][]*dns.Server{}, bindErrs: map[netip.Addr]string{}, stop: make(chan struct{})}, nil
+}
+
+// Run listens on every network and on the control socket until stopped.
+func (s *Server) Run() error {
+	s.reconcile()
+	sock := filepath.Join(s.dir, SocketFile)
+	os.Remove(sock) // a previous server's, which is gone: commands only start one when none answers
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		return fmt.Errorf("control socket: %w", err)
+	}
+	os.Chmod(sock, 0o600)
+	go func() {
+		<-s.stop
+		ln.Close()
+	}()
+	s.log.Info("dns server is running", "networks", len(s.table.Networks()), "pid", os.Getpid())
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			select {
+			case <-s.stop:
+				s.shutdown()
+				return nil
+			default:
+				return err
+			}
+		}
+		s.control(conn)
+	}
+}
+
+// Request is one control message.
+type Request struct {
+	Op       string    `json:"op"` // "ping", "apply", "sync", "stop"
+	Change   *Change   `json:"change,omitempty"`
+	Snapshot *Snapshot `json:"snapshot,omitempty"`
+}
+
+// Reply answers a Request. Errors lists gateways it could not listen on.
+type Reply struct {
+	PID    int               `json:"pid"`
+	Errors map[string]string `json:"errors,omitempty"`
+}
+
+func (s *Server) control(conn net.Conn) {
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	var req Request
+	if err := json.NewDecoder(bufio.NewReader(conn)).Decode(&req); err != nil {
+		return
+	}
+	switch req.Op {
+	case "apply":
+		if req.Change != nil {
+			s.table.Apply(*req.Change)
+			s.reconcile()
+		}
+	case "sync":
+		if req.Snapshot != nil {
+			t := NewTable(*req.Snapshot)
+			s.mu.Lock()
+			s.table = t
+			s.mu.Unlock()
+			s.reconcile()
+		}
+	case "stop":
+		defer close(s.stop)
+	}
+	s.mu.Lock()
+	rep := Reply{PID: os.Getpid(), Errors: map[string]string{}}
+	for a, e := range s.bindErrs {
+		rep.Errors[a.String()] = e
+	}
+	s.mu.Unlock()
+	json.NewEncoder(conn).Encode(rep)
+}
+
+// reconcile listens on the gateways of the networks in the table and
+// stops listening on the others.
+func (s *Server) reconcile() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	want := map[netip.Addr]bool{}
+	for _, n := range s.tableLocked().Networks() {
+		want[n.Gateway] = true
+	}
+	for a, servers := range s.listeners {
+		if !want[a] {
+			for _, srv := range servers {
+				srv.Shutdown()
+			}
+			delete(s.listeners, a)
+		}
+	}
+	for a := range s.bindErrs {
+		if !want[a] {
+			delete(s.bindErrs, a)
+		}
+	}
+	for a := range want {
+		if _, ok := s.listeners[a]; ok {
+			continue
+		}
+		servers, err := s.listen(a)
+		if err != nil {
+			s.bindErrs[a] = err.Error()
+			s.log.Error("cannot listen", "addr", a, "err", err)
+			continue
+		}
+		delete(s.bindErrs, a)
+		s.listeners[a] = servers
+	}
+}
+
+func (s *Server) tableLocked() *Table { return s.table }
+
+func (s *Server) current() *Table {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.table
+}
+
+func (s *Server) listen(a netip.Addr) ([]*dns.Server, error) {
+	addr := netip.AddrPortFrom(a, 53).String()
+	pc, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		return nil, s.heldBy("udp", a, err)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		pc.Close()
+		return nil, s.heldBy("tcp", a, err)
+	}
+	h := dns.HandlerFunc(s.serve)
+	udp := &dns.Server{PacketConn: pc, Handler: h, UDPSize: 65535}
+	tcp := &dns.Server{Listener: ln, Handler: h}
+	go udp.ActivateAndServe()
+	go tcp.ActivateAndServe()
+	return []*dns.Server{udp, tcp}, nil
+}
+
+func (s *Server) heldBy(proto string, a netip.Addr, err error) error {
+	if s.holder != nil {
+		if h := s.holder(proto, a, 53); h != "" {
+			return fmt.Errorf("port 53/%s on %s is held by %s", proto, a, h)
+		}
+	}
+	return fmt.Errorf("listen on %s port 53/%s: %w", a, proto, err)
+}
+
+func (s *Server) shutdown() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for a, servers := range s.listeners {
+		for _, srv := range servers {
+			srv.Shutdown()
+		}
+		delete(s.listeners, a)
+	}
+	os.Remove(filepath.Join(s.dir, SocketFile))
+	s.log.Info("dns server stopped")
+}
+
+func addrOf(a net.Addr) netip.Addr {
+	switch v := a.(type) {
+	case *net.UDPAddr:
+		ip, _ := netip.AddrFromSlice(v.IP)
+		return ip.Unmap()
+	case *net.TCPAddr:
+		ip, _ := netip.AddrFromSlice(v.IP)
+		return ip.Unmap()
+	}
+	return netip.Addr{}
+}
+
+func (s *Server) serve(w dns.ResponseWriter, req *dns.Msg) {
+	t := s.current()
+	resp := t.Answer(req, addrOf(w.RemoteAddr()), addrOf(w.LocalAddr()))
+	if resp == nil {
+		resp = Forward(req, t.Upstreams())
+	}
+	if _, udp := w.RemoteAddr().(*net.UDPAddr); udp {
+		resp.Truncate(udpSize(req))
+	}
+	w.WriteMsg(resp)
+}
+
+func udpSize(req *dns.Msg) int {
+	if o := req.IsEdns0(); o != nil && o.UDPSize() >= dns.MinMsgSize {
+		return int(o.UDPSize())
+	}
+	return dns.MinMsgSize
+}
+
+// Forward asks the upstream servers in turn, over UDP and, when the answer
+// is truncated, over TCP. It answers SERVFAIL once Budget is spent.
+func Forward(req *dns.Msg, upstreams []netip.Addr) *dns.Msg {
+	ctx, cancel := context.WithTimeout(context.Background(), Budget)
+	defer cancel()
+	per := Budget / time.Duration(max(len(upstreams), 1))
+	for _, u := range upstreams {
+		addr := netip.AddrPortFrom(u, 53).String()
+		c := &dns.Client{Net: "udp", Timeout: per, UDPSize: 4096}
+		in, _, err := c.ExchangeContext(ctx, req, addr)
+		if err == nil && in.Truncated {
+			c.Net = "tcp"
+			in, _, err = c.ExchangeContext(ctx, req, addr)
+		}
+		if err == nil && in != nil {
+			in.Id = req.Id
+			return in
+		}
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			break
+		}
+	}
+	m := new(dns.Msg)
+	m.SetRcode(req, dns.RcodeServerFailure)
+	m.RecursionAvailable = true
+	return m
+}
