@@ -189,6 +189,14 @@ func (e *Engine) GC(dryRun bool) (*GCReport, error) {
 	if len(nets) > 0 {
 		r.Warnings = append(r.Warnings, s.forwardWarnings()...)
 	}
+	if !dryRun && s.k.DNSRunning() {
+		// Whatever the server holds, it now holds exactly what state says.
+		if snap, err := s.dnsSnapshot(model.Changes{}); err == nil && len(snap.Networks) > 0 {
+			if err := s.k.DNSSync(snap); err != nil {
+				r.Warnings = append(r.Warnings, "could not refresh the dns server: "+err.Error())
+			}
+		}
+	}
 	return r, nil
 }
 
