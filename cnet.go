@@ -49,6 +49,9 @@ type Options struct {
 	// Notify receives messages for the user: ip_forward switched on, a
 	// FORWARD policy that drops container traffic, intents recovered.
 	Notify func(msg string)
+	// LockTimeout bounds the wait for the host-wide lock (0: wait as long
+	// as it takes); past it, operations fail with ErrTryAgain.
+	LockTimeout time.Duration
 	// DNSCommand starts cnet's name server, with the directory it serves
 	// from appended. Default: `cnet __dns`, with cnet found as this
 	// program (when it is cnet) or in PATH.

@@ -75,8 +75,10 @@ func publicPorts(c *model.Container) []Port {
 
 // Container is a named network namespace and its endpoints.
 type Container struct {
-	Name      string       `json:"name"`
-	Netns     string       `json:"netns"`
+	Name  string `json:"name"`
+	Netns string `json:"netns"`
+	// ContainerID is the runtime's, for containers attached through CNI.
+	ContainerID string       `json:"container_id,omitempty"`
 	Adopted   bool         `json:"adopted"`
 	DNS       []netip.Addr `json:"dns"`
 	Endpoints []Endpoint   `json:"endpoints"`
@@ -130,6 +132,12 @@ type Interface struct {
 
 func (e *Engine) publicContainer(c *model.Container, nets map[string]*model.Network, pids []int) *Container {
 	out := &Container{Name: c.Name, Netns: e.NetnsPath(c.Name), Adopted: c.Adopted, DNS: c.DNS, Created: c.Created, PIDs: pids}
+	if c.NetnsPath != "" {
+		out.Netns = c.NetnsPath
+	}
+	if c.CNI != nil {
+		out.ContainerID = c.CNI.ContainerID
+	}
 	if out.DNS == nil {
 		out.DNS = []netip.Addr{}
 	}
@@ -140,7 +148,7 @@ func (e *Engine) publicContainer(c *model.Container, nets map[string]*model.Netw
 	out.Endpoints = []Endpoint{}
 	for _, ep := range c.Endpoints {
 		pe := Endpoint{Network: ep.Network, Aliases: append([]string{}, ep.Aliases...), Interface: ep.ContainerIf, HostInterface: ep.HostIf,
-			MAC: names.MAC(ep.Addr).String(), DefaultRoute: ep.DefaultRoute, Address: netip.PrefixFrom(ep.Addr, 32)}
+			MAC: cmp.Or(ep.MAC, names.MAC(ep.Addr).String()), DefaultRoute: ep.DefaultRoute, Address: netip.PrefixFrom(ep.Addr, 32)}
 		if n := nets[ep.Network]; n != nil {
 			pe.Bridge, pe.Gateway, pe.Address = n.Bridge, n.Gateway, netip.PrefixFrom(ep.Addr, n.Subnet.Bits())
 		}
@@ -301,7 +309,7 @@ func (e *Engine) Containers() ([]*Container, error) {
 		}
 		for _, c := range cs {
 			var pids []int
-			if id, err := netns.IDOf(e.NetnsPath(c.Name)); err == nil {
+			if id, err := netns.IDOf(e.netnsOf(c)); err == nil {
 				pids = byNs[id]
 			}
 			c.Ports = tx.ContainerPorts(c.Name)
@@ -328,7 +336,7 @@ func (e *Engine) Container(name string) (*Container, error) {
 		if err != nil {
 			return err
 		}
-		pids, _ := netns.Processes(e.NetnsPath(name)) // a missing namespace has none
+		pids, _ := netns.Processes(e.netnsOf(c)) // a missing namespace has none
 		c.Ports = tx.ContainerPorts(name)
 		out = e.publicContainer(c, nets, pids)
 		return nil
@@ -336,12 +344,21 @@ func (e *Engine) Container(name string) (*Container, error) {
 	if err != nil {
 		return nil, err
 	}
-	out.Interfaces, err = e.interfaces(name)
+	out.Interfaces, err = e.interfaces(out.Netns)
 	return out, err
 }
 
-func (e *Engine) interfaces(name string) ([]Interface, error) {
-	ns, err := netns.Open(e.opts.netnsDir, name)
+// netnsOf is where a container's namespace is.
+func (e *Engine) netnsOf(c *model.Container) string {
+	if c.NetnsPath != "" {
+		return c.NetnsPath
+	}
+	return e.NetnsPath(c.Name)
+}
+
+func (e *Engine) interfaces(path string) ([]Interface, error) {
+	name := path
+	ns, err := netns.Open(e.opts.netnsDir, path)
 	if err != nil {
 		return nil, fmt.Errorf("inspect namespace of %s: %w", name, err)
 	}

@@ -13,6 +13,7 @@ var (
 	ErrBusy         = errs.ErrBusy         // in use: containers attached, processes running
 	ErrNotPermitted = errs.ErrNotPermitted // needs root
 	ErrNeedsRepair  = errs.ErrNeedsRepair  // a failure could not be fully undone: run GC
+	ErrTryAgain     = errs.ErrTryAgain     // the state lock was not granted within Options.LockTimeout
 )
 
 // Detailed error types.

@@ -95,7 +95,7 @@ func (e *Engine) GC(dryRun bool) (*GCReport, error) {
 	}
 	var release []string
 	for _, c := range containers {
-		if s.k.NetnsState(c.Name) != netns.Bound {
+		if s.k.NetnsState(c.NetnsRef()) != netns.Bound {
 			release = append(release, c.Name)
 			continue
 		}
@@ -115,7 +115,7 @@ func (e *Engine) GC(dryRun bool) (*GCReport, error) {
 					func() error { return s.k.EnsureEndpoint(spec) })
 			}
 		}
-		if !s.k.FilesPresent(c.Name) {
+		if c.CNI == nil && !s.k.FilesPresent(c.Name) {
 			var f *model.FilesSpec
 			s.st.View(func(tx *state.Tx) error {
 				f = plan.Files(tx, names.FileMarker(e.instance), c, nsfiles.ReadUpstream(e.opts.hostResolv, e.opts.systemdResolv))
@@ -255,7 +255,7 @@ func (s *session) afterReboot() []string {
 		forward = forward || !n.Internal
 	}
 	for _, c := range containers {
-		if s.k.NetnsState(c.Name) != netns.Bound {
+		if s.k.NetnsState(c.NetnsRef()) != netns.Bound {
 			if err := s.release(c.Name); err != nil {
 				failed = append(failed, fmt.Sprintf("container %s: %v", c.Name, err))
 				continue

@@ -25,6 +25,9 @@ type NetworkSpec struct {
 	// NoDNS turns off cnet's name server for the network.
 	NoDNS bool
 	MTU   int
+	// RangeStart and RangeEnd, when set, bound the addresses given out
+	// automatically, as a CNI host-local range does.
+	RangeStart, RangeEnd netip.Addr
 }
 
 // Network is a bridge with a subnet.

@@ -33,6 +33,7 @@ type machine interface {
 	AddPorts([]model.PortElem) error
 	DelPorts([]model.PortElem) error
 	SetHairpin(hostIf string, on bool) error
+	LinkMAC(name string) string
 	DNSRunning() bool
 	DNSStart(dns.Snapshot) error
 	DNSApply(dns.Change) error
@@ -68,7 +69,10 @@ func (e *Engine) openSession() (*session, error) {
 	if e.requireRoot && os.Geteuid() != 0 {
 		return nil, errNotRoot
 	}
-	st, err := state.Open(e.opts.StateDir, e.opts.RunDir)
+	st, err := state.OpenWithin(e.opts.StateDir, e.opts.RunDir, e.opts.LockTimeout)
+	if errors.Is(err, state.ErrLocked) {
+		return nil, fmt.Errorf("%w (waited %s): %w", err, e.opts.LockTimeout, errs.ErrTryAgain)
+	}
 	if err != nil {
 		if errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM) {
 			return nil, fmt.Errorf("%w: %w (run it with sudo)", err, errs.ErrNotPermitted)

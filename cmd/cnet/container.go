@@ -181,18 +181,22 @@ func (a *app) lsCmd() *cobra.Command {
 				for i, p := range c.PIDs {
 					pids[i] = strconv.Itoa(p)
 				}
+				id := "-"
+				if c.ContainerID != "" {
+					id = c.ContainerID[:min(12, len(c.ContainerID))]
+				}
 				if len(c.Endpoints) == 0 {
-					rows = append(rows, []string{c.Name, "-", "-", "-", "-", "-", portsColumn(c.Ports), orDash(strings.Join(pids, ","))})
+					rows = append(rows, []string{c.Name, id, "-", "-", "-", "-", "-", portsColumn(c.Ports), orDash(strings.Join(pids, ","))})
 				}
 				for i, ep := range c.Endpoints {
-					name, pub, p := c.Name, portsColumn(c.Ports), orDash(strings.Join(pids, ","))
+					name, cid, pub, p := c.Name, id, portsColumn(c.Ports), orDash(strings.Join(pids, ","))
 					if i > 0 {
-						name, pub, p = "", "", ""
+						name, cid, pub, p = "", "", "", ""
 					}
-					rows = append(rows, []string{name, ep.Network, ep.Address.String(), ep.Interface, ep.HostInterface, ep.MAC, pub, p})
+					rows = append(rows, []string{name, cid, ep.Network, ep.Address.String(), ep.Interface, ep.HostInterface, ep.MAC, pub, p})
 				}
 			}
-			table("NAME\tNETWORK\tADDRESS\tIFACE\tHOST VETH\tMAC\tPORTS\tPIDS", rows)
+			table("NAME\tCNI ID\tNETWORK\tADDRESS\tIFACE\tHOST VETH\tMAC\tPORTS\tPIDS", rows)
 			return nil
 		},
 	}

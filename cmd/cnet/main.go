@@ -10,6 +10,7 @@ import (
 	"runtime/debug"
 
 	"github.com/cnetdev/cnet"
+	"github.com/cnetdev/cnet/internal/cni"
 )
 
 // Exit codes. Commands that run a program (exec, run) exit with its status
@@ -61,6 +62,15 @@ func main() {
 	}
 	if len(os.Args) > 1 && os.Args[1] == dnsArg {
 		dnsMain(os.Args[2:]) // never returns
+	}
+	if os.Getenv("CNI_COMMAND") != "" {
+		// Installed in a CNI bin dir, cnet is the plugin of type "cnet".
+		var dnsCommand []string
+		if exe, err := os.Executable(); err == nil {
+			dnsCommand = []string{exe, dnsArg}
+		}
+		cni.Main(dnsCommand)
+		return
 	}
 	// A cnet process lives for milliseconds and allocates little: garbage
 	// collection would only cost time. The limit keeps a huge `ls` or `gc`

@@ -19,6 +19,7 @@ var (
 	ErrNotPermitted = errors.New("not permitted")
 	ErrNeedsRepair  = errors.New("needs repair: run `cnet gc`")
 	ErrBusy         = errors.New("busy")
+	ErrTryAgain     = errors.New("try again later")
 )
 
 // InvalidError is a refused value: What names the field or flag, Value is

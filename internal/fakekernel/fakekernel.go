@@ -661,3 +661,6 @@ func (k *Kernel) DNSStop() error {
 	k.Names = nil
 	return nil
 }
+
+// LinkMAC implements the engine's machine: the fake has no MACs.
+func (k *Kernel) LinkMAC(string) string { return "" }

@@ -102,8 +102,20 @@ func CheckGateway(p netip.Prefix, gw netip.Addr) error {
 // used. used must yield addresses in ascending order; addresses outside p
 // are ignored. It walks used once.
 func First(p netip.Prefix, gw netip.Addr, used iter.Seq[netip.Addr]) (netip.Addr, bool) {
+	return FirstIn(p, gw, netip.Addr{}, netip.Addr{}, used)
+}
+
+// FirstIn is First bounded to lo..hi, inclusive (an invalid bound is no
+// bound), as a CNI host-local range is.
+func FirstIn(p netip.Prefix, gw, lo, hi netip.Addr, used iter.Seq[netip.Addr]) (netip.Addr, bool) {
 	cand := FirstHost(p)
-	last := Broadcast(p)
+	if lo.IsValid() && cand.Less(lo) {
+		cand = lo
+	}
+	last := Broadcast(p) // exclusive
+	if hi.IsValid() && hi.Less(last) {
+		last = hi.Next()
+	}
 	skip := func() {
 		for cand == gw {
 			cand = cand.Next()

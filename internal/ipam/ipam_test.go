@@ -117,3 +117,23 @@ func TestBroadcast(t *testing.T) {
 		t.Errorf("got %s", got)
 	}
 }
+
+func TestFirstIn(t *testing.T) {
+	p := netip.MustParsePrefix("10.88.0.0/24")
+	gw := netip.MustParseAddr("10.88.0.1")
+	lo, hi := netip.MustParseAddr("10.88.0.100"), netip.MustParseAddr("10.88.0.101")
+	tests := []struct {
+		used []netip.Addr
+		want string // "" when full
+	}{
+		{nil, "10.88.0.100"},
+		{addrs("10.88.0.2", "10.88.0.100"), "10.88.0.101"},
+		{addrs("10.88.0.100", "10.88.0.101"), ""},
+	}
+	for _, tt := range tests {
+		got, ok := FirstIn(p, gw, lo, hi, slices.Values(tt.used))
+		if tt.want == "" && ok || tt.want != "" && (!ok || got.String() != tt.want) {
+			t.Errorf("used %v: got %v %v, want %q", tt.used, got, ok, tt.want)
+		}
+	}
+}

@@ -539,3 +539,16 @@ func (e dnsConflict) Unwrap() error { return errs.ErrConflict }
 
 // DNSStop stops the name server.
 func (k *Kernel) DNSStop() error { return k.dns().Stop() }
+
+// LinkMAC returns a host link's MAC address, or "" if it has none.
+func (k *Kernel) LinkMAC(name string) string {
+	h, err := k.Host()
+	if err != nil {
+		return ""
+	}
+	l, _, err := link.Lookup(h, name)
+	if err != nil || l == nil {
+		return ""
+	}
+	return l.Attrs().HardwareAddr.String()
+}

@@ -165,7 +165,7 @@ func EnsureEndpoint(host *netlink.Handle, hostSock *Sock, ns *netlink.Handle, ns
 	}
 	v := VethSpec{
 		Name: ep.HostIf, MTU: ep.MTU, Master: bridge.Attrs().Index,
-		PeerName: ep.ContainerIf, PeerMAC: names.MAC(ep.Addr.Addr()), PeerNetnsFd: nsFd,
+		PeerName: ep.ContainerIf, PeerMAC: mac(ep), PeerNetnsFd: nsFd,
 	}
 	peerIndex, err := hostSock.AddVeth(v)
 	switch {
@@ -333,4 +333,15 @@ func toPrefix(n *net.IPNet) (netip.Prefix, bool) {
 	a = a.Unmap()
 	ones, _ := n.Mask.Size()
 	return netip.PrefixFrom(a, ones), true
+}
+
+// mac is the container end's address: the endpoint's own, else derived
+// from its IPv4 address.
+func mac(ep model.EndpointSpec) net.HardwareAddr {
+	if ep.MAC != "" {
+		if m, err := net.ParseMAC(ep.MAC); err == nil {
+			return m
+		}
+	}
+	return names.MAC(ep.Addr.Addr())
 }

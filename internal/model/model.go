@@ -19,7 +19,11 @@ type Network struct {
 	Gateway  netip.Addr   `json:"gateway"`
 	Internal bool         `json:"internal"`
 	// NoDNS turns cnet's name server off for this network.
-	NoDNS   bool      `json:"no_dns,omitempty"`
+	NoDNS bool `json:"no_dns,omitempty"`
+	// RangeStart and RangeEnd, when set, bound the addresses given out
+	// automatically (as a CNI host-local range does).
+	RangeStart netip.Addr `json:"range_start,omitzero"`
+	RangeEnd   netip.Addr `json:"range_end,omitzero"`
 	MTU     int       `json:"mtu"`
 	Created time.Time `json:"created"`
 }
@@ -34,7 +38,12 @@ type Container struct {
 	Name string `json:"name"`
 	// Adopted is true when the namespace existed before cnet (made by
 	// `ip netns add`); cnet then never deletes it.
-	Adopted   bool         `json:"adopted,omitempty"`
+	Adopted bool `json:"adopted,omitempty"`
+	// NetnsPath is where the namespace is when it is not /run/netns/NAME
+	// (a container runtime's, attached through CNI).
+	NetnsPath string `json:"netns_path,omitempty"`
+	// CNI is set for containers attached by a runtime through CNI.
+	CNI       *CNIInfo     `json:"cni,omitempty"`
 	DNS       []netip.Addr `json:"dns,omitempty"`
 	Endpoints []Endpoint   `json:"endpoints"`
 	// Ports are published to the address of the default-route endpoint.
@@ -43,6 +52,20 @@ type Container struct {
 	// field is filled only where an operation needs them.
 	Ports   []PortMapping `json:"-"`
 	Created time.Time     `json:"created"`
+}
+
+// CNIInfo identifies a runtime's container.
+type CNIInfo struct {
+	ContainerID string `json:"container_id"`
+}
+
+// NetnsRef names the container's namespace for the kernel: its path when
+// it lives outside /run/netns, else its name.
+func (c *Container) NetnsRef() string {
+	if c.NetnsPath != "" {
+		return c.NetnsPath
+	}
+	return c.Name
 }
 
 // PortMapping publishes one container port on the host: connections to
@@ -95,6 +118,10 @@ type Endpoint struct {
 	DefaultRoute bool `json:"default_route,omitempty"`
 	// Aliases are extra names the container answers to on this network.
 	Aliases []string `json:"aliases,omitempty"`
+	// MAC, when set, replaces the address derived from Addr.
+	MAC string `json:"mac,omitempty"`
+	// Hairpin asks for hairpin mode even without published ports.
+	Hairpin bool `json:"hairpin,omitempty"`
 }
 
 // Kind names what a step changes.
@@ -163,7 +190,8 @@ type BridgeSpec struct {
 
 // EndpointSpec is everything needed to create or remove an endpoint.
 type EndpointSpec struct {
-	Netns        string       `json:"netns"`
+	Netns        string       `json:"netns"` // a name under /run/netns, or an absolute path
+	MAC          string       `json:"mac,omitempty"`
 	HostIf       string       `json:"host_if"`
 	ContainerIf  string       `json:"container_if"`
 	Bridge       string       `json:"bridge"`

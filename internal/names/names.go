@@ -91,6 +91,9 @@ func MAC(a netip.Addr) net.HardwareAddr {
 	return net.HardwareAddr{0x02, 0x63, b[0], b[1], b[2], b[3]}
 }
 
+// Hash returns 16 hex digits of FNV-1a over the parts.
+func Hash(parts ...string) string { return hash(parts...) }
+
 // hash returns 16 hex digits of FNV-1a over the parts. Names need to be
 // spread, not secret; a cryptographic hash would pull the crypto packages'
 // start-up cost into every cnet process.

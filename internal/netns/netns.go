@@ -137,9 +137,13 @@ func createOnThread(path string, inside func() error) (ns *NS, err error, restor
 	return &NS{Path: path, fd: fd, Link: h}, nil, restore()
 }
 
-// Open opens the namespace bound at dir/name.
+// Open opens the namespace bound at dir/name, or at name itself when it
+// is an absolute path (a container runtime's namespace).
 func Open(dir, name string) (*NS, error) {
 	path := filepath.Join(dir, name)
+	if filepath.IsAbs(name) {
+		path = name
+	}
 	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("open netns %s: %w", path, err)
@@ -170,9 +174,12 @@ const (
 	Incomplete              // an empty mount point left by an interrupted create
 )
 
-// Stat reports what is at dir/name.
+// Stat reports what is at dir/name (or at name, an absolute path).
 func Stat(dir, name string) State {
 	path := filepath.Join(dir, name)
+	if filepath.IsAbs(name) {
+		path = name
+	}
 	var st unix.Statfs_t
 	if err := unix.Statfs(path, &st); err != nil {
 		return Missing

@@ -109,6 +109,8 @@ type NetworkReq struct {
 	Internal bool
 	NoDNS    bool
 	MTU      int
+	// RangeStart and RangeEnd bound automatic addresses (CNI host-local).
+	RangeStart, RangeEnd netip.Addr
 }
 
 // CreateNetwork plans `cnet network create`.
@@ -206,6 +208,20 @@ func planNetwork(env *Env, p *Plan, req NetworkReq) (*model.Network, error) {
 	n := &model.Network{
 		Name: req.Name, Bridge: bridge, Subnet: subnet, Gateway: gw,
 		Internal: req.Internal, NoDNS: req.NoDNS, MTU: mtu, Created: env.Now,
+		RangeStart: req.RangeStart, RangeEnd: req.RangeEnd,
+	}
+	for _, b := range []struct {
+		what string
+		a    netip.Addr
+	}{{"rangeStart", req.RangeStart}, {"rangeEnd", req.RangeEnd}} {
+		if b.a.IsValid() {
+			if err := ipam.CheckHost(b.what, subnet, netip.Addr{}, b.a); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if req.RangeStart.IsValid() && req.RangeEnd.IsValid() && req.RangeEnd.Less(req.RangeStart) {
+		return nil, errs.Invalid("rangeEnd", req.RangeEnd.String(), "want an address from rangeStart %s on", req.RangeStart)
 	}
 	bs := BridgeSpec(env.Instance, n)
 	p.Steps = append(p.Steps, model.Step{Kind: model.KindBridge, Action: model.Add, Bridge: &bs})
@@ -475,9 +491,9 @@ func endpointSpec(env *Env, c *model.Container, n *model.Network, ep model.Endpo
 // EndpointSpec is the kernel view of an endpoint.
 func EndpointSpec(instance string, c *model.Container, n *model.Network, ep model.Endpoint) model.EndpointSpec {
 	return model.EndpointSpec{
-		Netns: c.Name, HostIf: ep.HostIf, ContainerIf: ep.ContainerIf, Bridge: n.Bridge,
+		Netns: c.NetnsRef(), MAC: ep.MAC, HostIf: ep.HostIf, ContainerIf: ep.ContainerIf, Bridge: n.Bridge,
 		Addr: netip.PrefixFrom(ep.Addr, n.Subnet.Bits()), Gateway: n.Gateway, MTU: n.MTU,
-		DefaultRoute: ep.DefaultRoute, Hairpin: ep.DefaultRoute && len(c.Ports) > 0,
+		DefaultRoute: ep.DefaultRoute, Hairpin: ep.Hairpin || ep.DefaultRoute && len(c.Ports) > 0,
 		Mark: names.EndpointMark(instance, c.Name, n.Name).String(),
 	}
 }
@@ -497,7 +513,7 @@ func chooseAddr(env *Env, n *model.Network, ip netip.Addr, p *Plan) (netip.Addr,
 		}
 		return ip, nil
 	}
-	a, ok := ipam.First(n.Subnet, n.Gateway, env.View.UsedAddrs(n.Name))
+	a, ok := ipam.FirstIn(n.Subnet, n.Gateway, n.RangeStart, n.RangeEnd, env.View.UsedAddrs(n.Name))
 	if !ok {
 		return netip.Addr{}, errs.Conflict("address pool of network", n.Name, fmt.Sprintf("its %d containers", len(env.View.Attached(n.Name))),
 			"%s is full; remove a container or use a larger subnet", n.Subnet)
@@ -585,11 +601,15 @@ func planDisconnect(env *Env, p *Plan, c *model.Container, n *model.Network, dro
 	}
 	if c.Adopted && len(c.Endpoints) == 0 {
 		// Nothing of cnet's is left in a namespace it did not create.
-		p.Steps = append(p.Steps, model.Step{Kind: model.KindFiles, Action: model.Del, Files: &model.FilesSpec{Name: c.Name}, Prev: prev})
+		if c.CNI == nil {
+			p.Steps = append(p.Steps, model.Step{Kind: model.KindFiles, Action: model.Del, Files: &model.FilesSpec{Name: c.Name}, Prev: prev})
+		}
 		p.Changes.DelContainer(c.Name)
 		return nil
 	}
-	p.Steps = append(p.Steps, model.Step{Kind: model.KindFiles, Action: model.Set, Files: Files(overlay{env.View, &p.Changes}, env.Marker(), c, env.Upstream), Prev: prev})
+	if c.CNI == nil { // a runtime writes its containers' resolv.conf itself
+		p.Steps = append(p.Steps, model.Step{Kind: model.KindFiles, Action: model.Set, Files: Files(overlay{env.View, &p.Changes}, env.Marker(), c, env.Upstream), Prev: prev})
+	}
 	p.Changes.PutContainer(c)
 	p.Container = c
 	return nil
@@ -642,8 +662,10 @@ func RemoveContainers(env *Env, containers []string) (*Plan, error) {
 		if elems := Elems(c); len(elems) > 0 {
 			p.Steps = append(p.Steps, model.Step{Kind: model.KindPorts, Action: model.Del, Ports: elems})
 		}
-		p.Steps = append(p.Steps, model.Step{Kind: model.KindFiles, Action: model.Del, Files: &model.FilesSpec{Name: c.Name},
-			Prev: Files(overlay{env.View, &p.Changes}, env.Marker(), c, env.Upstream)})
+		if c.CNI == nil {
+			p.Steps = append(p.Steps, model.Step{Kind: model.KindFiles, Action: model.Del, Files: &model.FilesSpec{Name: c.Name},
+				Prev: Files(overlay{env.View, &p.Changes}, env.Marker(), c, env.Upstream)})
+		}
 		if !c.Adopted {
 			// Deleting the namespace deletes its veths with it, and lets the
 			// kernel batch that work instead of paying for each veth.

@@ -67,10 +67,17 @@ type Store struct {
 // ErrNoState is returned by OpenShared when no database exists yet.
 var ErrNoState = errors.New("no state yet")
 
+// ErrLocked is returned when the lock is not granted within the timeout.
+var ErrLocked = errors.New("another cnet command holds the state lock")
+
 // Lock takes the host-wide lock in runDir: exclusive for commands that
 // change anything, shared for readers. It blocks until granted; the kernel
 // queues waiters, so there is no polling. Equivalent to `flock RUNDIR/lock`.
-func Lock(runDir string, exclusive bool) (*os.File, error) {
+func Lock(runDir string, exclusive bool) (*os.File, error) { return LockWithin(runDir, exclusive, 0) }
+
+// LockWithin is Lock giving up after timeout (0: never), for callers that
+// must answer rather than wait, such as a CNI plugin.
+func LockWithin(runDir string, exclusive bool, timeout time.Duration) (*os.File, error) {
 	if err := os.MkdirAll(runDir, 0o755); err != nil {
 		return nil, fmt.Errorf("create run dir: %w", err)
 	}
@@ -82,8 +89,21 @@ func Lock(runDir string, exclusive bool) (*os.File, error) {
 	if exclusive {
 		how = unix.LOCK_EX
 	}
+	deadline := time.Now().Add(timeout)
 	for {
-		err = unix.Flock(int(f.Fd()), how)
+		if timeout > 0 {
+			err = unix.Flock(int(f.Fd()), how|unix.LOCK_NB)
+			if errors.Is(err, unix.EWOULDBLOCK) {
+				if time.Now().After(deadline) {
+					f.Close()
+					return nil, ErrLocked
+				}
+				time.Sleep(time.Millisecond) // no way to wait on flock with a deadline
+				continue
+			}
+		} else {
+			err = unix.Flock(int(f.Fd()), how)
+		}
 		if !errors.Is(err, unix.EINTR) {
 			break
 		}
@@ -97,8 +117,11 @@ func Lock(runDir string, exclusive bool) (*os.File, error) {
 
 // Open takes the exclusive lock and opens (creating if needed) the
 // database in stateDir.
-func Open(stateDir, runDir string) (*Store, error) {
-	lock, err := Lock(runDir, true)
+func Open(stateDir, runDir string) (*Store, error) { return OpenWithin(stateDir, runDir, 0) }
+
+// OpenWithin is Open giving up on the lock after timeout (0: never).
+func OpenWithin(stateDir, runDir string, timeout time.Duration) (*Store, error) {
+	lock, err := LockWithin(runDir, true, timeout)
 	if err != nil {
 		return nil, err
 	}

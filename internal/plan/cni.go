@@ -1,0 +1,205 @@
+package plan
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+
+	"github.com/cnetdev/cnet/internal/errs"
+	"github.com/cnetdev/cnet/internal/model"
+	"github.com/cnetdev/cnet/internal/names"
+	"github.com/cnetdev/cnet/internal/netns"
+)
+
+// CNIReq is a runtime's ADD: attach the container's namespace (at Netns)
+// to a network as IfName.
+type CNIReq struct {
+	ContainerID string
+	IfName      string
+	Netns       string // path
+	Network     NetworkReq
+	IP          netip.Addr
+	MAC         string
+	Ports       []model.PortMapping
+	Aliases     []string
+	// DefaultRoute: a default route via the gateway (isDefaultGateway, or
+	// an ipam route to 0.0.0.0/0). Hairpin: hairpinMode.
+	DefaultRoute bool
+	Hairpin      bool
+}
+
+// CNIName is the container name a runtime's container ID gets: the ID
+// itself when it can name a container, else cni- and a hash of it.
+func CNIName(containerID string) string {
+	if names.CheckName("container", containerID) == nil {
+		return containerID
+	}
+	return "cni-" + names.Hash(containerID)[:12]
+}
+
+// AttachCNI plans a CNI ADD. A retried ADD of an existing attachment
+// plans nothing (and the caller reports the attachment as it is).
+func AttachCNI(env *Env, req CNIReq) (*Plan, error) {
+	p := &Plan{Op: "cni add", Direction: model.Rollback}
+	name := CNIName(req.ContainerID)
+	c, err := env.View.Container(name)
+	if err != nil {
+		return nil, err
+	}
+	if c != nil && (c.CNI == nil || c.CNI.ContainerID != req.ContainerID) {
+		return nil, errs.Exists("container", name, "a cnet container has the name the runtime's container ID maps to")
+	}
+	n, err := env.View.Network(req.Network.Name)
+	if err != nil {
+		return nil, err
+	}
+	if n == nil {
+		if n, err = planNetwork(env, p, req.Network); err != nil {
+			return nil, err
+		}
+		p.Network = n
+	} else if err := agrees(n, req.Network); err != nil {
+		return nil, err
+	}
+	if c != nil {
+		if ep := c.Endpoint(n.Name); ep != nil {
+			if ep.ContainerIf == req.IfName && c.NetnsPath == req.Netns {
+				p.Container, p.Networks = c, map[string]*model.Network{n.Name: n}
+				return p, nil // already attached: a retried ADD
+			}
+			return nil, errs.Exists("attachment", req.ContainerID+" on "+n.Name, "as %s in %s", ep.ContainerIf, c.NetnsPath)
+		}
+		c = WithPorts(env.View, c)
+	} else {
+		c = &model.Container{Name: name, Adopted: true, NetnsPath: req.Netns, CNI: &model.CNIInfo{ContainerID: req.ContainerID}, Created: env.Now}
+	}
+	if err := checkAliases(req.Aliases); err != nil {
+		return nil, err
+	}
+	for _, ep := range c.Endpoints {
+		if ep.ContainerIf == req.IfName {
+			return nil, errs.Exists("interface", req.IfName, "in the namespace of %s, for network %s", req.ContainerID, ep.Network)
+		}
+	}
+	if env.Facts.NetnsState(req.Netns) != netns.Bound {
+		return nil, errs.NotFound("network namespace", req.Netns, "CNI_NETNS must name the container's namespace")
+	}
+	present, err := env.Facts.NetnsLinks(req.Netns)
+	if err != nil {
+		return nil, err
+	}
+	if slices.Contains(present, req.IfName) {
+		return nil, errs.Exists("interface", req.IfName, "in %s", req.Netns)
+	}
+	c = c.Clone()
+	// The runtime names the interface; cnet numbers ethN only for its own.
+	if err := planConnect(env, p, c, n, req.IP, present, req.Aliases); err != nil {
+		return nil, err
+	}
+	ep := &c.Endpoints[len(c.Endpoints)-1]
+	ep.ContainerIf, ep.MAC, ep.Hairpin = req.IfName, req.MAC, req.Hairpin
+	ep.DefaultRoute = req.DefaultRoute && !slices.ContainsFunc(c.Endpoints[:len(c.Endpoints)-1], func(e model.Endpoint) bool { return e.DefaultRoute })
+	p.Steps[len(p.Steps)-1].Endpoint = endpointSpec(env, c, n, *ep)
+	p.Changes.PutContainer(c)
+	if len(req.Ports) > 0 {
+		if err := planPublish(env, p, c, req.Ports, len(c.Ports)); err != nil {
+			return nil, err
+		}
+	}
+	p.addDNS()
+	p.Container = c
+	return p, nil
+}
+
+// agrees refuses a conflist that contradicts the network of that name.
+func agrees(n *model.Network, want NetworkReq) error {
+	bad := func(key, have, asked string) error {
+		return errs.Invalid(key, asked, "network %s exists with %s %s; make the configuration match, or remove the network", n.Name, key, have)
+	}
+	switch {
+	case want.Subnet.IsValid() && want.Subnet != n.Subnet:
+		return bad("subnet", n.Subnet.String(), want.Subnet.String())
+	case want.Gateway.IsValid() && want.Gateway != n.Gateway:
+		return bad("gateway", n.Gateway.String(), want.Gateway.String())
+	case want.Bridge != "" && want.Bridge != n.Bridge:
+		return bad("bridge", n.Bridge, want.Bridge)
+	case want.MTU != 0 && want.MTU != n.MTU:
+		return bad("mtu", fmt.Sprint(n.MTU), fmt.Sprint(want.MTU))
+	}
+	return nil
+}
+
+// DetachCNI plans a CNI DEL: it succeeds when nothing is attached, and
+// when the namespace is already gone.
+func DetachCNI(env *Env, containerID, ifname, network string) (*Plan, error) {
+	p := &Plan{Op: "cni del", Direction: model.Rollforward}
+	c, err := env.View.Container(CNIName(containerID))
+	if err != nil || c == nil || c.CNI == nil || c.CNI.ContainerID != containerID {
+		return p, err
+	}
+	if err := planDetach(env, p, WithPorts(env.View, c), ifname, network); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// planDetach removes one attachment (matched by network, and by ifname
+// when given) of a CNI container, and the container with its last one.
+func planDetach(env *Env, p *Plan, c *model.Container, ifname, network string) error {
+	i := slices.IndexFunc(c.Endpoints, func(e model.Endpoint) bool {
+		return e.Network == network && (ifname == "" || e.ContainerIf == ifname)
+	})
+	if i < 0 {
+		return nil
+	}
+	n, err := env.View.Network(network)
+	if err != nil || n == nil {
+		return err
+	}
+	ep := c.Endpoints[i]
+	if ep.DefaultRoute && len(c.Ports) > 0 {
+		p.Steps = append(p.Steps, model.Step{Kind: model.KindPorts, Action: model.Del, Ports: Elems(c)})
+	}
+	p.Steps = append(p.Steps, model.Step{Kind: model.KindEndpoint, Action: model.Del, Endpoint: endpointSpec(env, c, n, ep)})
+	left := c.Clone()
+	left.Endpoints = slices.Delete(left.Endpoints, i, i+1)
+	if len(left.Endpoints) == 0 {
+		p.Changes.DelContainer(c.Name)
+	} else {
+		if ep.DefaultRoute {
+			for _, m := range c.Ports { // the runtime publishes again through the next ADD
+				p.Changes.DelPort(c.Name, m)
+			}
+			left.Ports = nil
+		}
+		p.Changes.PutContainer(left)
+	}
+	p.addDNS()
+	return nil
+}
+
+// CNIRef names one attachment: a runtime's container and its interface.
+type CNIRef struct{ ContainerID, IfName string }
+
+// GCCNI plans a CNI GC: every CNI attachment to network that valid does
+// not list is removed, with its addresses and ports.
+func GCCNI(env *Env, network string, valid []CNIRef, cs []*model.Container) (*Plan, error) {
+	p := &Plan{Op: "cni gc", Direction: model.Rollforward}
+	keep := map[CNIRef]bool{}
+	for _, v := range valid {
+		keep[v] = true
+	}
+	for _, c := range cs {
+		if c.CNI == nil {
+			continue
+		}
+		ep := c.Endpoint(network)
+		if ep == nil || keep[CNIRef{c.CNI.ContainerID, ep.ContainerIf}] {
+			continue
+		}
+		if err := planDetach(env, p, WithPorts(env.View, c), ep.ContainerIf, network); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
+}
