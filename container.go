@@ -79,12 +79,12 @@ type Container struct {
 	Netns string `json:"netns"`
 	// ContainerID is the runtime's, for containers attached through CNI.
 	ContainerID string       `json:"container_id,omitempty"`
-	Adopted   bool         `json:"adopted"`
-	DNS       []netip.Addr `json:"dns"`
-	Endpoints []Endpoint   `json:"endpoints"`
-	Ports     []Port       `json:"ports"`
-	PIDs      []int        `json:"pids"`
-	Created   time.Time    `json:"created"`
+	Adopted     bool         `json:"adopted"`
+	DNS         []netip.Addr `json:"dns"`
+	Endpoints   []Endpoint   `json:"endpoints"`
+	Ports       []Port       `json:"ports"`
+	PIDs        []int        `json:"pids"`
+	Created     time.Time    `json:"created"`
 	// Interfaces is what the kernel reports inside the namespace; only
 	// Inspect fills it.
 	Interfaces []Interface `json:"interfaces,omitempty"`

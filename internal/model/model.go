@@ -24,8 +24,8 @@ type Network struct {
 	// automatically (as a CNI host-local range does).
 	RangeStart netip.Addr `json:"range_start,omitzero"`
 	RangeEnd   netip.Addr `json:"range_end,omitzero"`
-	MTU     int       `json:"mtu"`
-	Created time.Time `json:"created"`
+	MTU        int        `json:"mtu"`
+	Created    time.Time  `json:"created"`
 }
 
 // GatewayPrefix is the address assigned to the bridge: gateway/len.
