@@ -516,3 +516,7 @@ func TestHelp(t *testing.T) {
 		}
 	}
 }
+
+func execCommand(ctx context.Context, name string, args ...string) *exec.Cmd {
+	return exec.CommandContext(ctx, name, args...)
+}

@@ -354,6 +354,47 @@ func (k *Kernel) CheckEndpoint(ep model.EndpointSpec) (string, error) {
 	if l.Attrs().Flags&net.FlagUp == 0 {
 		return "veth " + ep.HostIf + " is down", nil
 	}
+	return k.checkInside(ep)
+}
+
+// checkInside describes what the container end of an endpoint lacks: the
+// interface up, its address, the default route through it.
+func (k *Kernel) checkInside(ep model.EndpointSpec) (string, error) {
+	n, err := k.Netns(ep.Netns)
+	if err != nil {
+		return "", err
+	}
+	l, err := n.Link.LinkByName(ep.ContainerIf)
+	if err != nil {
+		return ep.ContainerIf + " is missing in " + ep.Netns, nil
+	}
+	if l.Attrs().Flags&net.FlagUp == 0 {
+		return ep.ContainerIf + " is down in " + ep.Netns, nil
+	}
+	addrs, err := n.Link.AddrList(l, unix.AF_INET)
+	if err != nil {
+		return "", fmt.Errorf("ip -n %s addr show %s: %w", ep.Netns, ep.ContainerIf, err)
+	}
+	found := false
+	for _, a := range addrs {
+		ones, _ := a.Mask.Size()
+		found = found || a.IP.Equal(ep.Addr.Addr().AsSlice()) && ones == ep.Addr.Bits()
+	}
+	if !found {
+		return ep.ContainerIf + " lacks " + ep.Addr.String() + " in " + ep.Netns, nil
+	}
+	if ep.DefaultRoute {
+		routes, err := n.Link.RouteList(l, unix.AF_INET)
+		if err != nil {
+			return "", fmt.Errorf("ip -n %s route show dev %s: %w", ep.Netns, ep.ContainerIf, err)
+		}
+		for _, r := range routes {
+			if (r.Dst == nil || r.Dst.IP.IsUnspecified()) && r.Gw.Equal(ep.Gateway.AsSlice()) {
+				return "", nil
+			}
+		}
+		return "no default route via " + ep.Gateway.String() + " in " + ep.Netns, nil
+	}
 	return "", nil
 }
 
