@@ -17,10 +17,11 @@ demo: build
 	scripts/demo.sh bin
 
 # Every test. As root, privileged tests run inside private network and
-# mount namespaces; as a regular user they skip and say so.
+# mount namespaces; as a regular user they skip and say so. The race
+# detector needs cgo (gcc), whatever the binaries are built with.
 test:
 	$(GO) vet ./...
-	$(GO) test -race -count=1 -timeout 15m ./...
+	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 15m ./...
 
 # cnet against the seed's ip commands, the CNI bridge plugin, netavark and a
 # netlink-only floor, in a throwaway sandbox (needs root; installs the peers
