@@ -56,6 +56,14 @@ type Options struct {
 	// from appended. Default: `cnet __dns`, with cnet found as this
 	// program (when it is cnet) or in PATH.
 	DNSCommand []string
+	// DryRun, if set, makes every mutating method plan its operation as
+	// usual, against committed state and the live kernel, and so refuse
+	// what it would refuse, then hand the plan to DryRun as commands (a
+	// Preview) instead of carrying it out. Results are returned as
+	// planned. Nothing changes: no kernel object, file or state record;
+	// interrupted operations are not recovered, and the run directory
+	// and lock file are not created. GC has its own dry run.
+	DryRun func(*Preview)
 	// Hook, if set, runs after the intent is written (step 0) and after
 	// each step of every mutating operation. An error aborts the operation
 	// as if that step had failed. It exists for fault-injection tests.

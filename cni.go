@@ -52,7 +52,7 @@ type CNIResult struct {
 // AttachCNI attaches a runtime's namespace to a network. A retried ADD
 // returns the existing attachment.
 func (e *Engine) AttachCNI(a CNIAttach) (*CNIResult, error) {
-	p, err := e.mutate(func(env *plan.Env) (*plan.Plan, error) {
+	p, err := e.mutateOrPreview(nil, func(env *plan.Env) (*plan.Plan, error) {
 		return plan.AttachCNI(env, plan.CNIReq{
 			ContainerID: a.ContainerID, IfName: a.IfName, Netns: a.Netns, Network: plan.NetworkReq(a.Network),
 			IP: a.IP, MAC: a.MAC, Ports: a.Ports, Aliases: a.Aliases, DefaultRoute: a.DefaultRoute, Hairpin: a.Hairpin,
@@ -90,7 +90,7 @@ func (e *Engine) cniResult(c *model.Container, n *model.Network) (*CNIResult, er
 // DetachCNI removes an attachment (a CNI DEL). It succeeds when there is
 // none, and when the namespace is already gone.
 func (e *Engine) DetachCNI(containerID, ifname, network string) error {
-	_, err := e.mutate(func(env *plan.Env) (*plan.Plan, error) {
+	_, err := e.mutateOrPreview(nil, func(env *plan.Env) (*plan.Plan, error) {
 		return plan.DetachCNI(env, containerID, ifname, network)
 	})
 	return err
@@ -136,7 +136,7 @@ func (e *Engine) CheckCNI(containerID, ifname, network string) (*CNIResult, erro
 // GCCNI removes every CNI attachment to network that valid does not list
 // (a CNI GC), with its addresses and published ports.
 func (e *Engine) GCCNI(network string, valid []CNIRef) error {
-	_, err := e.mutate(func(env *plan.Env) (*plan.Plan, error) {
+	_, err := e.mutateOrPreview(nil, func(env *plan.Env) (*plan.Plan, error) {
 		tx := env.View.(*state.Tx)
 		cs, err := tx.Containers()
 		if err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/cnetdev/cnet/internal/netns"
 	"github.com/cnetdev/cnet/internal/plan"
 	"github.com/cnetdev/cnet/internal/ports"
+	"github.com/cnetdev/cnet/internal/script"
 	"github.com/cnetdev/cnet/internal/state"
 )
 
@@ -44,7 +45,7 @@ func ParsePorts(spec string) ([]PortMapping, error) { return ports.Parse(spec) }
 // ports already published. Equivalent to:
 // `nft add element inet cnet dnat_tcp { HOSTIP . PORT : ADDR . CPORT }`.
 func (e *Engine) Publish(container string, mappings []PortMapping) ([]Port, error) {
-	p, err := e.mutate(func(env *plan.Env) (*plan.Plan, error) {
+	p, err := e.mutateOrPreview(nil, func(env *plan.Env) (*plan.Plan, error) {
 		return plan.Publish(env, container, mappings)
 	})
 	if err != nil {
@@ -56,7 +57,7 @@ func (e *Engine) Publish(container string, mappings []PortMapping) ([]Port, erro
 // Unpublish removes published ports from a container, and the connection
 // tracking entries they made, and returns what was removed.
 func (e *Engine) Unpublish(container string, mappings []PortMapping) ([]Port, error) {
-	p, err := e.mutate(func(env *plan.Env) (*plan.Plan, error) {
+	p, err := e.mutateOrPreview(nil, func(env *plan.Env) (*plan.Plan, error) {
 		return plan.Unpublish(env, container, mappings)
 	})
 	if err != nil {
@@ -166,7 +167,7 @@ func (e *Engine) publicContainer(c *model.Container, nets map[string]*model.Netw
 //	ip -n NAME route add default via GATEWAY
 //	echo nameserver ... > /etc/netns/NAME/resolv.conf
 func (e *Engine) CreateContainer(spec ContainerSpec) (*Container, error) {
-	p, err := e.mutate(func(env *plan.Env) (*plan.Plan, error) {
+	p, err := e.mutateOrPreview(nil, func(env *plan.Env) (*plan.Plan, error) {
 		return plan.CreateContainer(env, plan.ContainerReq(spec))
 	})
 	if err != nil {
@@ -182,7 +183,7 @@ func (e *Engine) CreateContainer(spec ContainerSpec) (*Container, error) {
 // `ip netns add` is adopted: cnet adds its endpoint, and later removes
 // only what it added.
 func (e *Engine) Connect(network, container string, ip netip.Addr, aliases ...string) (*Container, error) {
-	p, err := e.mutate(func(env *plan.Env) (*plan.Plan, error) {
+	p, err := e.mutateOrPreview(nil, func(env *plan.Env) (*plan.Plan, error) {
 		return plan.Connect(env, network, container, ip, aliases)
 	})
 	if err != nil {
@@ -193,7 +194,7 @@ func (e *Engine) Connect(network, container string, ip netip.Addr, aliases ...st
 
 // Disconnect detaches a container from a network.
 func (e *Engine) Disconnect(network, container string) error {
-	_, err := e.mutate(func(env *plan.Env) (*plan.Plan, error) {
+	_, err := e.mutateOrPreview(nil, func(env *plan.Env) (*plan.Plan, error) {
 		return plan.Disconnect(env, network, container)
 	})
 	return err
@@ -229,9 +230,14 @@ func (e *Engine) RemoveContainers(names []string, opts RemoveOptions) error {
 			busy[name] = byNs[id]
 		}
 	}
+	var pre []PreviewStep
 	if len(busy) > 0 {
+		read := e.read
+		if e.opts.DryRun != nil {
+			read = e.view
+		}
 		// Only signal processes in namespaces that are cnet's containers.
-		if err := e.read(func(tx *state.Tx) error {
+		if err := read(func(tx *state.Tx) error {
 			for name := range busy {
 				if c, err := tx.Container(name); err != nil || c == nil {
 					return cmp.Or(err, notFound("container", name, "nothing was removed; see `cnet ls`"))
@@ -248,21 +254,38 @@ func (e *Engine) RemoveContainers(names []string, opts RemoveOptions) error {
 				Hint:   "stop them or use -f to send SIGTERM, then SIGKILL; nothing was removed"}
 		}
 		for _, name := range sortedKeys(busy) {
+			if e.opts.DryRun != nil {
+				pre = append(pre, stopPreview(name, busy[name], opts.Grace))
+				continue
+			}
 			if err := stopProcesses(e.NetnsPath(name), busy[name], opts.Grace); err != nil {
 				return fmt.Errorf("stop processes in %s: %w", name, err)
 			}
 		}
 	}
-	_, err = e.mutate(func(env *plan.Env) (*plan.Plan, error) {
+	_, err = e.mutateOrPreview(pre, func(env *plan.Env) (*plan.Plan, error) {
 		return plan.RemoveContainers(env, names)
 	})
-	if err != nil {
+	if err != nil || e.opts.DryRun != nil {
 		return err
 	}
 	for _, name := range names {
 		e.removeLog(name)
 	}
 	return nil
+}
+
+// stopPreview is what stopProcesses does, as commands that find the
+// processes when they run (PIDs listed now could be reused by then).
+func stopPreview(name string, pids []int, grace time.Duration) PreviewStep {
+	q := script.Quote(name)
+	return PreviewStep{Kind: "processes", Action: string(model.Del),
+		Comment: fmt.Sprintf("stop the processes in %s (now pid %s): SIGTERM, then, if any is left after %s, SIGKILL", name, joinInts(pids), grace),
+		Commands: []string{
+			"ip netns pids " + q + " | xargs -r kill -TERM || true",
+			fmt.Sprintf("sleep %g", grace.Seconds()),
+			"ip netns pids " + q + " | xargs -r kill -KILL || true",
+		}}
 }
 
 // stopProcesses sends SIGTERM to pids, waits up to grace for the

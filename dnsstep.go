@@ -49,47 +49,53 @@ type dnsView struct {
 // of committed state.
 func (r rulesets) dns(after bool) (v dnsView, err error) {
 	err = r.s.st.View(func(tx *state.Tx) error {
-		nets, err := tx.Networks()
-		if err != nil {
-			return err
-		}
-		if after {
-			nets = applyNetworks(nets, r.ch)
-		}
-		for _, n := range nets {
-			if !n.NoDNS {
-				v.nets = append(v.nets, n)
-			}
-		}
-		for _, name := range sortedKeys(r.ch.Networks) {
-			n := r.ch.Networks[name]
-			if !after {
-				if n, err = tx.Network(name); err != nil {
-					return err
-				}
-			}
-			if n == nil || n.NoDNS {
-				v.change.DelNetworks = append(v.change.DelNetworks, name)
-			} else {
-				v.change.SetNetworks = append(v.change.SetNetworks, dnsNet(n))
-			}
-		}
-		for _, name := range sortedKeys(r.ch.Containers) {
-			c := r.ch.Containers[name]
-			if !after {
-				if c, err = tx.Container(name); err != nil {
-					return err
-				}
-			}
-			if c == nil {
-				v.change.DelContainers = append(v.change.DelContainers, name)
-			} else {
-				v.change.SetContainers = append(v.change.SetContainers, dnsCtr(c))
-			}
-		}
-		return nil
+		v, err = dnsViewOf(tx, r.ch, after)
+		return err
 	})
 	return v, err
+}
+
+// dnsViewOf is dnsView read from tx: after ch commits, or as committed.
+func dnsViewOf(tx *state.Tx, ch model.Changes, after bool) (v dnsView, err error) {
+	nets, err := tx.Networks()
+	if err != nil {
+		return v, err
+	}
+	if after {
+		nets = applyNetworks(nets, ch)
+	}
+	for _, n := range nets {
+		if !n.NoDNS {
+			v.nets = append(v.nets, n)
+		}
+	}
+	for _, name := range sortedKeys(ch.Networks) {
+		n := ch.Networks[name]
+		if !after {
+			if n, err = tx.Network(name); err != nil {
+				return v, err
+			}
+		}
+		if n == nil || n.NoDNS {
+			v.change.DelNetworks = append(v.change.DelNetworks, name)
+		} else {
+			v.change.SetNetworks = append(v.change.SetNetworks, dnsNet(n))
+		}
+	}
+	for _, name := range sortedKeys(ch.Containers) {
+		c := ch.Containers[name]
+		if !after {
+			if c, err = tx.Container(name); err != nil {
+				return v, err
+			}
+		}
+		if c == nil {
+			v.change.DelContainers = append(v.change.DelContainers, name)
+		} else {
+			v.change.SetContainers = append(v.change.SetContainers, dnsCtr(c))
+		}
+	}
+	return v, nil
 }
 
 // dnsSnapshot is every record of committed state, with ch applied.

@@ -306,7 +306,7 @@ func (s *session) forwardWarnings() []string {
 }
 
 func (e *Engine) warnForwardPolicy(n *model.Network) {
-	if n == nil || n.Internal {
+	if n == nil || n.Internal || e.opts.DryRun != nil { // a preview carries its own warnings
 		return
 	}
 	s, err := e.openSession()

@@ -59,7 +59,7 @@ func publicNetwork(n *model.Network, attached []string) *Network {
 //	nft add element inet cnet masq { SUBNET }   (and the other sets)
 //	sysctl -w net.ipv4.ip_forward=1
 func (e *Engine) CreateNetwork(spec NetworkSpec) (*Network, error) {
-	p, err := e.mutate(func(env *plan.Env) (*plan.Plan, error) {
+	p, err := e.mutateOrPreview(nil, func(env *plan.Env) (*plan.Plan, error) {
 		return plan.CreateNetwork(env, plan.NetworkReq(spec))
 	})
 	if err != nil {
@@ -72,7 +72,7 @@ func (e *Engine) CreateNetwork(spec NetworkSpec) (*Network, error) {
 // RemoveNetwork deletes a network. It refuses while containers are
 // attached unless force, which disconnects them first.
 func (e *Engine) RemoveNetwork(name string, force bool) error {
-	_, err := e.mutate(func(env *plan.Env) (*plan.Plan, error) {
+	_, err := e.mutateOrPreview(nil, func(env *plan.Env) (*plan.Plan, error) {
 		return plan.RemoveNetwork(env, name, force)
 	})
 	return err

@@ -101,46 +101,64 @@ func TestRefusals(t *testing.T) {
 			ErrNotFound, []string{`"nope"`}},
 	}
 	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			e, k := fakeEngine(t)
-			if _, err := e.CreateNetwork(NetworkSpec{Name: "base", Subnet: netip.MustParsePrefix("172.29.0.0/16")}); err != nil {
-				t.Fatal(err)
+		for _, dryRun := range []bool{false, true} {
+			name := c.name
+			if dryRun {
+				name += " (dry run)"
 			}
-			if _, err := e.CreateNetwork(NetworkSpec{Name: "tiny", Subnet: netip.MustParsePrefix("10.99.0.0/30"), Internal: true}); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := e.CreateContainer(ContainerSpec{Name: "c1", Network: "base"}); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := e.CreateContainer(ContainerSpec{Name: "c0", Network: "tiny"}); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := e.CreateContainer(ContainerSpec{Name: "cx", Network: "base", Ports: mustPorts("8080:80", "172.29.0.1:9090:90")}); err != nil {
-				t.Fatal(err)
-			}
-			if c.stage != nil {
-				c.stage(k)
-			}
-			k.Lines()
-			before, beforeState := k.Snapshot(), dumpState(t, e)
-			err := c.op(e)
-			if !errors.Is(err, c.kind) {
-				t.Fatalf("got %v, want %v", err, c.kind)
-			}
-			for _, s := range c.says {
-				if !strings.Contains(err.Error(), s) {
-					t.Errorf("message %q does not mention %q", err, s)
-				}
-			}
-			if lines := k.Lines(); len(lines) > 0 {
-				t.Errorf("refusal changed the machine: %v", lines)
-			}
-			if after := k.Snapshot(); after != before {
-				t.Errorf("machine changed:\n%s\nwant:\n%s", after, before)
-			}
-			if after := dumpState(t, e); after != beforeState {
-				t.Errorf("state changed:\n%s\nwant:\n%s", after, beforeState)
-			}
-		})
+			t.Run(name, func(t *testing.T) { checkRefusal(t, c.stage, c.op, c.kind, c.says, dryRun) })
+		}
+	}
+}
+
+// checkRefusal stages the base machine, runs op (as a dry run, if asked)
+// and requires the refusal, with neither machine nor state changed.
+func checkRefusal(t *testing.T, stage func(k *fakekernel.Kernel), op func(e *Engine) error, kind error, says []string, dryRun bool) {
+	e, k := fakeEngine(t)
+	if _, err := e.CreateNetwork(NetworkSpec{Name: "base", Subnet: netip.MustParsePrefix("172.29.0.0/16")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.CreateNetwork(NetworkSpec{Name: "tiny", Subnet: netip.MustParsePrefix("10.99.0.0/30"), Internal: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.CreateContainer(ContainerSpec{Name: "c1", Network: "base"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.CreateContainer(ContainerSpec{Name: "c0", Network: "tiny"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.CreateContainer(ContainerSpec{Name: "cx", Network: "base", Ports: mustPorts("8080:80", "172.29.0.1:9090:90")}); err != nil {
+		t.Fatal(err)
+	}
+	if stage != nil {
+		stage(k)
+	}
+	k.Lines()
+	before, beforeState := k.Snapshot(), dumpState(t, e)
+	run := e
+	var previews *[]*Preview
+	if dryRun {
+		run, previews = dry(e)
+	}
+	err := op(run)
+	if !errors.Is(err, kind) {
+		t.Fatalf("got %v, want %v", err, kind)
+	}
+	if previews != nil && len(*previews) > 0 {
+		t.Errorf("a refused dry run printed a preview: %+v", (*previews)[0])
+	}
+	for _, s := range says {
+		if !strings.Contains(err.Error(), s) {
+			t.Errorf("message %q does not mention %q", err, s)
+		}
+	}
+	if lines := k.Lines(); len(lines) > 0 {
+		t.Errorf("refusal changed the machine: %v", lines)
+	}
+	if after := k.Snapshot(); after != before {
+		t.Errorf("machine changed:\n%s\nwant:\n%s", after, before)
+	}
+	if after := dumpState(t, e); after != beforeState {
+		t.Errorf("state changed:\n%s\nwant:\n%s", after, beforeState)
 	}
 }

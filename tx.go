@@ -199,15 +199,20 @@ func (r rulesets) before() (rs firewall.Ruleset, err error) {
 
 func (r rulesets) after() (rs firewall.Ruleset, err error) {
 	err = r.s.st.View(func(tx *state.Tx) error {
-		nets, err := tx.Networks()
-		if err != nil {
-			return err
-		}
-		ports, err := plan.PortsAfter(tx, tx.PortElems(), r.ch)
-		rs = firewall.FromState(applyNetworks(nets, r.ch), ports)
+		rs, err = rulesetAfter(tx, r.ch)
 		return err
 	})
 	return rs, err
+}
+
+// rulesetAfter is the firewall once ch commits on top of tx.
+func rulesetAfter(tx *state.Tx, ch model.Changes) (firewall.Ruleset, error) {
+	nets, err := tx.Networks()
+	if err != nil {
+		return firewall.Ruleset{}, err
+	}
+	ports, err := plan.PortsAfter(tx, tx.PortElems(), ch)
+	return firewall.FromState(applyNetworks(nets, ch), ports), err
 }
 
 func (s *session) sync(rs func() (firewall.Ruleset, error)) error {

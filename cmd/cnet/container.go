@@ -80,11 +80,15 @@ Equivalent to:
 			if err != nil {
 				return err
 			}
+			if a.dryRun {
+				return a.printPreview()
+			}
 			return a.printCreated(c)
 		},
 	}
 	f.add(cmd)
 	a.addJSON(cmd)
+	a.addDryRun(cmd)
 	return cmd
 }
 
@@ -128,6 +132,9 @@ and 'cnet rm' later removes only what cnet added, never the namespace.`,
 			if err != nil {
 				return err
 			}
+			if a.dryRun {
+				return a.printPreview()
+			}
 			if a.json {
 				return printJSON(c)
 			}
@@ -142,19 +149,26 @@ and 'cnet rm' later removes only what cnet added, never the namespace.`,
 	cmd.Flags().StringVar(&ip, "ip", "", "IPv4 address on the network (default: the lowest free one)")
 	cmd.Flags().StringArrayVar(&aliases, "alias", nil, "another name the container answers to on this network (repeatable)")
 	a.addJSON(cmd)
+	a.addDryRun(cmd)
 	return cmd
 }
 
 func (a *app) disconnectCmd() *cobra.Command {
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:     "disconnect NETWORK CONTAINER",
 		Short:   "Detach a container from a network",
 		GroupID: "containers",
 		Args:    args(cobra.ExactArgs(2)),
 		RunE: func(cmd *cobra.Command, argv []string) error {
-			return a.eng.Disconnect(argv[0], argv[1])
+			if err := a.eng.Disconnect(argv[0], argv[1]); err != nil || !a.dryRun {
+				return err
+			}
+			return a.printPreview()
 		},
 	}
+	a.addDryRunJSON(cmd)
+	a.addDryRun(cmd)
+	return cmd
 }
 
 func (a *app) lsCmd() *cobra.Command {
@@ -237,11 +251,16 @@ waits --grace, then sends SIGKILL.`,
 		GroupID: "containers",
 		Args:    args(cobra.MinimumNArgs(1)),
 		RunE: func(cmd *cobra.Command, argv []string) error {
-			return a.eng.RemoveContainers(argv, opts)
+			if err := a.eng.RemoveContainers(argv, opts); err != nil || !a.dryRun {
+				return err
+			}
+			return a.printPreview()
 		},
 	}
 	cmd.Flags().BoolVarP(&opts.Force, "force", "f", false, "stop processes inside first")
 	cmd.Flags().DurationVar(&opts.Grace, "grace", 5*time.Second, "with -f, how long to wait after SIGTERM before SIGKILL")
+	a.addDryRunJSON(cmd)
+	a.addDryRun(cmd)
 	return cmd
 }
 

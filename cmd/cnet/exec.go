@@ -20,6 +20,7 @@ import (
 	"github.com/cnetdev/cnet"
 	"github.com/cnetdev/cnet/internal/names"
 	"github.com/cnetdev/cnet/internal/nsfiles"
+	"github.com/cnetdev/cnet/internal/script"
 )
 
 // Exit statuses of exec and run for their own failures (as docker run).
@@ -108,6 +109,9 @@ removes the container when the command ends.`,
 			if err != nil {
 				return err
 			}
+			if a.dryRun {
+				return a.printPreview(runPreview(name, argv, detach, remove, a.eng.LogPath(name)))
+			}
 			if detach {
 				pid, err := background(a.eng.NetnsPath(name), name, argv, a.eng.LogPath(name))
 				if err != nil {
@@ -138,7 +142,27 @@ removes the container when the command ends.`,
 	cmd.Flags().BoolVar(&remove, "rm", false, "remove the container when the command exits")
 	f.add(cmd)
 	a.addJSON(cmd)
+	a.addDryRun(cmd)
 	return cmd
+}
+
+// runPreview is the exec part of `cnet run`, as a command: what `cnet exec`
+// does is what `ip netns exec` does.
+func runPreview(name string, argv []string, detach, remove bool, logPath string) cnet.PreviewStep {
+	cmd := "ip netns exec " + script.Quote(name) + " " + script.Join(argv)
+	st := cnet.PreviewStep{Kind: "exec", Action: "add", Comment: "run the command in the container, with its /etc/netns files over /etc"}
+	switch {
+	case detach:
+		st.Comment += ", detached in its own session, output appended to its log"
+		cmd = "setsid " + cmd + " >>" + script.Quote(logPath) + " 2>&1 </dev/null &"
+		st.Commands = []string{"mkdir -p " + script.Quote(filepath.Dir(logPath)), cmd}
+	case remove:
+		st.Comment += "; --rm then removes the container (cnet rm -f " + name + ")"
+		st.Commands = []string{cmd}
+	default:
+		st.Commands = []string{cmd}
+	}
+	return st
 }
 
 func (a *app) logsCmd() *cobra.Command {

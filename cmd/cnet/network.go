@@ -75,6 +75,9 @@ Equivalent to:
 			if err != nil {
 				return err
 			}
+			if a.dryRun {
+				return a.printPreview()
+			}
 			if a.json {
 				return printJSON(n)
 			}
@@ -89,6 +92,7 @@ Equivalent to:
 	cmd.Flags().BoolVar(&spec.NoDNS, "no-dns", false, "no name server on the gateway: containers use the host's nameservers")
 	cmd.Flags().IntVar(&spec.MTU, "mtu", 0, "MTU of the bridge and every veth on it, 68-65535 (default 1500)")
 	a.addJSON(cmd)
+	a.addDryRun(cmd)
 	return cmd
 }
 
@@ -151,10 +155,15 @@ It refuses while containers are attached; --force disconnects them first
 (the containers stay, without that network).`,
 		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, argv []string) error {
-			return a.eng.RemoveNetwork(argv[0], force)
+			if err := a.eng.RemoveNetwork(argv[0], force); err != nil || !a.dryRun {
+				return err
+			}
+			return a.printPreview()
 		},
 	}
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "disconnect attached containers first")
+	a.addDryRunJSON(cmd)
+	a.addDryRun(cmd)
 	return cmd
 }
 

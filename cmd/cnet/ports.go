@@ -56,10 +56,14 @@ Equivalent to:
 			if err != nil {
 				return err
 			}
+			if a.dryRun {
+				return a.printPreview()
+			}
 			return a.printPorts(ps)
 		},
 	}
 	a.addJSON(cmd)
+	a.addDryRun(cmd)
 	return cmd
 }
 
@@ -85,10 +89,14 @@ Equivalent to:
 			if err != nil {
 				return err
 			}
+			if a.dryRun {
+				return a.printPreview()
+			}
 			return a.printPorts(ps)
 		},
 	}
 	a.addJSON(cmd)
+	a.addDryRun(cmd)
 	return cmd
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -10,12 +11,17 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cnetdev/cnet"
+	"github.com/cnetdev/cnet/internal/script"
 )
 
 type app struct {
 	root string
 	json bool
 	eng  *cnet.Engine
+	// dryRun is set by --dry-run; the engine then hands its plan over as
+	// a preview instead of carrying it out.
+	dryRun  bool
+	preview *cnet.Preview
 }
 
 func newRoot() *cobra.Command {
@@ -52,6 +58,9 @@ moves both (state in DIR, run dir in DIR/run). cnet needs root.`,
 				opts.DNSCommand = []string{exe, dnsArg}
 			}
 			opts.Hook = crashHook()
+			if a.dryRun {
+				opts.DryRun = func(p *cnet.Preview) { a.preview = p }
+			}
 			e, err := cnet.Open(opts)
 			a.eng = e
 			return err
@@ -84,6 +93,31 @@ func args(check cobra.PositionalArgs) cobra.PositionalArgs {
 
 func (a *app) addJSON(cmd *cobra.Command) {
 	cmd.Flags().BoolVar(&a.json, "json", false, "print JSON instead of a table")
+}
+
+// addDryRun gives a mutating command its --dry-run flag.
+func (a *app) addDryRun(cmd *cobra.Command) {
+	cmd.Flags().BoolVar(&a.dryRun, "dry-run", false,
+		"print the ip and nft commands that would do it, as a script for sh -e, and change nothing (--json: the steps)")
+}
+
+// addDryRunJSON gives --json to a command that prints data only as a dry run.
+func (a *app) addDryRunJSON(cmd *cobra.Command) {
+	cmd.Flags().BoolVar(&a.json, "json", false, "with --dry-run, print the planned steps as JSON")
+}
+
+// printPreview prints what a dry run planned: a shell script, or with
+// --json the steps and their commands. extra steps go after the plan's.
+func (a *app) printPreview(extra ...cnet.PreviewStep) error {
+	if a.preview == nil {
+		return errors.New("the dry run produced no plan")
+	}
+	a.preview.Steps = append(a.preview.Steps, extra...)
+	if a.json {
+		return printJSON(a.preview)
+	}
+	fmt.Print(a.preview.Script("cnet " + script.Join(os.Args[1:])))
+	return nil
 }
 
 func printJSON(v any) error {

@@ -414,3 +414,42 @@ func (rs Ruleset) String() string {
 	b.WriteString("}\n")
 	return b.String()
 }
+
+// ReplaceText is the nft input that Sync sends as one batch: the table is
+// added (so that deleting it cannot fail), deleted, and written anew from
+// rs, or left deleted when rs is empty. `nft -f -` applies it atomically.
+func ReplaceText(rs Ruleset) string {
+	return fmt.Sprintf("add table inet %[1]s\ndelete table inet %[1]s\n", Table) + rs.String()
+}
+
+// PortsText is the nft input of AddPorts (add true) or DelPorts: one
+// line per DNAT map that ps touch, e.g.
+//
+//	add element inet cnet dnat_tcp_any { 8080 : 172.18.0.2 . 80 }
+//	delete element inet cnet dnat_tcp_any { 8080 }
+func PortsText(ps []model.PortElem, add bool) []string {
+	rs := Ruleset{Ports: ps}
+	var out []string
+	for _, sd := range sets {
+		if sd.dataTyp == "" {
+			continue
+		}
+		var texts []string
+		for _, e := range sd.elems(rs) {
+			t := e.text
+			if !add { // deleting takes the key alone
+				t, _, _ = strings.Cut(t, " : ")
+			}
+			texts = append(texts, t)
+		}
+		if len(texts) == 0 {
+			continue
+		}
+		verb := "add"
+		if !add {
+			verb = "delete"
+		}
+		out = append(out, fmt.Sprintf("%s element inet %s %s { %s }", verb, Table, sd.name, strings.Join(texts, ", ")))
+	}
+	return out
+}

@@ -85,6 +85,11 @@ func LockWithin(runDir string, exclusive bool, timeout time.Duration) (*os.File,
 	if err != nil {
 		return nil, fmt.Errorf("open lock: %w", err)
 	}
+	return flock(f, exclusive, timeout)
+}
+
+func flock(f *os.File, exclusive bool, timeout time.Duration) (*os.File, error) {
+	var err error
 	how := unix.LOCK_SH
 	if exclusive {
 		how = unix.LOCK_EX
@@ -162,6 +167,38 @@ func OpenShared(stateDir, runDir string) (*Store, error) {
 	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: 5 * time.Second})
 	if err != nil {
 		lock.Close()
+		return nil, fmt.Errorf("open state %s: %w", path, err)
+	}
+	return &Store{db: db, lock: lock}, nil
+}
+
+// OpenReadOnly opens the database read-only for a caller that must change
+// nothing, not even create the run directory or the lock file: it takes
+// the shared lock only if the lock file exists (every writer creates it
+// before opening the database), and waits at most timeout (0: as long as
+// it takes). It returns ErrNoState when there is no database.
+func OpenReadOnly(stateDir, runDir string, timeout time.Duration) (*Store, error) {
+	path := filepath.Join(stateDir, File)
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return nil, ErrNoState
+	} else if err != nil {
+		return nil, fmt.Errorf("open state %s: %w", path, err)
+	}
+	var lock *os.File
+	f, err := os.OpenFile(filepath.Join(runDir, "lock"), os.O_RDONLY|unix.O_CLOEXEC, 0)
+	switch {
+	case err == nil:
+		if lock, err = flock(f, false, timeout); err != nil {
+			return nil, err
+		}
+	case !errors.Is(err, fs.ErrNotExist):
+		return nil, fmt.Errorf("open lock: %w", err)
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: 5 * time.Second})
+	if err != nil {
+		if lock != nil {
+			lock.Close()
+		}
 		return nil, fmt.Errorf("open state %s: %w", path, err)
 	}
 	return &Store{db: db, lock: lock}, nil
@@ -520,7 +557,11 @@ func (t *Tx) PortHolders(proto string, port uint16) []PortHolder {
 // PortOwner returns the container holding exactly this host socket and
 // the container port it leads to.
 func (t *Tx) PortOwner(proto string, port uint16, hostIP netip.Addr) (name string, cport uint16, ok bool) {
-	v := t.bucket(bPorts).Get(portKey(proto, port, hostIP))
+	b := t.bucket(bPorts)
+	if b == nil {
+		return "", 0, false
+	}
+	v := b.Get(portKey(proto, port, hostIP))
 	n, rest, found := bytes.Cut(v, []byte{0})
 	if v == nil || !found || len(rest) != 2 {
 		return "", 0, false

@@ -1,11 +1,15 @@
 package state
 
 import (
+	"errors"
+	"io/fs"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/cnetdev/cnet/internal/model"
 )
@@ -220,4 +224,42 @@ func TestPorts(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// OpenReadOnly creates nothing: no state without a database, no run dir
+// or lock file when they are missing; and it waits for a writer.
+func TestOpenReadOnly(t *testing.T) {
+	dir := t.TempDir()
+	stateDir, runDir := filepath.Join(dir, "state"), filepath.Join(dir, "run")
+	if _, err := OpenReadOnly(stateDir, runDir, 0); err != ErrNoState {
+		t.Fatalf("got %v, want ErrNoState", err)
+	}
+	var tx *Tx
+	if _, _, ok := tx.PortOwner("tcp", 80, addr("0.0.0.0")); ok {
+		t.Error("nil Tx has a port owner")
+	}
+	s, err := Open(stateDir, runDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if err := os.RemoveAll(runDir); err != nil {
+		t.Fatal(err)
+	}
+	ro, err := OpenReadOnly(stateDir, runDir, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ro.Close()
+	if _, err := os.Stat(runDir); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the run dir exists after a read-only open (%v)", err)
+	}
+	w, err := Open(stateDir, runDir) // holds the exclusive lock
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if _, err := OpenReadOnly(stateDir, runDir, 20*time.Millisecond); err != ErrLocked {
+		t.Errorf("with a writer holding the lock: got %v, want ErrLocked", err)
+	}
 }

@@ -21,12 +21,17 @@ import (
 // the alias still says whose it is.
 func Snapshot(t testing.TB) string {
 	t.Helper()
+	return snapshot(t.Fatalf)
+}
+
+// snapshot is Snapshot, reporting a failure to read the kernel to fail.
+func snapshot(fail func(format string, args ...any)) string {
 	var b strings.Builder
-	describeNetns(t, &b, "")
+	describeNetns(fail, &b, "")
 	spaces, _ := os.ReadDir("/run/netns")
 	for _, e := range spaces {
 		fmt.Fprintf(&b, "netns %s\n", e.Name())
-		describeNetns(t, &b, e.Name())
+		describeNetns(fail, &b, e.Name())
 	}
 	filepath.Walk("/etc/netns", func(path string, info os.FileInfo, err error) error {
 		if err == nil && !info.IsDir() {
@@ -42,8 +47,7 @@ func Snapshot(t testing.TB) string {
 	return b.String()
 }
 
-func ipJSON(t testing.TB, ns string, args ...string) []map[string]any {
-	t.Helper()
+func ipJSON(fail func(format string, args ...any), ns string, args ...string) []map[string]any {
 	full := []string{"-j"}
 	if ns != "" {
 		full = append(full, "-n", ns)
@@ -54,14 +58,14 @@ func ipJSON(t testing.TB, ns string, args ...string) []map[string]any {
 	}
 	var v []map[string]any
 	if err := json.Unmarshal([]byte(out), &v); err != nil {
-		t.Fatalf("parse ip %s: %v", strings.Join(args, " "), err)
+		fail("parse ip %s: %v", strings.Join(args, " "), err)
 	}
 	return v
 }
 
-func describeNetns(t testing.TB, b *strings.Builder, ns string) {
+func describeNetns(fail func(format string, args ...any), b *strings.Builder, ns string) {
 	var lines []string
-	for _, l := range ipJSON(t, ns, "-d", "link", "show") {
+	for _, l := range ipJSON(fail, ns, "-d", "link", "show") {
 		kind := ""
 		if li, ok := l["linkinfo"].(map[string]any); ok {
 			kind, _ = li["info_kind"].(string)
@@ -71,14 +75,14 @@ func describeNetns(t testing.TB, b *strings.Builder, ns string) {
 		lines = append(lines, fmt.Sprintf("  link %v kind=%s master=%v alias=%v up=%v mtu=%v",
 			l["ifname"], kind, or(l["master"]), or(l["ifalias"]), up, l["mtu"]))
 	}
-	for _, a := range ipJSON(t, ns, "-4", "addr", "show") {
+	for _, a := range ipJSON(fail, ns, "-4", "addr", "show") {
 		infos, _ := a["addr_info"].([]any)
 		for _, i := range infos {
 			m := i.(map[string]any)
 			lines = append(lines, fmt.Sprintf("  addr %v %v/%v", a["ifname"], m["local"], m["prefixlen"]))
 		}
 	}
-	for _, r := range ipJSON(t, ns, "-4", "route", "show", "table", "all") {
+	for _, r := range ipJSON(fail, ns, "-4", "route", "show", "table", "all") {
 		if r["table"] == "local" {
 			continue
 		}
