@@ -72,7 +72,7 @@ moves both (state in DIR, run dir in DIR/run). cnet needs root.`,
 	cmd.AddGroup(&cobra.Group{ID: "containers", Title: "Containers:"}, &cobra.Group{ID: "networks", Title: "Networks:"},
 		&cobra.Group{ID: "processes", Title: "Processes:"}, &cobra.Group{ID: "maintenance", Title: "Maintenance:"})
 	cmd.AddCommand(
-		a.networkCmd(),
+		a.networkCmd(), a.graphCmd(),
 		a.createCmd(), a.connectCmd(), a.disconnectCmd(), a.lsCmd(), a.inspectCmd(), a.rmCmd(),
 		a.publishCmd(), a.unpublishCmd(), a.portCmd(), a.resolveCmd(),
 		a.execCmd(), a.runCmd(), a.logsCmd(),
