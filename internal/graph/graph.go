@@ -47,7 +47,9 @@ type Port struct {
 	Port     uint16     `json:"port"`
 }
 
-func (p Port) String() string { return fmt.Sprintf("%s:%d->%d/%s", p.HostIP, p.HostPort, p.Port, p.Proto) }
+func (p Port) String() string {
+	return fmt.Sprintf("%s:%d->%d/%s", p.HostIP, p.HostPort, p.Port, p.Proto)
+}
 
 // Link is a veth pair. With Network set it is an endpoint: A is the
 // container's end, B the host end, a port of the network's bridge (no

@@ -63,7 +63,7 @@ func seed() Topology {
 // stands apart.
 func lab() Topology {
 	return Topology{
-		Networks: []Network{{Name: "edge", Bridge: "cnet-edge", Subnet: pfx("10.89.1.0/24"), Gateway: addr("10.89.1.1"), DNS: true}},
+		Networks:   []Network{{Name: "edge", Bridge: "cnet-edge", Subnet: pfx("10.89.1.0/24"), Gateway: addr("10.89.1.1"), DNS: true}},
 		Containers: []Container{{Name: "idle"}, {Name: "r1"}, {Name: "r2", Ports: []Port{{"tcp", addr("0.0.0.0"), 2222, 22}}}},
 		Links: []Link{
 			{Network: "edge", A: End{Container: "r1", Ifname: "eth0", Addr: pfx("10.89.1.2/24"), Via: addr("10.89.1.1")}, B: End{Ifname: "veth1111111"}},
