@@ -44,6 +44,10 @@ A first session:
   cnet exec container-1 -- curl -s 172.18.0.3:8000/echo
   cnet rm -f container-1 container-2 && cnet network rm seed
 
+Add --dry-run to any command that changes something to see the ip and nft
+commands it would run, as a script, without changing anything; 'cnet graph'
+draws what is built.
+
 State lives in /var/lib/cnet (bbolt) and /run/cnet (lock, logs); --root DIR
 moves both (state in DIR, run dir in DIR/run). cnet needs root.`,
 		SilenceUsage:  true,
