@@ -102,7 +102,7 @@ func (e *Engine) preview(pre []PreviewStep, build func(env *plan.Env) (*plan.Pla
 		return nil, err
 	}
 	pv.Op = p.Op
-	if p.Network != nil && !p.Network.Internal {
+	if n := p.Network; n != nil && !n.Internal && p.Changes.Networks[n.Name] != nil { // a network is created
 		pv.Notes = append(pv.Notes, s.forwardWarnings()...)
 	}
 	e.opts.DryRun(pv)

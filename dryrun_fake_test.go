@@ -200,3 +200,27 @@ func TestDryRunRemovesNoLog(t *testing.T) {
 		t.Errorf("log gone after a dry rm: %v", err)
 	}
 }
+
+// TestDryRunWarnsOfForwardDrop: the warning a network's creation gives
+// about another table's drop policy is in its preview, and only there.
+func TestDryRunWarnsOfForwardDrop(t *testing.T) {
+	e, k := fakeEngine(t)
+	k.ForeignDrops = []string{"table ip filter chain FORWARD"}
+	d, previews := dry(e)
+	if _, err := d.CreateNetwork(NetworkSpec{Name: "seed", Subnet: mustPrefix("172.18.0.0/24")}); err != nil {
+		t.Fatal(err)
+	}
+	if notes := strings.Join((*previews)[0].Notes, "\n"); !strings.Contains(notes, "table ip filter chain FORWARD has policy drop") {
+		t.Errorf("notes %q lack the warning", notes)
+	}
+	if _, err := e.CreateNetwork(NetworkSpec{Name: "seed", Subnet: mustPrefix("172.18.0.0/24")}); err != nil {
+		t.Fatal(err)
+	}
+	*previews = nil
+	if err := d.RemoveNetwork("seed", false); err != nil {
+		t.Fatal(err)
+	}
+	if notes := (*previews)[0].Notes; len(notes) > 0 {
+		t.Errorf("network rm notes: %q", notes)
+	}
+}
