@@ -29,6 +29,24 @@ type ContainerSpec struct {
 	// Aliases are extra names the container answers to on Network.
 	Aliases []string
 	Ports   []PortMapping
+	// Egress limits what the container sends on Network, in bits/s
+	// (0: no limit), with a token bucket on its interface.
+	Egress uint64
+	// Forwarding turns IPv4 forwarding on inside the container, so it
+	// routes between its networks and links.
+	Forwarding bool
+	// Lab names the lab file the container belongs to, if any.
+	Lab string
+}
+
+// ConnectSpec asks for one more endpoint: Container on Network.
+type ConnectSpec struct {
+	Network, Container string
+	// IP is the address (default: the lowest free one).
+	IP      netip.Addr
+	Aliases []string
+	// Egress limits what the container sends on Network, in bits/s.
+	Egress uint64
 }
 
 // PortMapping publishes one container port on the host. Parse specs with
@@ -86,6 +104,11 @@ type Container struct {
 	Ports       []Port       `json:"ports"`
 	PIDs        []int        `json:"pids"`
 	Created     time.Time    `json:"created"`
+	// Lab is the lab file the container belongs to, if any.
+	Lab        string  `json:"lab,omitempty"`
+	Forwarding bool    `json:"forwarding"`
+	Links      []Link  `json:"links"`
+	Routes     []Route `json:"routes"`
 	// Interfaces is what the kernel reports inside the namespace; only
 	// Inspect fills it.
 	Interfaces []Interface `json:"interfaces,omitempty"`
@@ -102,6 +125,8 @@ type Endpoint struct {
 	Gateway       netip.Addr   `json:"gateway"`
 	MAC           string       `json:"mac"`
 	DefaultRoute  bool         `json:"default_route"`
+	// Egress is the limit on what the container sends here, in bits/s.
+	Egress uint64 `json:"egress,omitempty"`
 }
 
 // Port is a published port as it is served: HostIP:HostPort on the host
@@ -132,7 +157,8 @@ type Interface struct {
 }
 
 func (e *Engine) publicContainer(c *model.Container, nets map[string]*model.Network, pids []int) *Container {
-	out := &Container{Name: c.Name, Netns: e.NetnsPath(c.Name), Adopted: c.Adopted, DNS: c.DNS, Created: c.Created, PIDs: pids}
+	out := &Container{Name: c.Name, Netns: e.NetnsPath(c.Name), Adopted: c.Adopted, DNS: c.DNS, Created: c.Created, PIDs: pids,
+		Lab: c.Lab, Forwarding: c.Forwarding, Links: publicLinks(c), Routes: publicRoutes(c)}
 	if c.NetnsPath != "" {
 		out.Netns = c.NetnsPath
 	}
@@ -149,7 +175,7 @@ func (e *Engine) publicContainer(c *model.Container, nets map[string]*model.Netw
 	out.Endpoints = []Endpoint{}
 	for _, ep := range c.Endpoints {
 		pe := Endpoint{Network: ep.Network, Aliases: append([]string{}, ep.Aliases...), Interface: ep.ContainerIf, HostInterface: ep.HostIf,
-			MAC: cmp.Or(ep.MAC, names.MAC(ep.Addr).String()), DefaultRoute: ep.DefaultRoute, Address: netip.PrefixFrom(ep.Addr, 32)}
+			MAC: cmp.Or(ep.MAC, names.MAC(ep.Addr).String()), DefaultRoute: ep.DefaultRoute, Address: netip.PrefixFrom(ep.Addr, 32), Egress: ep.Egress}
 		if n := nets[ep.Network]; n != nil {
 			pe.Bridge, pe.Gateway, pe.Address = n.Bridge, n.Gateway, netip.PrefixFrom(ep.Addr, n.Subnet.Bits())
 		}
@@ -182,9 +208,9 @@ func (e *Engine) CreateContainer(spec ContainerSpec) (*Container, error) {
 // Connect attaches a container to one more network. A namespace made by
 // `ip netns add` is adopted: cnet adds its endpoint, and later removes
 // only what it added.
-func (e *Engine) Connect(network, container string, ip netip.Addr, aliases ...string) (*Container, error) {
+func (e *Engine) Connect(spec ConnectSpec) (*Container, error) {
 	p, err := e.mutateOrPreview(nil, func(env *plan.Env) (*plan.Plan, error) {
-		return plan.Connect(env, network, container, ip, aliases)
+		return plan.Connect(env, plan.ConnectReq(spec))
 	})
 	if err != nil {
 		return nil, err

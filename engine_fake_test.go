@@ -56,9 +56,15 @@ func dumpState(t *testing.T, e *Engine) string {
 		}
 		cs, _ := tx.Containers()
 		for _, c := range cs {
-			fmt.Fprintf(&b, "container %s adopted=%v dns=%v\n", c.Name, c.Adopted, c.DNS)
+			fmt.Fprintf(&b, "container %s adopted=%v dns=%v lab=%q forwarding=%v\n", c.Name, c.Adopted, c.DNS, c.Lab, c.Forwarding)
 			for _, ep := range c.Endpoints {
 				fmt.Fprintf(&b, "  %+v\n", ep)
+			}
+			for _, l := range c.Links {
+				fmt.Fprintf(&b, "  link %+v\n", l)
+			}
+			for _, r := range c.Routes {
+				fmt.Fprintf(&b, "  route %+v\n", r)
 			}
 		}
 		ins, _ := tx.Intents()
@@ -125,7 +131,7 @@ func TestPortsGolden(t *testing.T) {
 	step("cnet publish web 9000-9001:90-91", err)
 	_, err = e.Unpublish("web", mustPorts("127.0.0.1:5353:53/udp"))
 	step("cnet unpublish web 127.0.0.1:5353:53/udp", err)
-	_, err = e.Connect("back", "web", netip.Addr{})
+	_, err = e.Connect(ConnectSpec{Network: "back", Container: "web", IP: netip.Addr{}})
 	step("cnet connect back web", err)
 	step("cnet disconnect front web", e.Disconnect("front", "web"))
 	cs, _ := e.Containers()
@@ -163,7 +169,7 @@ func TestSeedGolden(t *testing.T) {
 	}
 	_, err = e.CreateNetwork(NetworkSpec{Name: "back", Internal: true})
 	step("cnet network create back --internal", err)
-	_, err = e.Connect("back", "container-2", netip.Addr{})
+	_, err = e.Connect(ConnectSpec{Network: "back", Container: "container-2", IP: netip.Addr{}})
 	step("cnet connect back container-2", err)
 	step("cnet disconnect seed container-2", e.Disconnect("seed", "container-2"))
 	step("cnet rm container-1 container-2", e.RemoveContainers([]string{"container-1", "container-2"}, RemoveOptions{}))
@@ -230,7 +236,7 @@ func TestIdempotent(t *testing.T) {
 	if _, err := e.CreateNetwork(NetworkSpec{Name: "n1"}); !errors.Is(err, ErrExists) {
 		t.Errorf("second network create: got %v, want ErrExists", err)
 	}
-	if _, err := e.Connect("n1", "a", netip.Addr{}); !errors.Is(err, ErrExists) {
+	if _, err := e.Connect(ConnectSpec{Network: "n1", Container: "a", IP: netip.Addr{}}); !errors.Is(err, ErrExists) {
 		t.Errorf("second connect: got %v, want ErrExists", err)
 	}
 	if lines := k.Lines(); len(lines) != 0 {
@@ -248,7 +254,68 @@ type scenario struct {
 	op    func(e *Engine) error
 }
 
+// routerSetup: two networks, a router on both, a host on each, and a
+// direct link from the router to a third host.
+func routerSetup(e *Engine) error {
+	for _, n := range []NetworkSpec{{Name: "n1", Subnet: mustPrefix("172.18.1.0/24")}, {Name: "n2", Subnet: mustPrefix("172.18.2.0/24")}} {
+		if _, err := e.CreateNetwork(n); err != nil {
+			return err
+		}
+	}
+	for _, c := range []ContainerSpec{{Name: "r", Network: "n1", Forwarding: true}, {Name: "h1", Network: "n1"}, {Name: "h2", Network: "n2"}, {Name: "h3", Network: "n2"}} {
+		if _, err := e.CreateContainer(c); err != nil {
+			return err
+		}
+	}
+	_, err := e.Connect(ConnectSpec{Network: "n2", Container: "r"})
+	return err
+}
+
+func linkR3(e *Engine) error {
+	_, err := e.CreateLink(LinkSpec{A: LinkEnd{Container: "r", Interface: "p3", Address: mustPrefix("10.0.3.1/30"), Egress: 1e6},
+		B: LinkEnd{Container: "h3", Address: mustPrefix("10.0.3.2/30")}})
+	return err
+}
+
 var scenarios = []scenario{
+	{"create router", func(e *Engine) error {
+		_, err := e.CreateNetwork(NetworkSpec{Name: "n1"})
+		return err
+	}, func(e *Engine) error {
+		_, err := e.CreateContainer(ContainerSpec{Name: "r", Network: "n1", Forwarding: true, Egress: 5e6, Lab: "lab1"})
+		return err
+	}},
+	{"link", routerSetup, linkR3},
+	{"unlink", func(e *Engine) error {
+		if err := routerSetup(e); err != nil {
+			return err
+		}
+		if err := linkR3(e); err != nil {
+			return err
+		}
+		_, err := e.SetRoutes("h3", []Route{{To: mustPrefix("172.18.1.0/24"), Via: netip.MustParseAddr("10.0.3.1")}})
+		return err
+	}, func(e *Engine) error { return e.RemoveLink("r", "p3") }},
+	{"routes", func(e *Engine) error {
+		if err := routerSetup(e); err != nil {
+			return err
+		}
+		_, err := e.SetRoutes("h1", []Route{{To: mustPrefix("10.9.0.0/16"), Via: netip.MustParseAddr("172.18.1.2")}})
+		return err
+	}, func(e *Engine) error {
+		_, err := e.SetRoutes("h1", []Route{{To: mustPrefix("172.18.2.0/24"), Via: netip.MustParseAddr("172.18.1.2")}})
+		return err
+	}},
+	{"rm linked", func(e *Engine) error {
+		if err := routerSetup(e); err != nil {
+			return err
+		}
+		if err := linkR3(e); err != nil {
+			return err
+		}
+		_, err := e.SetRoutes("h3", []Route{{To: mustPrefix("172.18.1.0/24"), Via: netip.MustParseAddr("10.0.3.1")}})
+		return err
+	}, func(e *Engine) error { return e.RemoveContainers([]string{"r"}, RemoveOptions{}) }},
 	{"network create", nil, func(e *Engine) error {
 		_, err := e.CreateNetwork(NetworkSpec{Name: "n1", Subnet: mustPrefix("172.18.0.0/24")})
 		return err
@@ -274,7 +341,7 @@ var scenarios = []scenario{
 		_, err := e.CreateContainer(ContainerSpec{Name: "a", Network: "n1"})
 		return err
 	}, func(e *Engine) error {
-		_, err := e.Connect("n2", "a", netip.Addr{})
+		_, err := e.Connect(ConnectSpec{Network: "n2", Container: "a", IP: netip.Addr{}})
 		return err
 	}},
 	{"disconnect", func(e *Engine) error {
@@ -287,7 +354,7 @@ var scenarios = []scenario{
 		if _, err := e.CreateContainer(ContainerSpec{Name: "a", Network: "n1"}); err != nil {
 			return err
 		}
-		_, err := e.Connect("n2", "a", netip.Addr{})
+		_, err := e.Connect(ConnectSpec{Network: "n2", Container: "a", IP: netip.Addr{}})
 		return err
 	}, func(e *Engine) error { return e.Disconnect("n1", "a") }},
 	{"rm", func(e *Engine) error {
@@ -332,7 +399,7 @@ var scenarios = []scenario{
 		if _, err := e.CreateContainer(ContainerSpec{Name: "a", Network: "n1", Ports: mustPorts("8080:80")}); err != nil {
 			return err
 		}
-		_, err := e.Connect("n2", "a", netip.Addr{})
+		_, err := e.Connect(ConnectSpec{Network: "n2", Container: "a", IP: netip.Addr{}})
 		return err
 	}, func(e *Engine) error { return e.Disconnect("n1", "a") }},
 	{"rm with ports", func(e *Engine) error {
@@ -349,7 +416,7 @@ var scenarios = []scenario{
 		if _, err := e.CreateContainer(ContainerSpec{Name: "a", Network: "n1"}); err != nil {
 			return err
 		}
-		_, err := e.Connect("n2", "a", netip.Addr{})
+		_, err := e.Connect(ConnectSpec{Network: "n2", Container: "a", IP: netip.Addr{}})
 		return err
 	}, func(e *Engine) error { return e.RemoveNetwork("n1", true) }},
 }

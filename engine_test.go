@@ -345,7 +345,7 @@ func TestAdoptNamespace(t *testing.T) {
 	if _, err := e.CreateNetwork(NetworkSpec{Name: "seed", Subnet: mustPrefix("172.18.0.0/24")}); err != nil {
 		t.Fatal(err)
 	}
-	c, err := e.Connect("seed", "theirs", netip.MustParseAddr("172.18.0.9"))
+	c, err := e.Connect(ConnectSpec{Network: "seed", Container: "theirs", IP: netip.MustParseAddr("172.18.0.9")})
 	if err != nil {
 		t.Fatal(err)
 	}

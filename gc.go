@@ -94,6 +94,10 @@ func (e *Engine) GC(dryRun bool) (*GCReport, error) {
 		}
 	}
 	var release []string
+	byName := map[string]*model.Container{}
+	for _, c := range containers {
+		byName[c.Name] = c
+	}
 	for _, c := range containers {
 		if s.k.NetnsState(c.NetnsRef()) != netns.Bound {
 			release = append(release, c.Name)
@@ -113,6 +117,25 @@ func (e *Engine) GC(dryRun bool) (*GCReport, error) {
 			if problem != "" {
 				act(GCAction{Action: "repair", Object: "endpoint " + c.Name + " on " + n.Name, Reason: problem},
 					func() error { return s.k.EnsureEndpoint(spec) })
+			}
+		}
+		for _, l := range c.Links {
+			peer := byName[l.Peer]
+			if peer == nil || l.Peer < c.Name && s.k.NetnsState(peer.NetnsRef()) == netns.Bound {
+				continue // checked from the peer's side
+			}
+			if s.k.NetnsState(peer.NetnsRef()) != netns.Bound {
+				continue // the peer is released below, and its end with it
+			}
+			spec := plan.LinkSpec(e.instance, c, peer, l)
+			obj := fmt.Sprintf("link %s:%s to %s:%s", c.Name, l.Interface, l.Peer, l.PeerIf)
+			problem, err := s.k.CheckLink(spec)
+			if err != nil {
+				r.Actions = append(r.Actions, GCAction{Action: "repair", Object: obj, Reason: "cannot repair", Error: err.Error()})
+				continue
+			}
+			if problem != "" {
+				act(GCAction{Action: "repair", Object: obj, Reason: problem}, func() error { return s.k.EnsureLink(spec) })
 			}
 		}
 		if c.CNI == nil && !s.k.FilesPresent(c.Name) {
@@ -225,6 +248,25 @@ func (s *session) release(name string) error {
 	s.e.removeLog(name)
 	return s.st.Update(true, func(tx *state.Tx) error {
 		var ch model.Changes
+		c, err := tx.Container(name)
+		if err != nil || c == nil {
+			return err
+		}
+		for _, l := range c.Links { // the peers' ends went with the namespace
+			peer, err := tx.Container(l.Peer)
+			if err != nil {
+				return err
+			}
+			if prev, ok := ch.Containers[l.Peer]; ok {
+				peer = prev
+			}
+			if peer != nil {
+				if peer, err = plan.Unlinked(tx, peer, name); err != nil {
+					return err
+				}
+				ch.PutContainer(peer)
+			}
+		}
 		ch.DelContainer(name)
 		return tx.Apply(ch)
 	})

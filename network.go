@@ -28,6 +28,8 @@ type NetworkSpec struct {
 	// RangeStart and RangeEnd, when set, bound the addresses given out
 	// automatically, as a CNI host-local range does.
 	RangeStart, RangeEnd netip.Addr
+	// Lab names the lab file the network belongs to, if any.
+	Lab string
 }
 
 // Network is a bridge with a subnet.
@@ -41,6 +43,7 @@ type Network struct {
 	MTU        int          `json:"mtu"`
 	Created    time.Time    `json:"created"`
 	Containers []string     `json:"containers"`
+	Lab        string       `json:"lab,omitempty"`
 }
 
 func publicNetwork(n *model.Network, attached []string) *Network {
@@ -48,7 +51,7 @@ func publicNetwork(n *model.Network, attached []string) *Network {
 		attached = []string{}
 	}
 	return &Network{Name: n.Name, Bridge: n.Bridge, Subnet: n.Subnet, Gateway: n.Gateway,
-		Internal: n.Internal, DNS: !n.NoDNS, MTU: n.MTU, Created: n.Created, Containers: attached}
+		Internal: n.Internal, DNS: !n.NoDNS, MTU: n.MTU, Created: n.Created, Containers: attached, Lab: n.Lab}
 }
 
 // CreateNetwork creates a bridge with the gateway address on it, NAT for

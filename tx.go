@@ -28,6 +28,8 @@ type machine interface {
 	RemoveEndpoint(model.EndpointSpec) error
 	EnsureRoute(model.RouteSpec) error
 	RemoveRoute(model.RouteSpec) error
+	EnsureLink(model.LinkSpec) error
+	RemoveLink(model.LinkSpec) error
 	SyncFirewall(firewall.Ruleset) error
 	FirewallPresent() (bool, error)
 	AddPorts([]model.PortElem) error
@@ -47,6 +49,7 @@ type machine interface {
 	// What `cnet gc` inspects.
 	CheckBridge(model.BridgeSpec) (string, error)
 	CheckEndpoint(model.EndpointSpec) (string, error)
+	CheckLink(model.LinkSpec) (string, error)
 	CheckFirewall(firewall.Ruleset) (string, error)
 	ForwardDrops() ([]string, error)
 	MarkedLinks() (map[string]string, error)
@@ -312,6 +315,8 @@ func (s *session) object(st model.Step, rs rulesets) (put, take func() error) {
 		return func() error { return k.EnsureEndpoint(*st.Endpoint) }, func() error { return k.RemoveEndpoint(*st.Endpoint) }
 	case model.KindRoute:
 		return func() error { return k.EnsureRoute(*st.Route) }, func() error { return k.RemoveRoute(*st.Route) }
+	case model.KindLink:
+		return func() error { return k.EnsureLink(*st.Link) }, func() error { return k.RemoveLink(*st.Link) }
 	case model.KindFiles:
 		write := func(f *model.FilesSpec) func() error {
 			return func() error {

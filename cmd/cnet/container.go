@@ -21,6 +21,7 @@ type createFlags struct {
 	dns     []string
 	aliases []string
 	publish []string
+	egress  string
 }
 
 func (f *createFlags) add(cmd *cobra.Command) {
@@ -29,6 +30,15 @@ func (f *createFlags) add(cmd *cobra.Command) {
 	cmd.Flags().StringArrayVar(&f.dns, "dns", nil, "nameserver for the container's resolv.conf (repeatable; default: the host's)")
 	cmd.Flags().StringArrayVar(&f.aliases, "alias", nil, "another name the container answers to on the network (repeatable)")
 	cmd.Flags().StringArrayVarP(&f.publish, "publish", "p", nil, "publish a port: "+ports.Syntax+" (repeatable; see `cnet publish --help`)")
+	cmd.Flags().StringVar(&f.egress, "egress", "", "limit what the container sends on the network, e.g. 10mbit (a tc tbf on its interface)")
+}
+
+// parseEgress reads --egress: "" is no limit.
+func parseEgress(s string) (uint64, error) {
+	if s == "" {
+		return 0, nil
+	}
+	return cnet.ParseRate(s)
 }
 
 func (f *createFlags) spec(name string) (cnet.ContainerSpec, error) {
@@ -40,6 +50,9 @@ func (f *createFlags) spec(name string) (cnet.ContainerSpec, error) {
 		}
 	}
 	if spec.DNS, err = parseDNS(f.dns); err != nil {
+		return spec, err
+	}
+	if spec.Egress, err = parseEgress(f.egress); err != nil {
 		return spec, err
 	}
 	spec.Ports, err = parsePorts(f.publish)
@@ -109,7 +122,7 @@ func (a *app) printCreated(c *cnet.Container) error {
 }
 
 func (a *app) connectCmd() *cobra.Command {
-	var ip string
+	var ip, egress string
 	var aliases []string
 	cmd := &cobra.Command{
 		Use:   "connect NETWORK CONTAINER [--ip IP] [--alias NAME]...",
@@ -128,7 +141,11 @@ and 'cnet rm' later removes only what cnet added, never the namespace.`,
 					return err
 				}
 			}
-			c, err := a.eng.Connect(argv[0], argv[1], addr, aliases...)
+			rate, err := parseEgress(egress)
+			if err != nil {
+				return err
+			}
+			c, err := a.eng.Connect(cnet.ConnectSpec{Network: argv[0], Container: argv[1], IP: addr, Aliases: aliases, Egress: rate})
 			if err != nil {
 				return err
 			}
@@ -148,6 +165,7 @@ and 'cnet rm' later removes only what cnet added, never the namespace.`,
 	}
 	cmd.Flags().StringVar(&ip, "ip", "", "IPv4 address on the network (default: the lowest free one)")
 	cmd.Flags().StringArrayVar(&aliases, "alias", nil, "another name the container answers to on this network (repeatable)")
+	cmd.Flags().StringVar(&egress, "egress", "", "limit what the container sends on this network, e.g. 10mbit (a tc tbf on its interface)")
 	a.addJSON(cmd)
 	a.addDryRun(cmd)
 	return cmd

@@ -35,6 +35,18 @@ type Namespace struct {
 	Mark  string
 	Links map[string]netip.Prefix // container-side links and their address
 	Route string                  // "default via GW dev DEV", or ""
+	// Static are static routes: "DST via GW".
+	Static     map[string]bool
+	Forwarding bool
+	// Direct are the ends of direct links: interface → its peer.
+	Direct map[string]DirectEnd
+	// Egress are token-bucket limits in bits/s, by interface.
+	Egress map[string]uint64
+}
+
+// DirectEnd is the far end of a direct link, and the link's mark.
+type DirectEnd struct {
+	Mark, PeerNS, Peer string
 }
 
 // Op is one recorded mutation.
@@ -97,9 +109,19 @@ func (k *Kernel) Snapshot() string {
 	}
 	for _, name := range slices.Sorted(maps.Keys(k.Netns)) {
 		n := k.Netns[name]
-		fmt.Fprintf(&b, "netns %s mark=%s route=%q\n", name, n.Mark, n.Route)
+		fmt.Fprintf(&b, "netns %s mark=%s route=%q forwarding=%v\n", name, n.Mark, n.Route, n.Forwarding)
 		for _, l := range slices.Sorted(maps.Keys(n.Links)) {
-			fmt.Fprintf(&b, "  %s %v\n", l, n.Links[l])
+			fmt.Fprintf(&b, "  %s %v", l, n.Links[l])
+			if d, ok := n.Direct[l]; ok {
+				fmt.Fprintf(&b, " peer=%s/%s mark=%s", d.PeerNS, d.Peer, d.Mark)
+			}
+			if r := n.Egress[l]; r > 0 {
+				fmt.Fprintf(&b, " egress=%d", r)
+			}
+			b.WriteString("\n")
+		}
+		for _, r := range slices.Sorted(maps.Keys(n.Static)) {
+			fmt.Fprintf(&b, "  route %s\n", r)
 		}
 	}
 	for _, name := range slices.Sorted(maps.Keys(k.Files)) {
@@ -116,16 +138,27 @@ func (k *Kernel) Close() {}
 
 // EnsureNetns implements the engine's machine.
 func (k *Kernel) EnsureNetns(s model.NetnsSpec) error {
-	if n, ok := k.Netns[s.Name]; ok {
-		if n.Mark != s.Mark {
-			return errs.Conflict("namespace", s.Name, "a namespace cnet did not create", "")
+	n, ok := k.Netns[s.Name]
+	if ok && n.Mark != s.Mark {
+		return errs.Conflict("namespace", s.Name, "a namespace cnet did not create", "")
+	}
+	if !ok {
+		fwd := ""
+		if s.Forwarding {
+			fwd = fmt.Sprintf(" && ip netns exec %s sysctl -w net.ipv4.ip_forward=1", s.Name)
 		}
-		return nil
+		if err := k.record("netns "+s.Name, false, "ip netns add %s && ip -n %s link set lo alias %s up%s", s.Name, s.Name, s.Mark, fwd); err != nil {
+			return err
+		}
+		n = &Namespace{Mark: s.Mark, Links: map[string]netip.Prefix{}, Forwarding: s.Forwarding}
+		k.Netns[s.Name] = n
 	}
-	if err := k.record("netns "+s.Name, false, "ip netns add %s && ip -n %s link set lo alias %s up", s.Name, s.Name, s.Mark); err != nil {
-		return err
+	if s.Forwarding && !n.Forwarding {
+		if err := k.record("netns "+s.Name, false, "ip netns exec %s sysctl -w net.ipv4.ip_forward=1", s.Name); err != nil {
+			return err
+		}
+		n.Forwarding = true
 	}
-	k.Netns[s.Name] = &Namespace{Mark: s.Mark, Links: map[string]netip.Prefix{}}
 	return nil
 }
 
@@ -147,7 +180,28 @@ func (k *Kernel) RemoveNetns(s model.NetnsSpec) error {
 			delete(k.Links, name)
 		}
 	}
+	for _, d := range n.Direct { // and so do direct links
+		if peer := k.Netns[d.PeerNS]; peer != nil {
+			peer.dropLink(d.Peer)
+		}
+	}
 	return nil
+}
+
+// dropLink forgets an interface and what went with it.
+func (n *Namespace) dropLink(name string) {
+	delete(n.Links, name)
+	delete(n.Direct, name)
+	delete(n.Egress, name)
+	if strings.HasSuffix(n.Route, " dev "+name) {
+		n.Route = ""
+	}
+	for r := range n.Static { // the kernel drops routes whose gateway it can no longer reach
+		_, gw, _ := strings.Cut(r, " via ")
+		if a, err := netip.ParseAddr(gw); err != nil || !n.reaches(a) {
+			delete(n.Static, r)
+		}
+	}
 }
 
 // EnsureBridge implements the engine's machine.
@@ -190,10 +244,7 @@ func (k *Kernel) removeLink(name, mark string) error {
 	delete(k.Links, name)
 	if l.Kind == "veth" {
 		if n := k.Netns[l.PeerNS]; n != nil {
-			delete(n.Links, l.Peer)
-			if strings.HasSuffix(n.Route, " dev "+l.Peer) {
-				n.Route = ""
-			}
+			n.dropLink(l.Peer)
 		}
 	}
 	return nil
@@ -226,6 +277,7 @@ func (k *Kernel) EnsureEndpoint(ep model.EndpointSpec) error {
 		if ep.DefaultRoute {
 			route = fmt.Sprintf(" && ip -n %s route replace default via %s dev %s", ep.Netns, ep.Gateway, ep.ContainerIf)
 		}
+		route += tbf(ep.Netns, ep.ContainerIf, ep.Egress)
 		if err := k.record("link "+ep.HostIf, false, "ip link add %s mtu %d up type veth peer name %s netns %s && ip link set %s alias %s master %s && ip -n %s addr add %s dev %s && ip -n %s link set %s up%s",
 			ep.HostIf, ep.MTU, ep.ContainerIf, ep.Netns, ep.HostIf, ep.Mark, ep.Bridge, ep.Netns, ep.Addr, ep.ContainerIf, ep.Netns, ep.ContainerIf, route); err != nil {
 			return err
@@ -235,6 +287,7 @@ func (k *Kernel) EnsureEndpoint(ep model.EndpointSpec) error {
 		if ep.DefaultRoute {
 			n.Route = fmt.Sprintf("default via %s dev %s", ep.Gateway, ep.ContainerIf)
 		}
+		n.setEgress(ep.ContainerIf, ep.Egress)
 		return nil
 	}
 	if ep.DefaultRoute {
@@ -252,6 +305,23 @@ func (k *Kernel) EnsureRoute(r model.RouteSpec) error {
 	if !ok {
 		return fmt.Errorf("open netns %s: no such namespace", r.Netns)
 	}
+	if r.Dst.IsValid() {
+		want := fmt.Sprintf("%s via %s", r.Dst, r.Gateway)
+		if n.Static[want] {
+			return nil
+		}
+		if !n.reaches(r.Gateway) {
+			return fmt.Errorf("ip -n %s route replace %s: Nexthop has invalid gateway", r.Netns, want)
+		}
+		if err := k.record("route "+r.Netns, false, "ip -n %s route replace %s", r.Netns, want); err != nil {
+			return err
+		}
+		if n.Static == nil {
+			n.Static = map[string]bool{}
+		}
+		n.Static[want] = true
+		return nil
+	}
 	want := fmt.Sprintf("default via %s dev %s", r.Gateway, r.Dev)
 	if n.Route == want {
 		return nil
@@ -266,6 +336,17 @@ func (k *Kernel) EnsureRoute(r model.RouteSpec) error {
 // RemoveRoute implements the engine's machine.
 func (k *Kernel) RemoveRoute(r model.RouteSpec) error {
 	n, ok := k.Netns[r.Netns]
+	if ok && r.Dst.IsValid() {
+		want := fmt.Sprintf("%s via %s", r.Dst, r.Gateway)
+		if !n.Static[want] {
+			return nil
+		}
+		if err := k.record("route "+r.Netns, true, "ip -n %s route del %s", r.Netns, want); err != nil {
+			return err
+		}
+		delete(n.Static, want)
+		return nil
+	}
 	if !ok || !strings.HasSuffix(n.Route, " dev "+r.Dev) {
 		return nil
 	}
@@ -664,3 +745,109 @@ func (k *Kernel) DNSStop() error {
 
 // LinkMAC implements the engine's machine: the fake has no MACs.
 func (k *Kernel) LinkMAC(string) string { return "" }
+
+// reaches reports whether gw is in the subnet of one of n's interfaces.
+func (n *Namespace) reaches(gw netip.Addr) bool {
+	for _, p := range n.Links {
+		if p.IsValid() && p.Masked().Contains(gw) {
+			return true
+		}
+	}
+	return false
+}
+
+// tbf renders the command that shapes an interface, or "".
+func tbf(ns, ifname string, rate uint64) string {
+	if rate == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" && tc -n %s qdisc replace dev %s root tbf rate %dbit", ns, ifname, rate)
+}
+
+func (n *Namespace) setEgress(ifname string, rate uint64) {
+	if rate == 0 {
+		return
+	}
+	if n.Egress == nil {
+		n.Egress = map[string]uint64{}
+	}
+	n.Egress[ifname] = rate
+}
+
+// EnsureLink implements the engine's machine.
+func (k *Kernel) EnsureLink(s model.LinkSpec) error {
+	a, b := k.Netns[s.A.Netns], k.Netns[s.B.Netns]
+	for _, e := range []model.LinkEndSpec{s.A, s.B} {
+		if k.Netns[e.Netns] == nil {
+			return fmt.Errorf("open netns %s: no such namespace", e.Netns)
+		}
+	}
+	if d, ok := a.Direct[s.A.Interface]; ok {
+		if d.Mark != s.Mark {
+			return errs.Conflict("interface", s.A.Interface, "in namespace "+s.A.Netns+": a link cnet did not create", "")
+		}
+	} else {
+		for _, e := range []model.LinkEndSpec{s.A, s.B} {
+			if _, taken := k.Netns[e.Netns].Links[e.Interface]; taken {
+				return errs.Conflict("interface", e.Interface, "an existing interface in namespace "+e.Netns, "")
+			}
+		}
+		if err := k.record("link "+s.A.Netns+"/"+s.A.Interface, false, "ip -n %s link add %s mtu %d type veth peer name %s netns %s && ip -n %s addr add %v dev %s && ip -n %s addr add %v dev %s%s%s",
+			s.A.Netns, s.A.Interface, s.MTU, s.B.Interface, s.B.Netns, s.A.Netns, s.A.Addr, s.A.Interface, s.B.Netns, s.B.Addr, s.B.Interface,
+			tbf(s.A.Netns, s.A.Interface, s.A.Egress), tbf(s.B.Netns, s.B.Interface, s.B.Egress)); err != nil {
+			return err
+		}
+		for _, p := range []struct {
+			n        *Namespace
+			e, other model.LinkEndSpec
+		}{{a, s.A, s.B}, {b, s.B, s.A}} {
+			p.n.Links[p.e.Interface] = p.e.Addr
+			if p.n.Direct == nil {
+				p.n.Direct = map[string]DirectEnd{}
+			}
+			p.n.Direct[p.e.Interface] = DirectEnd{Mark: s.Mark, PeerNS: p.other.Netns, Peer: p.other.Interface}
+			p.n.setEgress(p.e.Interface, p.e.Egress)
+		}
+	}
+	return nil
+}
+
+// RemoveLink implements the engine's machine.
+func (k *Kernel) RemoveLink(s model.LinkSpec) error {
+	for _, e := range []model.LinkEndSpec{s.A, s.B} {
+		n := k.Netns[e.Netns]
+		if n == nil {
+			continue
+		}
+		d, ok := n.Direct[e.Interface]
+		if !ok {
+			continue
+		}
+		if d.Mark != s.Mark {
+			return errs.Conflict("interface", e.Interface, "in namespace "+e.Netns+": a link cnet did not create", "left in place")
+		}
+		if err := k.record("link "+s.A.Netns+"/"+s.A.Interface, true, "ip -n %s link del %s", e.Netns, e.Interface); err != nil {
+			return err
+		}
+		n.dropLink(e.Interface)
+		if peer := k.Netns[d.PeerNS]; peer != nil {
+			peer.dropLink(d.Peer)
+		}
+		return nil
+	}
+	return nil
+}
+
+// CheckLink implements the engine's machine.
+func (k *Kernel) CheckLink(s model.LinkSpec) (string, error) {
+	for _, e := range []model.LinkEndSpec{s.A, s.B} {
+		n := k.Netns[e.Netns]
+		if n == nil {
+			return "namespace " + e.Netns + " is missing", nil
+		}
+		if d, ok := n.Direct[e.Interface]; !ok || d.Mark != s.Mark {
+			return fmt.Sprintf("%s is missing in %s", e.Interface, e.Netns), nil
+		}
+	}
+	return "", nil
+}

@@ -127,13 +127,15 @@ func (k *Kernel) EnsureNetns(s model.NetnsSpec) error {
 		if merr != nil || mark != s.Mark {
 			return errs.Conflict("namespace", s.Name, "a namespace cnet did not create", "")
 		}
-		return nil
-	}
-	if err != nil {
+	} else if err != nil {
 		return fmt.Errorf("ip netns add %s: %w", s.Name, err)
+	} else {
+		k.forget(s.Name)
+		k.ns[s.Name] = n
 	}
-	k.forget(s.Name)
-	k.ns[s.Name] = n
+	if s.Forwarding {
+		return k.setNetnsForwarding(s.Name)
+	}
 	return nil
 }
 
@@ -191,7 +193,14 @@ func (k *Kernel) EnsureEndpoint(ep model.EndpointSpec) error {
 	if err != nil {
 		return err
 	}
-	return link.EnsureEndpoint(h, hs, n.Link, n.Fd(), ep)
+	if err := link.EnsureEndpoint(h, hs, n.Link, n.Fd(), ep); err != nil || ep.Egress == 0 {
+		return err
+	}
+	l, err := n.Link.LinkByName(ep.ContainerIf)
+	if err != nil {
+		return fmt.Errorf("find %s in netns %s: %w", ep.ContainerIf, ep.Netns, err)
+	}
+	return link.SetEgress(n.Link, ep.Netns, l, ep.Egress)
 }
 
 // RemoveEndpoint deletes an endpoint's veth pair through its host end.
@@ -203,11 +212,14 @@ func (k *Kernel) RemoveEndpoint(ep model.EndpointSpec) error {
 	return link.RemoveLink(h, ep.HostIf, ep.Mark)
 }
 
-// EnsureRoute sets a container's default route.
+// EnsureRoute sets a container's default route, or a static route.
 func (k *Kernel) EnsureRoute(r model.RouteSpec) error {
 	n, err := k.Netns(r.Netns)
 	if err != nil {
 		return err
+	}
+	if r.Dst.IsValid() {
+		return link.EnsureStaticRoute(n.Link, r.Netns, r.Dst, r.Gateway)
 	}
 	dev, err := n.Link.LinkByName(r.Dev)
 	if err != nil {
@@ -216,7 +228,8 @@ func (k *Kernel) EnsureRoute(r model.RouteSpec) error {
 	return link.EnsureDefaultRoute(n.Link, r.Netns, dev, r.Gateway, r.Src)
 }
 
-// RemoveRoute deletes a container's default route through r.Dev.
+// RemoveRoute deletes a container's default route through r.Dev, or a
+// static route.
 func (k *Kernel) RemoveRoute(r model.RouteSpec) error {
 	n, err := k.Netns(r.Netns)
 	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ENOENT) {
@@ -224,6 +237,9 @@ func (k *Kernel) RemoveRoute(r model.RouteSpec) error {
 	}
 	if err != nil {
 		return err
+	}
+	if r.Dst.IsValid() {
+		return link.RemoveStaticRoute(n.Link, r.Netns, r.Dst, r.Gateway)
 	}
 	return link.RemoveDefaultRoute(n.Link, r.Netns, r.Dev)
 }

@@ -26,6 +26,8 @@ type Network struct {
 	RangeEnd   netip.Addr `json:"range_end,omitzero"`
 	MTU        int        `json:"mtu"`
 	Created    time.Time  `json:"created"`
+	// Lab is the lab file that made the network, if any.
+	Lab string `json:"lab,omitempty"`
 }
 
 // GatewayPrefix is the address assigned to the bridge: gateway/len.
@@ -52,6 +54,53 @@ type Container struct {
 	// field is filled only where an operation needs them.
 	Ports   []PortMapping `json:"-"`
 	Created time.Time     `json:"created"`
+	// Lab is the lab file that made the container, if any.
+	Lab string `json:"lab,omitempty"`
+	// Forwarding is net.ipv4.ip_forward inside the namespace: the
+	// container routes between its interfaces.
+	Forwarding bool `json:"forwarding,omitempty"`
+	// Links are the container's ends of direct links to other containers.
+	Links []LinkEnd `json:"links,omitempty"`
+	// Routes are static routes inside the namespace, beyond the
+	// connected subnets and the default route.
+	Routes []Route `json:"routes,omitempty"`
+}
+
+// LinkEnd is one container's end of a direct link: a veth pair whose two
+// ends live in two containers, with no bridge between them.
+type LinkEnd struct {
+	Interface string       `json:"interface"`
+	Addr      netip.Prefix `json:"addr,omitzero"` // addr/len, or none
+	Peer      string       `json:"peer"`
+	PeerIf    string       `json:"peer_interface"`
+	PeerAddr  netip.Prefix `json:"peer_addr,omitzero"`
+	MTU       int          `json:"mtu"`
+	// Egress and PeerEgress limit what each end sends, in bits/s (0: no limit).
+	Egress     uint64 `json:"egress,omitempty"`
+	PeerEgress uint64 `json:"peer_egress,omitempty"`
+	Lab        string `json:"lab,omitempty"`
+}
+
+// Reverse returns the same link seen from the peer's end.
+func (l LinkEnd) Reverse(container string) LinkEnd {
+	return LinkEnd{Interface: l.PeerIf, Addr: l.PeerAddr, Peer: container, PeerIf: l.Interface, PeerAddr: l.Addr,
+		MTU: l.MTU, Egress: l.PeerEgress, PeerEgress: l.Egress, Lab: l.Lab}
+}
+
+// Route is a static route inside a container: To via Via.
+type Route struct {
+	To  netip.Prefix `json:"to"`
+	Via netip.Addr   `json:"via"`
+}
+
+// Link returns the container's end of the direct link on interface, or nil.
+func (c *Container) Link(iface string) *LinkEnd {
+	for i := range c.Links {
+		if c.Links[i].Interface == iface {
+			return &c.Links[i]
+		}
+	}
+	return nil
 }
 
 // CNIInfo identifies a runtime's container.
@@ -104,6 +153,8 @@ func (c *Container) Clone() *Container {
 	out.DNS = append([]netip.Addr(nil), c.DNS...)
 	out.Endpoints = append([]Endpoint(nil), c.Endpoints...)
 	out.Ports = append([]PortMapping(nil), c.Ports...)
+	out.Links = append([]LinkEnd(nil), c.Links...)
+	out.Routes = append([]Route(nil), c.Routes...)
 	return &out
 }
 
@@ -122,6 +173,9 @@ type Endpoint struct {
 	MAC string `json:"mac,omitempty"`
 	// Hairpin asks for hairpin mode even without published ports.
 	Hairpin bool `json:"hairpin,omitempty"`
+	// Egress limits what the container sends through this endpoint, in
+	// bits/s (0: no limit).
+	Egress uint64 `json:"egress,omitempty"`
 }
 
 // Kind names what a step changes.
@@ -138,6 +192,7 @@ const (
 	KindPorts      Kind = "ports"      // DNAT map elements of published ports
 	KindHairpin    Kind = "hairpin"    // hairpin mode on an endpoint's bridge port
 	KindDNS        Kind = "dns"        // the name server's records, from state
+	KindLink       Kind = "link"       // a direct veth pair between two containers
 )
 
 // Action is what a step does to its object.
@@ -163,6 +218,7 @@ type Step struct {
 	Prev     *FilesSpec    `json:"prev,omitempty"`
 	Ports    []PortElem    `json:"ports,omitempty"`
 	HostIf   string        `json:"host_if,omitempty"` // KindHairpin
+	Link     *LinkSpec     `json:"link,omitempty"`
 }
 
 // PortElem is one DNAT map element: Proto HostIP:HostPort → Addr:Port.
@@ -178,6 +234,8 @@ type PortElem struct {
 type NetnsSpec struct {
 	Name string `json:"name"`
 	Mark string `json:"mark"`
+	// Forwarding turns net.ipv4.ip_forward on inside.
+	Forwarding bool `json:"forwarding,omitempty"`
 }
 
 // BridgeSpec is a network's bridge.
@@ -203,14 +261,37 @@ type EndpointSpec struct {
 	// to, so the container can reach them through the host.
 	Hairpin bool   `json:"hairpin,omitempty"`
 	Mark    string `json:"mark"`
+	// Egress is a token-bucket limit on what the container end sends,
+	// in bits/s (0: none).
+	Egress uint64 `json:"egress,omitempty"`
 }
 
-// RouteSpec is a default route inside a container.
+// RouteSpec is a route inside a container: the default route through Dev
+// when Dst is unset, else a static route to Dst via Gateway.
 type RouteSpec struct {
-	Netns   string     `json:"netns"`
-	Dev     string     `json:"dev"`
-	Gateway netip.Addr `json:"gateway"`
-	Src     netip.Addr `json:"src"`
+	Netns   string       `json:"netns"`
+	Dev     string       `json:"dev"`
+	Gateway netip.Addr   `json:"gateway"`
+	Src     netip.Addr   `json:"src"`
+	Dst     netip.Prefix `json:"dst,omitzero"`
+}
+
+// LinkSpec is a direct link's veth pair: end A in one container's
+// namespace, end B in another's.
+type LinkSpec struct {
+	A   LinkEndSpec `json:"a"`
+	B   LinkEndSpec `json:"b"`
+	MTU int         `json:"mtu"`
+	// Mark is the alias both ends carry.
+	Mark string `json:"mark"`
+}
+
+// LinkEndSpec is one end of a direct link.
+type LinkEndSpec struct {
+	Netns     string       `json:"netns"`
+	Interface string       `json:"interface"`
+	Addr      netip.Prefix `json:"addr,omitzero"`
+	Egress    uint64       `json:"egress,omitempty"`
 }
 
 // FilesSpec is the content of /etc/netns/NAME.

@@ -93,7 +93,7 @@ func AttachCNI(env *Env, req CNIReq) (*Plan, error) {
 	}
 	c = c.Clone()
 	// The runtime names the interface; cnet numbers ethN only for its own.
-	if err := planConnect(env, p, c, n, req.IP, present, req.Aliases); err != nil {
+	if err := planConnect(env, p, c, n, model.Endpoint{Addr: req.IP, Aliases: req.Aliases}, present); err != nil {
 		return nil, err
 	}
 	ep := &c.Endpoints[len(c.Endpoints)-1]

@@ -111,6 +111,7 @@ type NetworkReq struct {
 	MTU      int
 	// RangeStart and RangeEnd bound automatic addresses (CNI host-local).
 	RangeStart, RangeEnd netip.Addr
+	Lab                  string
 }
 
 // CreateNetwork plans `cnet network create`.
@@ -208,7 +209,7 @@ func planNetwork(env *Env, p *Plan, req NetworkReq) (*model.Network, error) {
 	n := &model.Network{
 		Name: req.Name, Bridge: bridge, Subnet: subnet, Gateway: gw,
 		Internal: req.Internal, NoDNS: req.NoDNS, MTU: mtu, Created: env.Now,
-		RangeStart: req.RangeStart, RangeEnd: req.RangeEnd,
+		RangeStart: req.RangeStart, RangeEnd: req.RangeEnd, Lab: req.Lab,
 	}
 	for _, b := range []struct {
 		what string
@@ -283,6 +284,10 @@ type ContainerReq struct {
 	DNS     []netip.Addr
 	Aliases []string
 	Ports   []model.PortMapping
+	// Egress limits what the container sends on Network, in bits/s.
+	Egress     uint64
+	Forwarding bool
+	Lab        string
 }
 
 // CreateContainer plans `cnet create`.
@@ -315,11 +320,11 @@ func CreateContainer(env *Env, req ContainerReq) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &model.Container{Name: req.Name, DNS: req.DNS, Created: env.Now}
+	c := &model.Container{Name: req.Name, DNS: req.DNS, Created: env.Now, Lab: req.Lab, Forwarding: req.Forwarding}
 	p.Steps = append(p.Steps, model.Step{Kind: model.KindNetns, Action: model.Add, Netns: &model.NetnsSpec{
-		Name: req.Name, Mark: names.NetnsMark(env.Instance, req.Name).String(),
+		Name: req.Name, Mark: names.NetnsMark(env.Instance, req.Name).String(), Forwarding: req.Forwarding,
 	}})
-	if err := planConnect(env, p, c, n, req.IP, nil, req.Aliases); err != nil {
+	if err := planConnect(env, p, c, n, model.Endpoint{Addr: req.IP, Aliases: req.Aliases, Egress: req.Egress}, nil); err != nil {
 		return nil, err
 	}
 	if err := planPublish(env, p, c, req.Ports, 0); err != nil {
@@ -375,9 +380,19 @@ func networkFor(env *Env, p *Plan, name string) (*model.Network, error) {
 	return n, nil
 }
 
+// ConnectReq asks for an endpoint of Container on Network.
+type ConnectReq struct {
+	Network, Container string
+	IP                 netip.Addr
+	Aliases            []string
+	// Egress limits what the container sends on Network, in bits/s.
+	Egress uint64
+}
+
 // Connect plans `cnet connect`. A namespace made outside cnet (by `ip
 // netns add`) is adopted: cnet adds its endpoints and never deletes it.
-func Connect(env *Env, network, container string, ip netip.Addr, aliases []string) (*Plan, error) {
+func Connect(env *Env, req ConnectReq) (*Plan, error) {
+	network, container, aliases := req.Network, req.Container, req.Aliases
 	if err := names.CheckName("container", container); err != nil {
 		return nil, err
 	}
@@ -416,7 +431,7 @@ func Connect(env *Env, network, container string, ip netip.Addr, aliases []strin
 		prev = nil // adopting: nothing of ours was written yet
 	}
 	c = c.Clone()
-	if err := planConnect(env, p, c, n, ip, present, aliases); err != nil {
+	if err := planConnect(env, p, c, n, model.Endpoint{Addr: req.IP, Aliases: aliases, Egress: req.Egress}, present); err != nil {
 		return nil, err
 	}
 	p.Steps = append(p.Steps, model.Step{Kind: model.KindFiles, Action: model.Set, Files: Files(overlay{env.View, &p.Changes}, env.Marker(), c, env.Upstream), Prev: prev})
@@ -430,8 +445,11 @@ func Connect(env *Env, network, container string, ip netip.Addr, aliases []strin
 var MaxBridgePorts = 1024
 
 // planConnect adds an endpoint on n to c (modified in place), appending
-// its step and recording c and the endpoint generation in p.Changes.
-func planConnect(env *Env, p *Plan, c *model.Container, n *model.Network, ip netip.Addr, present, aliases []string) error {
+// its step and recording c and the endpoint generation in p.Changes. want
+// carries the asked-for address (or none), aliases and egress limit;
+// present lists interfaces already in an adopted namespace.
+func planConnect(env *Env, p *Plan, c *model.Container, n *model.Network, want model.Endpoint, present []string) error {
+	ip, aliases := want.Addr, want.Aliases
 	if count := env.View.AttachedCount(n.Name); count >= MaxBridgePorts {
 		return errs.Conflict("network", n.Name, fmt.Sprintf("its %d endpoints", count),
 			"a Linux bridge holds at most %d ports; put further containers on another network", MaxBridgePorts)
@@ -456,6 +474,9 @@ func planConnect(env *Env, p *Plan, c *model.Container, n *model.Network, ip net
 	for _, ep := range c.Endpoints {
 		used = append(used, ep.ContainerIf)
 	}
+	for _, l := range c.Links {
+		used = append(used, l.Interface)
+	}
 	cif := ""
 	for i := 0; ; i++ {
 		if cif = names.ContainerIf(i); !slices.Contains(used, cif) {
@@ -463,7 +484,7 @@ func planConnect(env *Env, p *Plan, c *model.Container, n *model.Network, ip net
 		}
 	}
 	defRoute := !n.Internal && !slices.ContainsFunc(c.Endpoints, func(e model.Endpoint) bool { return e.DefaultRoute })
-	ep := model.Endpoint{Network: n.Name, HostIf: hostIf, ContainerIf: cif, Addr: addr, DefaultRoute: defRoute, Aliases: aliases}
+	ep := model.Endpoint{Network: n.Name, HostIf: hostIf, ContainerIf: cif, Addr: addr, DefaultRoute: defRoute, Aliases: aliases, Egress: want.Egress}
 	c.Endpoints = append(c.Endpoints, ep)
 	p.noteNetwork(n)
 	for _, other := range c.Endpoints {
@@ -494,7 +515,8 @@ func EndpointSpec(instance string, c *model.Container, n *model.Network, ep mode
 		Netns: c.NetnsRef(), MAC: ep.MAC, HostIf: ep.HostIf, ContainerIf: ep.ContainerIf, Bridge: n.Bridge,
 		Addr: netip.PrefixFrom(ep.Addr, n.Subnet.Bits()), Gateway: n.Gateway, MTU: n.MTU,
 		DefaultRoute: ep.DefaultRoute, Hairpin: ep.Hairpin || ep.DefaultRoute && len(c.Ports) > 0,
-		Mark: names.EndpointMark(instance, c.Name, n.Name).String(),
+		Mark:   names.EndpointMark(instance, c.Name, n.Name).String(),
+		Egress: ep.Egress,
 	}
 }
 
@@ -561,6 +583,9 @@ func planDisconnect(env *Env, p *Plan, c *model.Container, n *model.Network, dro
 	i := slices.IndexFunc(c.Endpoints, func(e model.Endpoint) bool { return e.Network == n.Name })
 	ep := c.Endpoints[i]
 	c.Endpoints = slices.Delete(c.Endpoints, i, i+1)
+	if err := pruneRoutes(env, p, c); err != nil {
+		return err
+	}
 	if len(oldElems) > 0 && ep.DefaultRoute {
 		// The ports' DNAT elements point at this endpoint: take them away first.
 		p.Steps = append(p.Steps, model.Step{Kind: model.KindPorts, Action: model.Del, Ports: oldElems})
@@ -645,6 +670,9 @@ func RemoveContainers(env *Env, containers []string) (*Plan, error) {
 	p := &Plan{Op: "rm", Direction: model.Rollforward}
 	var deletions []model.Step
 	for _, c := range cs {
+		if err := planUnlinkAll(env, p, c, seen); err != nil {
+			return nil, err
+		}
 		c = WithPorts(env.View, c)
 		if c.Adopted {
 			// Not our namespace: take our endpoints out of it, leave it standing.
