@@ -85,11 +85,20 @@ func TestRefusals(t *testing.T) {
 			ErrBusy, []string{"cx", "unpublish them first"}},
 		{"pool exhausted", func(k *fakekernel.Kernel) { k.HostRoutes = []netip.Prefix{netip.MustParsePrefix("10.89.0.0/16")} },
 			createNet(NetworkSpec{Name: "n"}), ErrConflict, []string{"10.89.0.0/16", "pass --subnet"}},
-		{"connect unknown container", nil, func(e *Engine) error { _, err := e.Connect(ConnectSpec{Network: "base", Container: "ghost", IP: netip.Addr{}}); return err },
+		{"connect unknown container", nil, func(e *Engine) error {
+			_, err := e.Connect(ConnectSpec{Network: "base", Container: "ghost", IP: netip.Addr{}})
+			return err
+		},
 			ErrNotFound, []string{`"ghost"`, "ip netns add ghost"}},
-		{"connect unknown network", nil, func(e *Engine) error { _, err := e.Connect(ConnectSpec{Network: "nope", Container: "c1", IP: netip.Addr{}}); return err },
+		{"connect unknown network", nil, func(e *Engine) error {
+			_, err := e.Connect(ConnectSpec{Network: "nope", Container: "c1", IP: netip.Addr{}})
+			return err
+		},
 			ErrNotFound, []string{`"nope"`}},
-		{"connect twice", nil, func(e *Engine) error { _, err := e.Connect(ConnectSpec{Network: "base", Container: "c1", IP: netip.Addr{}}); return err },
+		{"connect twice", nil, func(e *Engine) error {
+			_, err := e.Connect(ConnectSpec{Network: "base", Container: "c1", IP: netip.Addr{}})
+			return err
+		},
 			ErrExists, []string{"c1 on base"}},
 		{"disconnect not connected", nil, func(e *Engine) error { return e.Disconnect("tiny", "c1") },
 			ErrNotFound, []string{"not connected to network tiny"}},
