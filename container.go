@@ -22,7 +22,8 @@ import (
 // network "cnet", created on first use), with an address (default: the
 // lowest free one) and nameservers (default: the host's).
 type ContainerSpec struct {
-	Name    string
+	Name string
+	// Network is the network to attach to ("none": no network, only lo).
 	Network string
 	IP      netip.Addr
 	DNS     []netip.Addr
@@ -142,6 +143,16 @@ type Port struct {
 // String renders the port as `docker port` does: 0.0.0.0:8080->80/tcp.
 func (p Port) String() string {
 	return fmt.Sprintf("%s:%d->%d/%s", p.HostIP, p.HostPort, p.Port, p.Proto)
+}
+
+// Endpoint returns the container's endpoint on network, or nil.
+func (c *Container) Endpoint(network string) *Endpoint {
+	for i := range c.Endpoints {
+		if c.Endpoints[i].Network == network {
+			return &c.Endpoints[i]
+		}
+	}
+	return nil
 }
 
 // IP returns the endpoint's address without its prefix length.
@@ -488,4 +499,20 @@ func (e *Engine) Resolve(name string) ([]Resolved, error) {
 		err = notFound("name", name, "no container or alias is called that; see `cnet ls`")
 	}
 	return out, err
+}
+
+// Stop ends the processes running in a container: SIGTERM, then SIGKILL
+// after grace (default 5 s). A container with none is left as it is.
+func (e *Engine) Stop(name string, grace time.Duration) error {
+	if grace == 0 {
+		grace = 5 * time.Second
+	}
+	if _, err := e.Container(name); err != nil {
+		return err
+	}
+	pids, err := netns.Processes(e.NetnsPath(name))
+	if err != nil || len(pids) == 0 {
+		return err
+	}
+	return stopProcesses(e.NetnsPath(name), pids, grace)
 }

@@ -37,6 +37,7 @@ type Link struct {
 	PeerAddress   netip.Prefix `json:"peer_address,omitzero"`
 	MTU           int          `json:"mtu"`
 	Egress        uint64       `json:"egress,omitempty"`
+	PeerEgress    uint64       `json:"peer_egress,omitempty"`
 	Lab           string       `json:"lab,omitempty"`
 }
 
@@ -50,7 +51,7 @@ func publicLinks(c *model.Container) []Link {
 	out := []Link{}
 	for _, l := range c.Links {
 		out = append(out, Link{Interface: l.Interface, Address: l.Addr, Peer: l.Peer, PeerInterface: l.PeerIf,
-			PeerAddress: l.PeerAddr, MTU: l.MTU, Egress: l.Egress, Lab: l.Lab})
+			PeerAddress: l.PeerAddr, MTU: l.MTU, Egress: l.Egress, PeerEgress: l.PeerEgress, Lab: l.Lab})
 	}
 	return out
 }

@@ -25,7 +25,7 @@ type createFlags struct {
 }
 
 func (f *createFlags) add(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&f.network, "network", "", `network to attach to (default "cnet", created on first use)`)
+	cmd.Flags().StringVar(&f.network, "network", "", `network to attach to (default "cnet", created on first use; "none": only lo)`)
 	cmd.Flags().StringVar(&f.ip, "ip", "", "IPv4 address on the network (default: the lowest free one)")
 	cmd.Flags().StringArrayVar(&f.dns, "dns", nil, "nameserver for the container's resolv.conf (repeatable; default: the host's)")
 	cmd.Flags().StringArrayVar(&f.aliases, "alias", nil, "another name the container answers to on the network (repeatable)")

@@ -289,7 +289,7 @@ func foreground(path, name string, argv []string) error {
 }
 
 // background starts argv detached, output appended to logPath.
-func background(path, name string, argv []string, logPath string) (int, error) {
+func background(path, name string, argv []string, logPath string, env ...string) (int, error) {
 	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
 		return 0, err
 	}
@@ -306,6 +306,9 @@ func background(path, name string, argv []string, logPath string) (int, error) {
 	cmd, err := start(path, name, argv, func(c *exec.Cmd) {
 		c.Stdin, c.Stdout, c.Stderr = devnull, log, log
 		c.SysProcAttr.Setsid = true
+		if len(env) > 0 {
+			c.Env = append(os.Environ(), env...)
+		}
 	})
 	if err != nil {
 		return 0, err

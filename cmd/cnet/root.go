@@ -74,12 +74,14 @@ moves both (state in DIR, run dir in DIR/run). cnet needs root.`,
 	cmd.PersistentFlags().StringVar(&a.root, "root", root, "directory for state (DIR) and run files (DIR/run); env CNET_ROOT")
 	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
 	cmd.AddGroup(&cobra.Group{ID: "containers", Title: "Containers:"}, &cobra.Group{ID: "networks", Title: "Networks:"},
-		&cobra.Group{ID: "processes", Title: "Processes:"}, &cobra.Group{ID: "maintenance", Title: "Maintenance:"})
+		&cobra.Group{ID: "processes", Title: "Processes:"}, &cobra.Group{ID: "labs", Title: "Labs:"},
+		&cobra.Group{ID: "maintenance", Title: "Maintenance:"})
 	cmd.AddCommand(
 		a.networkCmd(), a.graphCmd(),
 		a.createCmd(), a.connectCmd(), a.disconnectCmd(), a.lsCmd(), a.inspectCmd(), a.rmCmd(),
 		a.publishCmd(), a.unpublishCmd(), a.portCmd(), a.resolveCmd(),
 		a.execCmd(), a.runCmd(), a.logsCmd(),
+		a.applyCmd(), a.diffCmd(), a.destroyCmd(),
 		a.gcCmd(),
 	)
 	return cmd

@@ -129,6 +129,9 @@ func planNetwork(env *Env, p *Plan, req NetworkReq) (*model.Network, error) {
 	if err := names.CheckName("network", req.Name); err != nil {
 		return nil, err
 	}
+	if req.Name == NoNetwork {
+		return nil, errs.Invalid("network name", req.Name, "want another name: %q is reserved for containers with no network (only lo)", NoNetwork)
+	}
 	if old, err := env.View.Network(req.Name); err != nil {
 		return nil, err
 	} else if old != nil {
@@ -276,6 +279,11 @@ func RemoveNetwork(env *Env, name string, force bool) (*Plan, error) {
 	return p, nil
 }
 
+// NoNetwork is the network name that asks for a container with no
+// endpoint, only lo (as `docker run --network none`); direct links can
+// still join it to others.
+const NoNetwork = "none"
+
 // ContainerReq asks for a container on one network.
 type ContainerReq struct {
 	Name    string
@@ -316,16 +324,23 @@ func CreateContainer(env *Env, req ContainerReq) (*Plan, error) {
 		return nil, err
 	}
 	p := &Plan{Op: "create", Direction: model.Rollback}
-	n, err := networkFor(env, p, req.Network)
-	if err != nil {
-		return nil, err
-	}
 	c := &model.Container{Name: req.Name, DNS: req.DNS, Created: env.Now, Lab: req.Lab, Forwarding: req.Forwarding}
 	p.Steps = append(p.Steps, model.Step{Kind: model.KindNetns, Action: model.Add, Netns: &model.NetnsSpec{
 		Name: req.Name, Mark: names.NetnsMark(env.Instance, req.Name).String(), Forwarding: req.Forwarding,
 	}})
-	if err := planConnect(env, p, c, n, model.Endpoint{Addr: req.IP, Aliases: req.Aliases, Egress: req.Egress}, nil); err != nil {
-		return nil, err
+	if req.Network == NoNetwork {
+		if req.IP.IsValid() || len(req.Aliases) > 0 || len(req.Ports) > 0 || req.Egress > 0 {
+			return nil, errs.Invalid("network", NoNetwork, "want a network for --ip, --alias, --publish or --egress; a container on network none has only lo")
+		}
+		p.Changes.PutContainer(c)
+	} else {
+		n, err := networkFor(env, p, req.Network)
+		if err != nil {
+			return nil, err
+		}
+		if err := planConnect(env, p, c, n, model.Endpoint{Addr: req.IP, Aliases: req.Aliases, Egress: req.Egress}, nil); err != nil {
+			return nil, err
+		}
 	}
 	if err := planPublish(env, p, c, req.Ports, 0); err != nil {
 		return nil, err
