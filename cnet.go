@@ -89,6 +89,8 @@ type Engine struct {
 	newKernel   func() machine
 	now         func() time.Time
 	requireRoot bool
+	// rehearsal: previews are also recorded in (scratch) state; see Rehearse.
+	rehearsal bool
 }
 
 // Open returns an Engine for opts. It does not touch the machine.

@@ -507,12 +507,26 @@ func (e *Engine) Stop(name string, grace time.Duration) error {
 	if grace == 0 {
 		grace = 5 * time.Second
 	}
-	if _, err := e.Container(name); err != nil {
+	read := e.read
+	if e.opts.DryRun != nil {
+		read = e.view
+	}
+	if err := read(func(tx *state.Tx) error {
+		c, err := tx.Container(name)
+		if err == nil && c == nil {
+			err = notFound("container", name, "see `cnet ls`")
+		}
+		return err
+	}); err != nil {
 		return err
 	}
 	pids, err := netns.Processes(e.NetnsPath(name))
 	if err != nil || len(pids) == 0 {
 		return err
+	}
+	if e.opts.DryRun != nil {
+		e.opts.DryRun(&Preview{Op: "stop", Notes: []string{}, Steps: []PreviewStep{stopPreview(name, pids, grace)}})
+		return nil
 	}
 	return stopProcesses(e.NetnsPath(name), pids, grace)
 }

@@ -51,7 +51,11 @@ func (p *Preview) Script(title string) string {
 // after the steps in pre.
 func (e *Engine) mutateOrPreview(pre []PreviewStep, build func(env *plan.Env) (*plan.Plan, error)) (*plan.Plan, error) {
 	if e.opts.DryRun != nil {
-		return e.preview(pre, build)
+		p, err := e.preview(pre, build)
+		if err == nil && e.rehearsal {
+			err = e.record(p) // the read-only store is closed by now
+		}
+		return p, err
 	}
 	return e.mutate(build)
 }

@@ -4,7 +4,6 @@ package cnet
 
 import (
 	"errors"
-	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -52,7 +51,7 @@ func TestDryRunGolden(t *testing.T) {
 			return err
 		}},
 		{"cnet connect front container-2 --alias web", func(e *Engine) error {
-			_, err := e.Connect("front", "container-2", netip.Addr{}, "web")
+			_, err := e.Connect(ConnectSpec{Network: "front", Container: "container-2", Aliases: []string{"web"}})
 			return err
 		}},
 		{"cnet publish container-1 127.0.0.1:5353:53/udp 9090:80", func(e *Engine) error {

@@ -72,7 +72,7 @@ func publicRoutes(c *model.Container) []Route {
 //	ip -n A addr add ADDR_A dev IF_A && ip -n A link set IF_A up
 //	ip -n B addr add ADDR_B dev IF_B && ip -n B link set IF_B up
 func (e *Engine) CreateLink(spec LinkSpec) (*Container, error) {
-	p, err := e.mutate(func(env *plan.Env) (*plan.Plan, error) {
+	p, err := e.mutateOrPreview(nil, func(env *plan.Env) (*plan.Plan, error) {
 		return plan.CreateLink(env, plan.LinkReq{A: plan.LinkEndReq(spec.A), B: plan.LinkEndReq(spec.B), MTU: spec.MTU, Lab: spec.Lab})
 	})
 	if err != nil {
@@ -85,7 +85,7 @@ func (e *Engine) CreateLink(spec LinkSpec) (*Container, error) {
 // static routes (on both ends) whose gateway only it reached.
 // Equivalent to: `ip -n CONTAINER link del IFACE`.
 func (e *Engine) RemoveLink(container, iface string) error {
-	_, err := e.mutate(func(env *plan.Env) (*plan.Plan, error) {
+	_, err := e.mutateOrPreview(nil, func(env *plan.Env) (*plan.Plan, error) {
 		return plan.RemoveLink(env, container, iface)
 	})
 	return err
@@ -100,7 +100,7 @@ func (e *Engine) SetRoutes(container string, routes []Route) (*Container, error)
 	for i, r := range routes {
 		rs[i] = model.Route(r)
 	}
-	p, err := e.mutate(func(env *plan.Env) (*plan.Plan, error) {
+	p, err := e.mutateOrPreview(nil, func(env *plan.Env) (*plan.Plan, error) {
 		return plan.SetRoutes(env, container, rs)
 	})
 	if err != nil {

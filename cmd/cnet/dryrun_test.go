@@ -34,6 +34,10 @@ for ns in "" $(ip netns list | cut -d' ' -f1); do
 	echo '}'
 done
 for f in /proc/sys/net/ipv4/conf/*/route_localnet; do echo "$f $(cat "$f")"; done
+for ns in $(ip netns list | cut -d' ' -f1); do
+	echo "/proc/sys/ netns $ns ip_forward $(ip netns exec "$ns" cat /proc/sys/net/ipv4/ip_forward)"
+	tc -n "$ns" qdisc show | grep tbf | sed "s|^|/proc/sys/ netns $ns qdisc |; s/refcnt [0-9]* //"
+done
 `
 
 const observeMark = "--- observe ---"
@@ -127,6 +131,11 @@ func TestDryRunScriptBuildsWhatCnetBuilds(t *testing.T) {
 		{"disconnect", "seed", "container-2"},
 		{"rm", "container-1"},
 		{"network", "rm", "--force", "back"},
+	}, {
+		// A lab: forwarding, egress limits, a direct link, static routes.
+		{"apply", "-f", "testdata/dryrun-lab.yaml"},
+	}, {
+		{"destroy", "-f", "testdata/dryrun-lab.yaml"},
 	}}
 	for i, ops := range phases {
 		for _, op := range ops {
@@ -240,6 +249,10 @@ func TestDryRunChangesNothing(t *testing.T) {
 		{[]string{"unpublish", "idle", "8080:80"}, []string{"nft delete element inet cnet dnat_tcp_any { 8080 }", "bridge link set dev veth"}},
 		{[]string{"rm", "-f", "--grace", "2s", "busy", "idle"}, []string{"ip netns pids busy | xargs -r kill -TERM || true", "sleep 2", "ip netns del busy", "ip netns del idle"}},
 		{[]string{"run", "--name", "r1", "--network", "seed", "--", "echo-server", "--port", "80"}, []string{"ip netns add r1", "ip netns exec r1 echo-server --port 80"}},
+		{[]string{"apply", "-f", "testdata/dryrun-lab.yaml"}, []string{"ip netns add router", "ip netns exec router sysctl -w net.ipv4.ip_forward=1",
+			"ip -n router link add to-edge address 02:63:0a:ff:00:01 mtu 9000 type veth peer name uplink", "tc -n router qdisc replace dev to-edge root handle 1: tbf rate 10000000bit",
+			"ip -n host-a route replace 172.31.62.0/24 via 172.31.61.254"}},
+		{[]string{"apply", "-f", "../../examples/router.yaml"}, []string{"ip link add cnet-left", "ip netns exec left-host env CNET_LAB_COMMAND="}},
 	} {
 		name := strings.Join(tc.args, " ")
 		r := c.run(flagged(tc.args, "--dry-run")...)

@@ -11,6 +11,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/cnetdev/cnet"
+	"github.com/cnetdev/cnet/internal/script"
 	"github.com/cnetdev/cnet/lab"
 )
 
@@ -44,9 +45,38 @@ func (a *app) readLab(path string) (*lab.File, error) {
 
 func (a *app) starter() lab.Starter {
 	return func(container string, argv, env []string) error {
+		if a.dryRun {
+			a.preview.Steps = append(a.preview.Steps, startPreview(container, argv, env, a.eng.LogPath(container)))
+			return nil
+		}
 		_, err := background(a.eng.NetnsPath(container), container, argv, a.eng.LogPath(container), env...)
 		return err
 	}
+}
+
+// startPreview is what starting a lab's command does, as a command line.
+func startPreview(container string, argv, env []string, log string) cnet.PreviewStep {
+	q := make([]string, len(argv))
+	for i, s := range argv {
+		q[i] = script.Quote(s)
+	}
+	return cnet.PreviewStep{Kind: "processes", Action: "add",
+		Comment: fmt.Sprintf("the lab's command in %s, detached, its output in %s", container, log),
+		Commands: []string{
+			"mkdir -p " + script.Quote(filepath.Dir(log)),
+			fmt.Sprintf("ip netns exec %s env %s setsid %s >> %s 2>&1 < /dev/null &",
+				script.Quote(container), strings.Join(env, " "), strings.Join(q, " "), script.Quote(log)),
+		}}
+}
+
+// rehearse runs p as a dry run: each action previewed against the state
+// the ones before it would leave, all printed as one script.
+func (a *app) rehearse(p *lab.Plan) error {
+	a.preview = &cnet.Preview{Op: "lab " + p.Lab, Notes: []string{}, Steps: []cnet.PreviewStep{}}
+	if err := a.eng.Rehearse(func(r *cnet.Engine) error { return p.Apply(r, nil) }); err != nil {
+		return err
+	}
+	return a.printPreview()
 }
 
 func (a *app) printPlan(p *lab.Plan, file string) {
@@ -128,11 +158,15 @@ already taken outside the lab are refused.
 			if err != nil {
 				return err
 			}
+			if a.dryRun {
+				return a.rehearse(p)
+			}
 			return a.runPlan(p, file, "apply")
 		},
 	}
 	cmd.Flags().StringVarP(&file, "file", "f", "", "the lab file (YAML)")
 	a.addJSON(cmd)
+	a.addDryRun(cmd)
 	return cmd
 }
 
@@ -190,11 +224,15 @@ a file that no longer validates can still be destroyed.`,
 			if err != nil {
 				return err
 			}
+			if a.dryRun {
+				return a.rehearse(p)
+			}
 			return a.runPlan(p, file, "destroy")
 		},
 	}
 	cmd.Flags().StringVarP(&file, "file", "f", "", "the lab file (YAML)")
 	a.addJSON(cmd)
+	a.addDryRun(cmd)
 	return cmd
 }
 

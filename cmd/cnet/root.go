@@ -63,7 +63,15 @@ moves both (state in DIR, run dir in DIR/run). cnet needs root.`,
 			}
 			opts.Hook = crashHook()
 			if a.dryRun {
-				opts.DryRun = func(p *cnet.Preview) { a.preview = p }
+				opts.DryRun = func(p *cnet.Preview) {
+					if a.preview == nil {
+						a.preview = p
+						return
+					}
+					// A sequence (apply -f): one script of all the steps.
+					a.preview.Notes = append(a.preview.Notes, p.Notes...)
+					a.preview.Steps = append(a.preview.Steps, p.Steps...)
+				}
 			}
 			e, err := cnet.Open(opts)
 			a.eng = e

@@ -11,6 +11,7 @@ import (
 
 	"github.com/cnetdev/cnet/internal/errs"
 	"github.com/cnetdev/cnet/internal/model"
+	"github.com/cnetdev/cnet/internal/names"
 )
 
 // DirectEnd is one end of a direct link: the namespace it lives in, as a
@@ -27,7 +28,7 @@ type DirectEnd struct {
 // addressed, with their egress limits. An existing pair that carries the
 // mark is accepted and configured. Equivalent to:
 //
-//	ip -n A link add IF_A mtu MTU type veth peer name IF_B mtu MTU netns B
+//	ip -n A link add IF_A address MAC_A mtu MTU type veth peer name IF_B address MAC_B mtu MTU netns B
 //	ip -n A link set IF_A alias MARK; ip -n B link set IF_B alias MARK
 //	ip -n A link set IF_A up; ip -n B link set IF_B up
 //	ip -n A addr add ADDR_A dev IF_A; ip -n B addr add ADDR_B dev IF_B
@@ -36,6 +37,9 @@ func EnsureDirect(a, b DirectEnd, mtu int, mark string) error {
 	v := &netlink.Veth{
 		LinkAttrs: netlink.LinkAttrs{Name: a.Spec.Interface, MTU: mtu},
 		PeerName:  b.Spec.Interface, PeerMTU: uint32(mtu), PeerNamespace: netlink.NsFd(b.Fd),
+	}
+	if a.Spec.Addr.IsValid() { // as endpoints: the MAC follows the address
+		v.HardwareAddr, v.PeerHardwareAddr = names.MAC(a.Spec.Addr.Addr()), names.MAC(b.Spec.Addr.Addr())
 	}
 	err := a.H.LinkAdd(v)
 	if errors.Is(err, unix.EEXIST) {
@@ -117,7 +121,7 @@ const (
 // SetEgress shapes what leaves l to rate bits/s with a token bucket.
 // Equivalent to:
 //
-//	tc -n NS qdisc replace dev IF root tbf rate RATEbit burst BURST latency 50ms
+//	tc -n NS qdisc replace dev IF root handle 1: tbf rate RATEbit burst BURST latency 50ms
 func SetEgress(h *netlink.Handle, nsName string, l netlink.Link, rate uint64) error {
 	bytes := rate / 8
 	if bytes == 0 {

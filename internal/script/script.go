@@ -75,6 +75,10 @@ func render(st model.Step, env Env, fresh map[string]bool) Step {
 		if add {
 			s.Comment = fmt.Sprintf("the container %s: a network namespace bound at /run/netns/%s, with lo up", n, n)
 			s.Commands = append(s.Commands, "ip netns add "+Quote(n), ip(n, "link set lo up"))
+			if st.Netns.Forwarding {
+				s.Comment += ", routing between its interfaces"
+				s.Commands = append(s.Commands, "ip netns exec "+Quote(n)+" sysctl -w net.ipv4.ip_forward=1")
+			}
 		} else {
 			s.Comment = fmt.Sprintf("the namespace of %s goes, and its veths with it", n)
 			s.Commands = append(s.Commands, "ip netns del "+Quote(n))
@@ -96,6 +100,16 @@ func render(st model.Step, env Env, fresh map[string]bool) Step {
 		s.Comment, s.Commands = endpoint(st.Endpoint, add, fresh)
 	case model.KindRoute:
 		r := st.Route
+		if r.Dst.IsValid() {
+			if add {
+				s.Comment = fmt.Sprintf("a static route in %s: %s through %s", r.Netns, r.Dst, r.Gateway)
+				s.Commands = append(s.Commands, ip(r.Netns, fmt.Sprintf("route replace %s via %s", r.Dst, r.Gateway)))
+			} else {
+				s.Comment = fmt.Sprintf("the static route to %s in %s goes (the kernel drops it with the interface that reached %s)", r.Dst, r.Netns, r.Gateway)
+				s.Commands = append(s.Commands, ip(r.Netns, fmt.Sprintf("route del %s via %s", r.Dst, r.Gateway))+" 2>/dev/null || true")
+			}
+			break
+		}
 		if add {
 			s.Comment = fmt.Sprintf("the default route of %s moves to %s", r.Netns, r.Dev)
 			s.Commands = append(s.Commands, ip(r.Netns, fmt.Sprintf("route replace default via %s dev %s src %s", r.Gateway, Quote(r.Dev), r.Src)))
@@ -126,6 +140,8 @@ func render(st model.Step, env Env, fresh map[string]bool) Step {
 			s.Comment = fmt.Sprintf("hairpin off on %s: no port is published any more", st.HostIf)
 		}
 		s.Commands = append(s.Commands, fmt.Sprintf("bridge link set dev %s hairpin %s", Quote(st.HostIf), state))
+	case model.KindLink:
+		s.Comment, s.Commands = direct(st.Link, add)
 	case model.KindDNS:
 		s.Comment = "cnet's name server (cnet __dns, in the host's namespace) has no ip or nft equivalent"
 		for _, line := range env.DNS {
@@ -168,6 +184,9 @@ func endpoint(ep *model.EndpointSpec, add bool, fresh map[string]bool) (string, 
 			verb = "add"
 		}
 		cmds = append(cmds, ip(ep.Netns, fmt.Sprintf("route %s default via %s dev %s src %s", verb, ep.Gateway, Quote(ep.ContainerIf), ep.Addr.Addr())))
+	}
+	if ep.Egress > 0 {
+		cmds = append(cmds, tbf(ep.Netns, ep.ContainerIf, ep.Egress))
 	}
 	return fmt.Sprintf("veth pair %s (host end, on %s) - %s (inside %s) with %s", ep.HostIf, ep.Bridge, ep.ContainerIf, ep.Netns, ep.Addr), cmds
 }
@@ -293,4 +312,59 @@ func Write(w io.Writer, title string, notes []string, steps []Step) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// direct renders a direct link: a veth pair with one end born in each
+// container, no bridge.
+func direct(l *model.LinkSpec, add bool) (string, []string) {
+	a, b := l.A, l.B
+	if !add {
+		return fmt.Sprintf("the direct link %s:%s - %s:%s goes (deleting one end deletes both)", a.Netns, a.Interface, b.Netns, b.Interface),
+			[]string{ip(a.Netns, "link del "+Quote(a.Interface))}
+	}
+	var cmds []string
+	macA, macB := "", ""
+	if a.Addr.IsValid() { // as endpoints: the MAC follows the address
+		macA, macB = " address "+names.MAC(a.Addr.Addr()).String(), " address "+names.MAC(b.Addr.Addr()).String()
+	}
+	if strings.Contains(a.Netns, "/") || strings.Contains(b.Netns, "/") {
+		cmds = append(cmds, fmt.Sprintf("nsenter --net=%s ip link add %s%s mtu %d type veth peer name %s%s mtu %d netns %s",
+			Quote(nsPath(a.Netns)), Quote(a.Interface), macA, l.MTU, Quote(b.Interface), macB, l.MTU, Quote(nsPath(b.Netns))))
+	} else {
+		cmds = append(cmds, ip(a.Netns, fmt.Sprintf("link add %s%s mtu %d type veth peer name %s%s mtu %d netns %s",
+			Quote(a.Interface), macA, l.MTU, Quote(b.Interface), macB, l.MTU, Quote(b.Netns))))
+	}
+	for _, e := range []model.LinkEndSpec{a, b} {
+		if e.Addr.IsValid() {
+			cmds = append(cmds, ip(e.Netns, fmt.Sprintf("addr add %s dev %s", e.Addr, Quote(e.Interface))))
+		}
+		cmds = append(cmds, ip(e.Netns, fmt.Sprintf("link set %s up", Quote(e.Interface))))
+		if e.Egress > 0 {
+			cmds = append(cmds, tbf(e.Netns, e.Interface, e.Egress))
+		}
+	}
+	return fmt.Sprintf("a direct link, no bridge: %s in %s - %s in %s", a.Interface, a.Netns, b.Interface, b.Netns), cmds
+}
+
+// nsPath is a namespace's path for nsenter and `netns` arguments.
+func nsPath(ns string) string {
+	if strings.Contains(ns, "/") {
+		return ns
+	}
+	return "/run/netns/" + ns
+}
+
+// tbf renders the token bucket that limits what an interface sends, as
+// cnet sets it: a burst of 10 ms at the rate (at least 64 KiB) and 50 ms
+// of queue.
+func tbf(netns, ifname string, rate uint64) string {
+	burst := max(rate/8/100, 64<<10)
+	return tc(netns, fmt.Sprintf("qdisc replace dev %s root handle 1: tbf rate %dbit burst %d latency 50ms", Quote(ifname), rate, burst))
+}
+
+func tc(netns, args string) string {
+	if strings.Contains(netns, "/") {
+		return "nsenter --net=" + Quote(netns) + " tc " + args
+	}
+	return "tc -n " + Quote(netns) + " " + args
 }

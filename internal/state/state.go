@@ -779,3 +779,9 @@ func (t *Tx) Attached(network string) []string {
 	slices.Sort(out)
 	return out
 }
+
+// CopyTo writes a consistent copy of the database to path, as of one read
+// transaction.
+func (s *Store) CopyTo(path string) error {
+	return s.db.View(func(btx *bolt.Tx) error { return btx.CopyFile(path, 0o600) })
+}
