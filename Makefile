@@ -2,7 +2,7 @@
 GO ?= go
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: build demo test test-unprivileged bench clean
+.PHONY: build demo test test-unprivileged bench pictures clean
 
 # Static binaries: no dynamic loader at start-up, which a command that runs
 # for milliseconds notices.
@@ -29,6 +29,12 @@ test:
 # docs/benchmarks-setup.svg. BENCH_FLAGS=-quick for a short pass.
 bench:
 	scripts/bench.sh $(BENCH_FLAGS)
+
+# Redraw the examples' pictures in docs/examples (needs graphviz for svg).
+pictures: build
+	for f in examples/*.yaml; do n=$$(basename $$f .yaml); \
+		bin/cnet graph -f $$f > docs/examples/$$n.txt && \
+		bin/cnet graph -f $$f --format svg > docs/examples/$$n.svg || exit 1; done
 
 clean:
 	rm -rf bin

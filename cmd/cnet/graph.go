@@ -2,11 +2,14 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"time"
 
@@ -14,21 +17,25 @@ import (
 
 	"github.com/cnetdev/cnet"
 	"github.com/cnetdev/cnet/internal/graph"
+	"github.com/cnetdev/cnet/internal/names"
+	"github.com/cnetdev/cnet/lab"
 )
 
 // svgFormat is dot run through Graphviz.
 const svgFormat = "svg"
 
 func (a *app) graphCmd() *cobra.Command {
-	var format string
+	var format, file string
 	cmd := &cobra.Command{
-		Use:   "graph [--format text|dot|svg|mermaid]",
+		Use:   "graph [--format text|dot|svg|mermaid] [-f FILE]",
 		Short: "Draw the networks, containers and the veth pairs between them",
 		Long: `Draw what cnet has built: each network's bridge in the host, with its subnet,
 gateway and whether it is NATed or internal; each container; and each veth
 pair between them, with the name of its host end (on the bridge) and of its
-container end with the address. Containers show their default route and
-published ports.
+container end with the address; and each direct link between two
+containers. Containers show their default route and published ports. With
+-f FILE it draws a lab file instead, as apply would build it, without
+touching the machine; addresses the file leaves to cnet are left blank.
 
 Formats:
   text     a drawing for the terminal (the default)
@@ -38,7 +45,7 @@ Formats:
   mermaid  a Mermaid flowchart, for Markdown that renders Mermaid
 
 --json prints the topology that is drawn.`,
-		Example: "  cnet graph\n  cnet graph --format svg > net.svg",
+		Example: "  cnet graph\n  cnet graph --format svg > net.svg\n  cnet graph -f examples/router.yaml",
 		GroupID: "networks",
 		Args:    args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -48,15 +55,24 @@ Formats:
 			default:
 				return &cnet.InvalidError{What: "format", Value: format, Want: "text, dot, svg or mermaid"}
 			}
-			nets, err := a.eng.Networks()
-			if err != nil {
-				return err
+			var topo graph.Topology
+			if file != "" {
+				f, err := a.readLab(file)
+				if err != nil {
+					return err
+				}
+				topo = labTopology(f)
+			} else {
+				nets, err := a.eng.Networks()
+				if err != nil {
+					return err
+				}
+				cs, err := a.eng.Containers()
+				if err != nil {
+					return err
+				}
+				topo = topology(nets, cs)
 			}
-			cs, err := a.eng.Containers()
-			if err != nil {
-				return err
-			}
-			topo := topology(nets, cs)
 			if a.json {
 				return printJSON(topo)
 			}
@@ -72,6 +88,7 @@ Formats:
 		},
 	}
 	cmd.Flags().StringVar(&format, "format", "text", "text, dot, svg or mermaid")
+	cmd.Flags().StringVarP(&file, "file", "f", "", "draw this lab file instead of what exists")
 	cmd.Flags().BoolVar(&a.json, "json", false, "print the topology as JSON instead of drawing it")
 	return cmd
 }
@@ -98,6 +115,61 @@ func topology(nets []*cnet.Network, cs []*cnet.Container) graph.Topology {
 			}
 			t.Links = append(t.Links, l)
 		}
+		for _, l := range c.Links {
+			if l.Peer < c.Name && slices.ContainsFunc(cs, func(o *cnet.Container) bool { return o.Name == l.Peer }) {
+				continue // drawn from the peer's side
+			}
+			t.Links = append(t.Links, graph.Link{
+				A: graph.End{Container: c.Name, Ifname: l.Interface, Addr: l.Address},
+				B: graph.End{Container: l.Peer, Ifname: l.PeerInterface, Addr: l.PeerAddress}})
+		}
+	}
+	return t
+}
+
+// labTopology is a lab file as apply would build it.
+func labTopology(f *lab.File) graph.Topology {
+	t := graph.Topology{Networks: []graph.Network{}, Containers: []graph.Container{}, Links: []graph.Link{}}
+	for _, n := range f.Networks {
+		gw := n.Gateway
+		if !gw.IsValid() && n.Subnet.IsValid() {
+			gw = n.Subnet.Masked().Addr().Next()
+		}
+		t.Networks = append(t.Networks, graph.Network{Name: n.Name, Bridge: cmp.Or(n.Bridge, names.Bridge(n.Name)),
+			Subnet: n.Subnet, Gateway: gw, Internal: n.Internal, DNS: n.DNS})
+	}
+	for _, c := range f.Containers {
+		gc := graph.Container{Name: c.Name}
+		for _, p := range c.Ports {
+			gc.Ports = append(gc.Ports, graph.Port{Proto: p.Proto, HostIP: p.HostIP, HostPort: p.HostPort, Port: p.Port})
+		}
+		t.Containers = append(t.Containers, gc)
+		routed := false
+		for i, a := range c.Networks {
+			end := graph.End{Container: c.Name, Ifname: fmt.Sprintf("eth%d", i)}
+			n := f.Network(a.Network)
+			if a.IP.IsValid() && n != nil && n.Subnet.IsValid() {
+				end.Addr = netip.PrefixFrom(a.IP, n.Subnet.Bits())
+			} else if a.IP.IsValid() {
+				end.Addr = netip.PrefixFrom(a.IP, 32)
+			}
+			if !routed && (n == nil || !n.Internal) {
+				routed = true
+				if g := t.Networks; n != nil {
+					for _, gn := range g {
+						if gn.Name == n.Name {
+							end.Via = gn.Gateway
+						}
+					}
+				}
+			}
+			t.Links = append(t.Links, graph.Link{Network: a.Network, A: end, B: graph.End{Ifname: "veth"}})
+		}
+	}
+	for _, l := range f.Links {
+		t.Links = append(t.Links, graph.Link{
+			A: graph.End{Container: l.A.Container, Ifname: cmp.Or(l.A.Interface, l.B.Container), Addr: l.A.IP},
+			B: graph.End{Container: l.B.Container, Ifname: cmp.Or(l.B.Interface, l.A.Container), Addr: l.B.IP}})
 	}
 	return t
 }

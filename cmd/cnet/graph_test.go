@@ -31,6 +31,24 @@ func TestTopology(t *testing.T) {
 	if string(got) != want {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
 	}
+
+	// A direct link is stored on both containers and drawn once.
+	cs[0].Links = []cnet.Link{{Interface: "to-r", Address: p("10.9.0.1/30"), Peer: "r", PeerInterface: "to-web", PeerAddress: p("10.9.0.2/30")}}
+	cs = append(cs, &cnet.Container{Name: "r", Links: []cnet.Link{{Interface: "to-web", Address: p("10.9.0.2/30"), Peer: "web", PeerInterface: "to-r", PeerAddress: p("10.9.0.1/30")}}})
+	topo := topology(nets, cs)
+	var direct []graph.Link
+	for _, l := range topo.Links {
+		if l.Direct() {
+			direct = append(direct, l)
+		}
+	}
+	wantLink := graph.Link{A: graph.End{Container: "r", Ifname: "to-web", Addr: p("10.9.0.2/30")}, B: graph.End{Container: "web", Ifname: "to-r", Addr: p("10.9.0.1/30")}}
+	if len(direct) != 1 || direct[0] != wantLink {
+		t.Errorf("direct links: %+v, want once: %+v", direct, wantLink)
+	}
+	if text := graph.TextOf(topo); !strings.Contains(text, "to-web 10.9.0.2/30") || !strings.Contains(text, "to-r 10.9.0.1/30") {
+		t.Errorf("text lacks the direct link:\n%s", text)
+	}
 }
 
 // TestGraph draws the seed's set-up in every format.

@@ -1,13 +1,17 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/cnetdev/cnet/internal/graph"
 	"github.com/cnetdev/cnet/internal/testenv"
 )
 
@@ -113,6 +117,7 @@ func TestLabExamples(t *testing.T) {
 			if len(res.Actions) != 0 {
 				t.Fatalf("diff after apply: %+v", res.Actions)
 			}
+			sameDrawing(t, c, file)
 			var cs []struct{ PIDs []int }
 			c.json(&cs, "ls")
 			var pids []int
@@ -216,5 +221,78 @@ func TestLabRefusals(t *testing.T) {
 	}
 	if after := testenv.Snapshot(t); after != before {
 		t.Fatalf("destroy removed what was not the lab's:\n%s", after)
+	}
+}
+
+// sameDrawing: cnet graph -f FILE draws what cnet graph draws once the
+// file is applied, except the names cnet picks for host veths and the
+// addresses the file leaves to cnet.
+func sameDrawing(t *testing.T, c *cli, file string) {
+	t.Helper()
+	var live, planned graph.Topology
+	c.json(&live, "graph")
+	c.json(&planned, "graph", "-f", file)
+	key := func(l graph.Link) string { return l.Network + "/" + l.A.Container + "/" + l.A.Ifname }
+	blank := map[string]bool{}
+	for _, l := range planned.Links {
+		blank[key(l)] = !l.A.Addr.IsValid()
+	}
+	for i, l := range live.Links {
+		if !l.Direct() {
+			live.Links[i].B.Ifname = "veth"
+		}
+		if blank[key(l)] {
+			live.Links[i].A.Addr = netip.Prefix{}
+		}
+	}
+	for _, topo := range []*graph.Topology{&live, &planned} {
+		for i, l := range topo.Links {
+			if l.Direct() && l.A.Container > l.B.Container { // either way round is the same pair
+				topo.Links[i].A, topo.Links[i].B = l.B, l.A
+			}
+		}
+		slices.SortFunc(topo.Networks, func(a, b graph.Network) int { return strings.Compare(a.Name, b.Name) })
+		slices.SortFunc(topo.Containers, func(a, b graph.Container) int { return strings.Compare(a.Name, b.Name) })
+		slices.SortFunc(topo.Links, func(a, b graph.Link) int { return strings.Compare(key(a), key(b)) })
+	}
+	got, _ := json.MarshalIndent(planned, "", " ")
+	want, _ := json.MarshalIndent(live, "", " ")
+	if string(got) != string(want) {
+		t.Errorf("graph -f %s draws\n%s\nbut the applied lab is\n%s", file, got, want)
+	}
+}
+
+// TestExamplePictures: the drawings of the examples in docs/examples are
+// what cnet graph -f draws now (make pictures redraws them).
+func TestExamplePictures(t *testing.T) {
+	c := newCLI(t)
+	if r := c.run("graph", "-f", "nosuch.yaml"); r.code == 0 || !strings.Contains(r.stderr, "nosuch.yaml") {
+		t.Errorf("graph -f nosuch.yaml: exit %d %q", r.code, r.stderr)
+	}
+	for _, ex := range []string{"seed", "three-tier", "router"} {
+		file := filepath.Join("..", "..", "examples", ex+".yaml")
+		want, err := os.ReadFile(filepath.Join("..", "..", "docs", "examples", ex+".txt"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ex == "seed" {
+			if doc, _ := os.ReadFile(filepath.Join("..", "..", "docs", "labs.md")); !strings.Contains(string(doc), string(want)) {
+				t.Errorf("docs/labs.md lacks the drawing in docs/examples/seed.txt")
+			}
+		}
+		if got := c.ok("graph", "-f", file); got != string(want) {
+			t.Errorf("docs/examples/%s.txt is stale (make pictures); cnet graph -f %s draws:\n%s", ex, file, got)
+		}
+		svg, err := os.ReadFile(filepath.Join("..", "..", "docs", "examples", ex+".svg"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var topo graph.Topology
+		c.json(&topo, "graph", "-f", file)
+		for _, ct := range topo.Containers {
+			if name := strings.ReplaceAll(ct.Name, "-", "&#45;"); !strings.Contains(string(svg), ">"+name+"<") {
+				t.Errorf("docs/examples/%s.svg lacks container %s (make pictures)", ex, ct.Name)
+			}
+		}
 	}
 }

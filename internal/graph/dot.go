@@ -7,9 +7,9 @@ import (
 
 // DotOf draws t as a Graphviz graph (`dot -Tsvg` renders it): the
 // bridges inside a cluster for the host, containers outside it, one edge
-// per veth pair, labelled in its middle with the host end (or, for a
-// direct link, the other container's end) and next to the container with
-// its end. Internal networks are dashed.
+// per veth pair, labelled in its middle with the host end and next to
+// the container with its end; a direct link is a bold edge labelled in its
+// middle with both ends. Internal networks are dashed.
 func DotOf(t Topology) string {
 	var b strings.Builder
 	b.WriteString("graph cnet {\n")
@@ -39,20 +39,40 @@ func DotOf(t Topology) string {
 		}
 		fmt.Fprintf(&b, "\t%s [label=%s, style=rounded];\n", dotID("container", c.Name), dotQuote(lines...))
 	}
+	if len(t.Networks) > 0 && len(t.Containers) > 1 {
+		// Containers side by side below the host, so that direct links
+		// run between them rather than up past the bridges.
+		b.WriteString("\t{ rank=same;")
+		for _, c := range t.Containers {
+			b.WriteString(" " + dotID("container", c.Name) + ";")
+		}
+		b.WriteString(" }\n")
+	}
 	for _, l := range t.Links {
-		from, tail := dotID("network", l.Network), dotQuote(l.B.Ifname)
 		if l.Direct() {
-			from, tail = dotID("container", l.B.Container), dotQuote(l.B.Ifname, l.B.Addr.String())
+			// Both ends in the middle: end labels crowd on a short,
+			// level edge between two neighbours.
+			fmt.Fprintf(&b, "\t%s -- %s [label=%s, style=bold];\n", dotID("container", l.B.Container), dotID("container", l.A.Container),
+				dotQuote(l.B.Container+": "+l.B.label(), l.A.Container+": "+l.A.label()))
+			continue
 		}
 		style := ""
 		if n := t.network(l.Network); n != nil && n.Internal {
 			style = ", style=dashed"
 		}
-		fmt.Fprintf(&b, "\t%s -- %s [label=%s, headlabel=%s%s];\n", from, dotID("container", l.A.Container), tail,
-			dotQuote(l.A.Ifname, l.A.Addr.String()), style)
+		fmt.Fprintf(&b, "\t%s -- %s [label=%s, headlabel=%s%s];\n", dotID("network", l.Network), dotID("container", l.A.Container),
+			dotQuote(l.B.Ifname), dotQuote(l.A.lines()...), style)
 	}
 	b.WriteString("}\n")
 	return b.String()
+}
+
+// lines are an end's name and, when it has one, its address.
+func (e End) lines() []string {
+	if e.Addr.IsValid() {
+		return []string{e.Ifname, e.Addr.String()}
+	}
+	return []string{e.Ifname}
 }
 
 // dotID names a node; kinds keep a network and a container of the same
