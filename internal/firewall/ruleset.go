@@ -210,11 +210,14 @@ var chains = []chainDef{
 		typText: "nat hook postrouting priority srcnat"},
 }
 
-// rule is one rule: its nft text, and the same rule as netlink expressions.
+// rule is one rule: its nft text, the same rule as netlink expressions,
+// and what it does to a packet (for Eval), side by side so they cannot
+// drift apart.
 type rule struct {
 	chain string
 	nft   string
 	exprs func(set func(string) *nftables.Set) []expr.Any
+	eval  func(rs Ruleset, p Packet) (Verdict, bool)
 }
 
 type exprs = []expr.Any
@@ -232,6 +235,9 @@ var rules = []rule{
 				&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 1},
 				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{127}},
 				verdict(expr.VerdictDrop)}
+		},
+		func(rs Ruleset, p Packet) (Verdict, bool) {
+			return Verdict{Action: Drop, ID: RuleLoopback}, p.IIf != "lo" && loopback.Contains(p.Dst)
 		}},
 }
 
@@ -245,7 +251,7 @@ func init() {
 			num  byte
 		}{{"tcp", unix.IPPROTO_TCP}, {"udp", unix.IPPROTO_UDP}} {
 			keyed, any := "dnat_"+proto.name, "dnat_"+proto.name+"_any"
-			num := proto.num
+			num, pname := proto.num, proto.name
 			rules = append(rules,
 				rule{chain, fmt.Sprintf("fib daddr type local dnat ip to ip daddr . %s dport map @%s", proto.name, keyed),
 					func(set func(string) *nftables.Set) exprs {
@@ -253,12 +259,18 @@ func init() {
 							daddr(1), dport(9),
 							&expr.Lookup{SourceRegister: 1, DestRegister: 1, IsDestRegSet: true, SetName: keyed, SetID: set(keyed).ID},
 							dnat())
+					},
+					func(rs Ruleset, p Packet) (Verdict, bool) {
+						return rs.dnat(p, pname, false)
 					}},
 				rule{chain, fmt.Sprintf("fib daddr type local dnat ip to %s dport map @%s", proto.name, any),
 					func(set func(string) *nftables.Set) exprs {
 						return append(append(localDst(), l4(num)...), dport(1),
 							&expr.Lookup{SourceRegister: 1, DestRegister: 1, IsDestRegSet: true, SetName: any, SetID: set(any).ID},
 							dnat())
+					},
+					func(rs Ruleset, p Packet) (Verdict, bool) {
+						return rs.dnat(p, pname, true)
 					}},
 			)
 		}
@@ -267,38 +279,62 @@ func init() {
 		rule{"forward", `iifname . oifname @samebr accept`, // switched inside one bridge: only seen with br_netfilter
 			func(set func(string) *nftables.Set) exprs {
 				return exprs{meta(expr.MetaKeyIIFNAME, 1), meta(expr.MetaKeyOIFNAME, 2), lookup(set("samebr"), 1, false), verdict(expr.VerdictAccept)}
+			},
+			func(rs Ruleset, p Packet) (Verdict, bool) {
+				return Verdict{Action: Accept, ID: RuleSameBridge}, p.IIf == p.OIf && slices.Contains(rs.Bridges, p.IIf)
 			}},
 		rule{"forward", `iifname @internal drop`, // internal networks: nothing leaves
 			func(set func(string) *nftables.Set) exprs {
 				return exprs{meta(expr.MetaKeyIIFNAME, 1), lookup(set("internal"), 1, false), verdict(expr.VerdictDrop)}
+			},
+			func(rs Ruleset, p Packet) (Verdict, bool) {
+				return Verdict{Action: Drop, ID: RuleInternalOut}, slices.Contains(rs.Internal, p.IIf)
 			}},
 		rule{"forward", `oifname @internal drop`, // ... and nothing routed enters
 			func(set func(string) *nftables.Set) exprs {
 				return exprs{meta(expr.MetaKeyOIFNAME, 1), lookup(set("internal"), 1, false), verdict(expr.VerdictDrop)}
+			},
+			func(rs Ruleset, p Packet) (Verdict, bool) {
+				return Verdict{Action: Drop, ID: RuleInternalIn}, slices.Contains(rs.Internal, p.OIf)
 			}},
 		rule{"forward", `oifname @bridges ct status dnat accept`, // published ports, from anywhere
 			func(set func(string) *nftables.Set) exprs {
 				return append(exprs{meta(expr.MetaKeyOIFNAME, 1), lookup(set("bridges"), 1, false)},
 					append(ctBits(expr.CtKeySTATUS, 0x20), verdict(expr.VerdictAccept))...)
+			},
+			func(rs Ruleset, p Packet) (Verdict, bool) {
+				return Verdict{Action: Accept, ID: RulePublished}, slices.Contains(rs.Bridges, p.OIf) && p.DNAT
 			}},
 		rule{"forward", `iifname @bridges oifname @bridges drop`, // isolation between networks
 			func(set func(string) *nftables.Set) exprs {
 				return exprs{meta(expr.MetaKeyIIFNAME, 1), lookup(set("bridges"), 1, false),
 					meta(expr.MetaKeyOIFNAME, 1), lookup(set("bridges"), 1, false), verdict(expr.VerdictDrop)}
+			},
+			func(rs Ruleset, p Packet) (Verdict, bool) {
+				return Verdict{Action: Drop, ID: RuleIsolation}, slices.Contains(rs.Bridges, p.IIf) && slices.Contains(rs.Bridges, p.OIf)
 			}},
 		rule{"forward", `oifname @bridges ct state established,related accept`, // replies
 			func(set func(string) *nftables.Set) exprs {
 				return append(exprs{meta(expr.MetaKeyOIFNAME, 1), lookup(set("bridges"), 1, false)},
 					append(ctBits(expr.CtKeySTATE, expr.CtStateBitESTABLISHED|expr.CtStateBitRELATED), verdict(expr.VerdictAccept))...)
+			},
+			func(rs Ruleset, p Packet) (Verdict, bool) {
+				return Verdict{Action: Accept, ID: RuleReplies}, slices.Contains(rs.Bridges, p.OIf) && p.Established
 			}},
 		rule{"forward", `oifname @bridges drop`, // nothing unpublished from outside
 			func(set func(string) *nftables.Set) exprs {
 				return exprs{meta(expr.MetaKeyOIFNAME, 1), lookup(set("bridges"), 1, false), verdict(expr.VerdictDrop)}
+			},
+			func(rs Ruleset, p Packet) (Verdict, bool) {
+				return Verdict{Action: Drop, ID: RuleUnpublished}, slices.Contains(rs.Bridges, p.OIf)
 			}},
 		rule{"postrouting", `ip saddr @masq oifname != @bridges masquerade`, // the seed's MASQUERADE
 			func(set func(string) *nftables.Set) exprs {
 				return append(ipv4(), saddr(1), lookup(set("masq"), 1, false),
 					meta(expr.MetaKeyOIFNAME, 1), lookup(set("bridges"), 1, true), &expr.Masq{})
+			},
+			func(rs Ruleset, p Packet) (Verdict, bool) {
+				return Verdict{Action: Masquerade, ID: RuleMasquerade}, rs.masq(p.Src) && !slices.Contains(rs.Bridges, p.OIf)
 			}},
 		rule{"postrouting", `oifname @bridges ct status dnat ip saddr 127.0.0.0/8 masquerade`, // 127.0.0.1 → container
 			func(set func(string) *nftables.Set) exprs {
@@ -306,11 +342,17 @@ func init() {
 					ipv4()[0], ipv4()[1],
 					&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 12, Len: 1},
 					&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{127}}, &expr.Masq{})
+			},
+			func(rs Ruleset, p Packet) (Verdict, bool) {
+				return Verdict{Action: Masquerade, ID: RuleLocalnet}, slices.Contains(rs.Bridges, p.OIf) && p.DNAT && loopback.Contains(p.Src)
 			}},
 		rule{"postrouting", `oifname @bridges ct status dnat ip saddr @masq masquerade`, // hairpin: a container to its own published port
 			func(set func(string) *nftables.Set) exprs {
 				return append(append(exprs{meta(expr.MetaKeyOIFNAME, 1), lookup(set("bridges"), 1, false)}, ctBits(expr.CtKeySTATUS, 0x20)...),
 					ipv4()[0], ipv4()[1], saddr(1), lookup(set("masq"), 1, false), &expr.Masq{})
+			},
+			func(rs Ruleset, p Packet) (Verdict, bool) {
+				return Verdict{Action: Masquerade, ID: RuleHairpin}, slices.Contains(rs.Bridges, p.OIf) && p.DNAT && rs.masq(p.Src)
 			}},
 	)
 }

@@ -1,12 +1,14 @@
 package firewall
 
 import (
+	"bytes"
 	"fmt"
 
 	"github.com/cnetdev/cnet/internal/model"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
+	"github.com/google/nftables/expr"
 )
 
 // Sync replaces `table inet cnet` with rs in one atomic batch, in the
@@ -209,6 +211,83 @@ func ForeignForwardDrop(conn *nftables.Conn) ([]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// ForwardChains reads the base chains of other tables hooked at forward,
+// with their rules as far as cnet understands them (see ForeignRule).
+// Equivalent to: `nft list chains` and `nft list chain FAMILY TABLE CHAIN`
+// for each forward hook.
+func ForwardChains(conn *nftables.Conn) ([]ForeignChain, error) {
+	chains, err := conn.ListChains()
+	if err != nil {
+		return nil, fmt.Errorf("nft list chains: %w", err)
+	}
+	var out []ForeignChain
+	for _, c := range chains {
+		if c.Table.Name == Table && c.Table.Family == nftables.TableFamilyINet || c.Hooknum == nil || *c.Hooknum != *nftables.ChainHookForward {
+			continue
+		}
+		if c.Table.Family != nftables.TableFamilyIPv4 && c.Table.Family != nftables.TableFamilyINet {
+			continue // ip6, bridge, netdev: not on the path of IPv4 forwarding
+		}
+		fc := ForeignChain{Name: fmt.Sprintf("%s %s chain %s", family(c.Table.Family), c.Table.Name, c.Name), Policy: Accept}
+		if c.Policy != nil && *c.Policy == nftables.ChainPolicyDrop {
+			fc.Policy = Drop
+		}
+		rules, err := conn.GetRules(c.Table, c)
+		if err != nil {
+			return nil, fmt.Errorf("nft list chain %s %s %s: %w", family(c.Table.Family), c.Table.Name, c.Name, err)
+		}
+		for _, r := range rules {
+			fc.Rules = append(fc.Rules, readRule(r.Exprs))
+		}
+		out = append(out, fc)
+	}
+	return out, nil
+}
+
+// readRule reads a rule made of interface matches, counters and an
+// accept or drop verdict; anything else makes it opaque.
+func readRule(es []expr.Any) ForeignRule {
+	var r ForeignRule
+	keys := map[uint32]string{} // register -> iifname/oifname
+	for _, e := range es {
+		switch e := e.(type) {
+		case *expr.Meta:
+			switch {
+			case e.SourceRegister:
+				return ForeignRule{Opaque: true}
+			case e.Key == expr.MetaKeyIIFNAME:
+				keys[e.Register] = "iifname"
+			case e.Key == expr.MetaKeyOIFNAME:
+				keys[e.Register] = "oifname"
+			default:
+				return ForeignRule{Opaque: true}
+			}
+		case *expr.Cmp:
+			key, ok := keys[e.Register]
+			if !ok || e.Op != expr.CmpOpEq && e.Op != expr.CmpOpNeq {
+				return ForeignRule{Opaque: true}
+			}
+			// nft pads a name to IFNAMSIZ with zeros, iptables ends it
+			// with one zero; a name without a zero is a prefix (br+).
+			name, exact := bytes.TrimRight(e.Data, "\x00"), bytes.IndexByte(e.Data, 0) >= 0
+			r.Conds = append(r.Conds, IfCond{Key: key, Not: e.Op == expr.CmpOpNeq, Name: string(name), Prefix: !exact})
+		case *expr.Counter:
+		case *expr.Verdict:
+			switch e.Kind {
+			case expr.VerdictAccept:
+				r.Verdict = Accept
+			case expr.VerdictDrop:
+				r.Verdict = Drop
+			default:
+				return ForeignRule{Opaque: true}
+			}
+		default:
+			return ForeignRule{Opaque: true}
+		}
+	}
+	return r
 }
 
 func family(f nftables.TableFamily) string {
