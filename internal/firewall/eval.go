@@ -125,6 +125,9 @@ func (rs Ruleset) dnat(p Packet, proto string, any bool) (Verdict, bool) {
 type ForeignChain struct {
 	// Name reads "ip filter chain FORWARD".
 	Name   string `json:"name"`
+	Family string `json:"family"` // ip or inet
+	Table  string `json:"table"`
+	Chain  string `json:"chain"`
 	Policy string `json:"policy"` // "accept" or "drop"
 	// Rules are the chain's rules, in order, as far as cnet reads them.
 	Rules []ForeignRule `json:"rules"`

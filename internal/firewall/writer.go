@@ -230,7 +230,8 @@ func ForwardChains(conn *nftables.Conn) ([]ForeignChain, error) {
 		if c.Table.Family != nftables.TableFamilyIPv4 && c.Table.Family != nftables.TableFamilyINet {
 			continue // ip6, bridge, netdev: not on the path of IPv4 forwarding
 		}
-		fc := ForeignChain{Name: fmt.Sprintf("%s %s chain %s", family(c.Table.Family), c.Table.Name, c.Name), Policy: Accept}
+		fc := ForeignChain{Name: fmt.Sprintf("%s %s chain %s", family(c.Table.Family), c.Table.Name, c.Name),
+			Family: family(c.Table.Family), Table: c.Table.Name, Chain: c.Name, Policy: Accept}
 		if c.Policy != nil && *c.Policy == nftables.ChainPolicyDrop {
 			fc.Policy = Drop
 		}
