@@ -90,7 +90,7 @@ moves both (state in DIR, run dir in DIR/run). cnet needs root.`,
 		a.publishCmd(), a.unpublishCmd(), a.portCmd(), a.resolveCmd(),
 		a.execCmd(), a.runCmd(), a.logsCmd(),
 		a.applyCmd(), a.diffCmd(), a.destroyCmd(),
-		a.gcCmd(),
+		a.gcCmd(), a.explainCmd(),
 	)
 	return cmd
 }

@@ -50,8 +50,9 @@ type Facts interface {
 	// Sockets lists the sockets in ns on port: listening TCP sockets or
 	// bound UDP ones (`ip netns exec NS ss -Hln[tu] sport = :PORT`).
 	Sockets(ns, proto string, port uint16) ([]Socket, error)
-	// Sysctl reads a sysctl of ns ("" when it does not exist).
-	Sysctl(ns, name string) string
+	// Sysctl reads a sysctl of ns by its path under /proc/sys
+	// ("net/ipv4/ip_forward"), "" when it does not exist.
+	Sysctl(ns, path string) string
 	// ForwardChains lists other tables' chains hooked at forward in ns.
 	ForwardChains(ns string) ([]firewall.ForeignChain, error)
 }
@@ -564,7 +565,7 @@ func (wk *walker) routeFailed(h *Hop, ns, iif string, p *packet, err error) {
 	if iif != "" && re.Kind != NoRoute {
 		// The kernel refuses to forward when forwarding is off, with
 		// the same error as an unreachable route: the sysctls tell.
-		if v := wk.f.Sysctl(ns, "net.ipv4.ip_forward"); v != "1" {
+		if v := wk.f.Sysctl(ns, "net/ipv4/ip_forward"); v != "1" {
 			h.step("sysctl", "net.ipv4.ip_forward = %s", v)
 			fix := "sysctl -w net.ipv4.ip_forward=1"
 			if ns != Host {
@@ -573,7 +574,7 @@ func (wk *walker) routeFailed(h *Hop, ns, iif string, p *packet, err error) {
 			wk.drop(CauseIPForward, fmt.Sprintf("net.ipv4.ip_forward is off in %s: it forwards nothing, so nothing it receives for %s goes further", wk.where(ns), p.dst), fix)
 			return
 		}
-		if v := wk.f.Sysctl(ns, "net.ipv4.conf."+iif+".forwarding"); v == "0" {
+		if v := wk.f.Sysctl(ns, "net/ipv4/conf/"+iif+"/forwarding"); v == "0" {
 			h.step("sysctl", "net.ipv4.conf.%s.forwarding = 0", iif)
 			wk.drop(CauseIPForward, fmt.Sprintf("forwarding is off on %s in %s: nothing arriving there is forwarded", iif, wk.where(ns)),
 				fmt.Sprintf("sysctl -w net.ipv4.conf.%s.forwarding=1", iif))
@@ -891,7 +892,7 @@ func (wk *walker) bridge(h *Hop, bns, br, inPort string, switched bool, nh netip
 				fmt.Sprintf("bridge link set dev %s hairpin on", pl.Name))
 			return arrival{}, false
 		}
-		if switched && wk.f.Sysctl(bns, "net.bridge.bridge-nf-call-iptables") == "1" {
+		if switched && wk.f.Sysctl(bns, "net/bridge/bridge-nf-call-iptables") == "1" {
 			h.step("sysctl", "net.bridge.bridge-nf-call-iptables = 1: the forward hook sees this as %s -> %s", br, br)
 			if bns == Host {
 				fp := firewall.Packet{IIf: br, OIf: br, Src: p.src, Dst: p.dst, Proto: p.proto, DPort: p.port, DNAT: p.dnat}

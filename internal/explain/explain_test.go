@@ -141,11 +141,11 @@ func TestInternal(t *testing.T) {
 
 func TestIPForward(t *testing.T) {
 	l := twoNets()
-	l.f.ns[Host].sysctl["net.ipv4.ip_forward"] = "0"
+	l.f.ns[Host].sysctl["net/ipv4/ip_forward"] = "0"
 	r, err := l.explain("c1", "203.0.113.7:80")
 	check(t, r, err, want{verdict: Dropped, cause: CauseIPForward, reason: []string{"net.ipv4.ip_forward is off in the host"},
 		fix: "sysctl -w net.ipv4.ip_forward=1", steps: []string{"net.ipv4.ip_forward = 0"}})
-	l.f.ns[Host].sysctl["net.ipv4.ip_forward"] = "1"
+	l.f.ns[Host].sysctl["net/ipv4/ip_forward"] = "1"
 	r, err = l.explain("c1", "203.0.113.7:80")
 	check(t, r, err, want{verdict: Leaves, reason: []string{"leaves the host through up0 via 198.51.100.1"},
 		steps: []string{"source 10.1.0.2 masqueraded to 198.51.100.254"}})
@@ -174,7 +174,7 @@ func TestForwardPolicyDropBridged(t *testing.T) {
 	// Without br_netfilter, switching inside a bridge never meets it.
 	r, err := l.explain("c1", "c3:8000")
 	check(t, r, err, want{verdict: Reachable})
-	l.f.ns[Host].sysctl["net.bridge.bridge-nf-call-iptables"] = "1"
+	l.f.ns[Host].sysctl["net/bridge/bridge-nf-call-iptables"] = "1"
 	r, err = l.explain("c1", "c3:8000")
 	check(t, r, err, want{verdict: Dropped, cause: CauseForwardPolicy, reason: []string{"bridge-nf-call-iptables=1", "switched inside bridge br-a"},
 		fix: "net.bridge.bridge-nf-call-iptables=0", steps: []string{"accepted by `iifname . oifname @samebr accept`"}})
@@ -307,7 +307,7 @@ func TestRouterNamespace(t *testing.T) {
 	l.listen("c1", "tcp", "0.0.0.0", 80, "nginx (pid 5)")
 	r, err := l.explain("lan", "c1:80")
 	check(t, r, err, want{verdict: Dropped, cause: CauseIPForward, fix: "ip netns exec r sysctl -w net.ipv4.ip_forward=1", hops: []string{"lan", "r"}})
-	l.f.ns["r"].sysctl["net.ipv4.ip_forward"] = "1"
+	l.f.ns["r"].sysctl["net/ipv4/ip_forward"] = "1"
 	r, err = l.explain("lan", "c1:80")
 	check(t, r, err, want{verdict: Reachable, hops: []string{"lan", "r", "c1"}, steps: []string{"eth0 -> eth1 in container r"}})
 	if r.Hops[1].In != "eth1" || r.Hops[1].Out != "eth0" || r.Hops[2].Src.String() != "10.5.0.2" {
@@ -318,7 +318,7 @@ func TestRouterNamespace(t *testing.T) {
 func TestHopLimit(t *testing.T) {
 	l := newLab()
 	for _, n := range []string{"x", "y"} {
-		l.f.space(n).sysctl["net.ipv4.ip_forward"] = "1"
+		l.f.space(n).sysctl["net/ipv4/ip_forward"] = "1"
 		l.w.Spaces = append(l.w.Spaces, n)
 	}
 	l.veth("x", "e0", "10.7.0.1/30", "y", "e0", "10.7.0.2/30")

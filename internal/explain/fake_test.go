@@ -37,13 +37,13 @@ type fakeRoute struct {
 func newFake() *fake {
 	f := &fake{ns: map[string]*fakeNS{}}
 	f.space(Host)
-	f.ns[Host].sysctl["net.ipv4.ip_forward"] = "1"
+	f.ns[Host].sysctl["net/ipv4/ip_forward"] = "1"
 	return f
 }
 
 func (f *fake) space(name string) *fakeNS {
 	n := &fakeNS{links: map[string]*Link{"lo": {Name: "lo", Kind: "loopback", Up: true, Addrs: []netip.Prefix{pfx("127.0.0.1/8")}}},
-		sockets: map[string][]Socket{}, sysctl: map[string]string{"net.ipv4.ip_forward": "0"}, neigh: map[string]string{}}
+		sockets: map[string][]Socket{}, sysctl: map[string]string{"net/ipv4/ip_forward": "0"}, neigh: map[string]string{}}
 	f.ns[name] = n
 	return n
 }
@@ -83,7 +83,7 @@ func (f *fake) Route(ns string, q RouteQuery) (Route, error) {
 	case "blackhole":
 		return Route{}, &RouteError{Kind: Blackhole, Err: syscall.EINVAL}
 	}
-	if q.Iif != "" && n.sysctl["net.ipv4.ip_forward"] != "1" {
+	if q.Iif != "" && n.sysctl["net/ipv4/ip_forward"] != "1" {
 		return Route{}, &RouteError{Kind: Unreachable, Err: syscall.EHOSTUNREACH}
 	}
 	r := Route{Type: "unicast", Dst: q.Dst, Dev: best.dev, Gateway: best.gw}

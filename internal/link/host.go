@@ -160,6 +160,15 @@ func parseProcAddr(s string) (netip.Addr, uint16, bool) {
 	return a.Unmap(), uint16(p), true
 }
 
+// SocketOwner names the process holding the socket with inode ino, as
+// "PROGRAM (pid N)", or "" when no process can be found.
+func SocketOwner(ino uint32) string {
+	if s := owner([]string{strconv.FormatUint(uint64(ino), 10)}); s != "a process" {
+		return s
+	}
+	return ""
+}
+
 // owner names the process holding one of the socket inodes.
 func owner(inodes []string) string {
 	want := map[string]bool{}

@@ -160,6 +160,17 @@ func Open(dir, name string) (*NS, error) {
 	return &NS{Name: name, Path: path, fd: fd, Link: h}, nil
 }
 
+// SockDiag returns a sock_diag netlink handle whose socket lives inside
+// the namespace: it lists that namespace's sockets, as `ip netns exec
+// NAME ss` does. The caller closes it.
+func (n *NS) SockDiag() (*netlink.Handle, error) {
+	h, err := netlink.NewHandleAt(netns.NsHandle(n.fd), unix.NETLINK_INET_DIAG)
+	if err != nil {
+		return nil, fmt.Errorf("sock_diag socket in netns %s: %w", n.Name, err)
+	}
+	return h, nil
+}
+
 func isNsfs(fd int) bool {
 	var st unix.Statfs_t
 	return unix.Fstatfs(fd, &st) == nil && st.Type == nsfsMagic
