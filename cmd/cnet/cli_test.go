@@ -509,7 +509,7 @@ func TestMTU(t *testing.T) {
 func TestHelp(t *testing.T) {
 	testenv.RequirePrivileged(t)
 	for _, args := range [][]string{{}, {"network"}, {"network", "create"}, {"network", "ls"}, {"network", "rm"}, {"network", "inspect"},
-		{"create"}, {"connect"}, {"disconnect"}, {"ls"}, {"inspect"}, {"rm"}, {"exec"}, {"run"}, {"logs"}, {"gc"}} {
+		{"create"}, {"connect"}, {"disconnect"}, {"ls"}, {"inspect"}, {"rm"}, {"exec"}, {"run"}, {"logs"}, {"gc"}, {"explain"}} {
 		out, err := exec.Command(bin.cnet, append(args, "--help")...).CombinedOutput()
 		if err != nil || !strings.Contains(string(out), "Usage:") {
 			t.Errorf("cnet %s --help: %v\n%s", strings.Join(args, " "), err, out)

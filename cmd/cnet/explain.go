@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -68,7 +69,10 @@ SRC or DST, 3 when SRC or DST does not exist.`,
 				return err
 			}
 			if a.json {
-				err = printJSON(r)
+				enc := json.NewEncoder(os.Stdout)
+				enc.SetIndent("", "  ")
+				enc.SetEscapeHTML(false) // "eth0 -> veth1" stays readable
+				err = enc.Encode(r)
 			} else {
 				printExplanation(os.Stdout, r)
 			}

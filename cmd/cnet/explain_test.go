@@ -433,3 +433,43 @@ func steps(e cnet.Explanation) string {
 	}
 	return b.String()
 }
+
+// TestExplainThroughRouter: a container with a direct veth to another
+// namespace routes for it. The walk follows the next hop through the
+// router's namespace, where forwarding is off until the fix turns it on.
+func TestExplainThroughRouter(t *testing.T) {
+	c := newCLI(t)
+	c.ok("network", "create", "a", "--subnet", "172.18.0.0/24")
+	c.ok("run", "-d", "--name", "c1", "--network", "a", "--", bin.echo)
+	c.ok("create", "r", "--network", "a")
+	listening(t, "c1", 8000)
+	testenv.Run(t, "ip", "netns", "add", "far")
+	t.Cleanup(func() { testenv.Try("ip", "netns", "del", "far") })
+	for _, args := range [][]string{
+		{"-n", "r", "link", "add", "rlink", "type", "veth", "peer", "name", "eth0", "netns", "far"},
+		{"-n", "r", "addr", "add", "10.5.0.1/24", "dev", "rlink"},
+		{"-n", "r", "link", "set", "rlink", "up"},
+		{"-n", "far", "addr", "add", "10.5.0.2/24", "dev", "eth0"},
+		{"-n", "far", "link", "set", "eth0", "up"},
+		{"-n", "far", "link", "set", "lo", "up"},
+		{"-n", "far", "route", "add", "default", "via", "10.5.0.1"},
+		{"-n", "c1", "route", "add", "10.5.0.0/24", "via", "172.18.0.3"},
+	} {
+		testenv.Run(t, "ip", args...)
+	}
+	fix := expect(t, c.explain("far", "c1:8000"), cnet.Dropped, "ip_forward", "net.ipv4.ip_forward is off in container r")
+	if fix != "ip netns exec r sysctl -w net.ipv4.ip_forward=1" {
+		t.Errorf("fix %q", fix)
+	}
+	blocked(t, "through r with forwarding off", "far", "172.18.0.2:8000")
+	c.applyFix(fix)
+	e := c.explain("far", "c1:8000")
+	expect(t, e, cnet.Reachable, "", "echo-server")
+	if hops(e) != "far r c1" || e.Hops[1].In != "rlink" || e.Hops[1].Out != "eth0" || e.Hops[2].Src.String() != "10.5.0.2" {
+		t.Errorf("want far -> r (in rlink, out eth0) -> c1 from 10.5.0.2:\n%s", steps(e))
+	}
+	if !hasStep(e, "link", "eth0 -> rlink in container r") {
+		t.Errorf("the direct link is not shown:\n%s", steps(e))
+	}
+	reach(t, "through r", "far", "172.18.0.2:8000")
+}

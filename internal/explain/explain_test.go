@@ -151,6 +151,31 @@ func TestIPForward(t *testing.T) {
 		steps: []string{"source 10.1.0.2 masqueraded to 198.51.100.254"}})
 }
 
+func TestForwardingOffOnOneInterface(t *testing.T) {
+	l := twoNets()
+	l.f.ns[Host].sysctl["net/ipv4/conf/br-a/forwarding"] = "0"
+	r, err := l.explain("c1", "203.0.113.7:80")
+	check(t, r, err, want{verdict: Dropped, cause: CauseIPForward, reason: []string{"forwarding is off on br-a in the host"},
+		fix: "sysctl -w net.ipv4.conf.br-a.forwarding=1"})
+}
+
+func TestNoNetwork(t *testing.T) {
+	l := twoNets()
+	l.container("lonely", 2)
+	for _, c := range [][2]string{{"c1", "lonely:80"}, {"lonely", "host:80"}} {
+		r, err := l.explain(c[0], c[1])
+		check(t, r, err, want{verdict: Dropped, cause: CauseNoNetwork, reason: []string{"container lonely is attached to no network"},
+			fix: "cnet connect NETWORK lonely"})
+	}
+}
+
+func TestMartian(t *testing.T) {
+	l := twoNets()
+	l.f.ns[Host].sysctl["martian br-a"] = "1"
+	r, err := l.explain("c1", "203.0.113.7:80")
+	check(t, r, err, want{verdict: Dropped, cause: CauseMartian, reason: []string{"reverse-path filter", "10.1.0.2 on br-a"}, fix: "rp_filter=2"})
+}
+
 func TestForwardPolicyDrop(t *testing.T) {
 	l := twoNets()
 	l.f.ns[Host].chains = []firewall.ForeignChain{{Name: "ip filter chain FORWARD", Family: "ip", Table: "filter", Chain: "FORWARD", Policy: firewall.Drop,

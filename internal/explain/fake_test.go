@@ -83,7 +83,10 @@ func (f *fake) Route(ns string, q RouteQuery) (Route, error) {
 	case "blackhole":
 		return Route{}, &RouteError{Kind: Blackhole, Err: syscall.EINVAL}
 	}
-	if q.Iif != "" && n.sysctl["net/ipv4/ip_forward"] != "1" {
+	if q.Iif != "" && n.sysctl["martian "+q.Iif] == "1" {
+		return Route{}, &RouteError{Kind: Martian, Err: syscall.EXDEV}
+	}
+	if q.Iif != "" && (n.sysctl["net/ipv4/ip_forward"] != "1" || n.sysctl["net/ipv4/conf/"+q.Iif+"/forwarding"] == "0") {
 		return Route{}, &RouteError{Kind: Unreachable, Err: syscall.EHOSTUNREACH}
 	}
 	r := Route{Type: "unicast", Dst: q.Dst, Dev: best.dev, Gateway: best.gw}
