@@ -44,6 +44,9 @@ type Facts interface {
 	// Owners lists the interfaces, in any namespace cnet knows, that hold
 	// address a (`ip -n NS addr show to A` in each).
 	Owners(a netip.Addr) ([]Ref, error)
+	// Hairpin reports whether a bridge port lets a frame leave through
+	// the port it came in (`bridge -n NS link show dev PORT`).
+	Hairpin(ns, port string) bool
 	// Neighbour is the state of a's entry on dev (`ip -n NS neigh show A
 	// dev DEV`): REACHABLE, STALE, FAILED, ..., or "" when there is none.
 	Neighbour(ns, dev string, a netip.Addr) string
@@ -116,9 +119,8 @@ type Link struct {
 	Up     bool
 	Master string // the bridge it is a port of
 	// Peer is a veth's other end, when it is in a namespace cnet knows.
-	Peer    *Ref
-	Addrs   []netip.Prefix
-	Hairpin bool // as a bridge port: frames may leave through the port they came in
+	Peer  *Ref
+	Addrs []netip.Prefix
 }
 
 // Ref names an interface in a namespace.
@@ -887,7 +889,7 @@ func (wk *walker) bridge(h *Hop, bns, br, inPort string, switched bool, nh netip
 			from = br
 		}
 		h.step("bridge", "bridge %s%s: %s -> %s, to %s in %s", br, netName, from, pl.Name, o.Name, wk.where(o.NS))
-		if pl.Name == inPort && !pl.Hairpin {
+		if pl.Name == inPort && !wk.f.Hairpin(bns, pl.Name) {
 			wk.drop(CauseHairpin, fmt.Sprintf("the packet would leave bridge %s through %s, the port it came in through, and hairpin mode is off there", br, pl.Name),
 				fmt.Sprintf("bridge link set dev %s hairpin on", pl.Name))
 			return arrival{}, false

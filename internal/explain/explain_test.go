@@ -305,7 +305,7 @@ func TestHairpin(t *testing.T) {
 	l.publish("c2", "0.0.0.0", 8080, 8000, "tcp")
 	r, err := l.explain("c2", "host:8080")
 	check(t, r, err, want{verdict: Dropped, cause: CauseHairpin, fix: "bridge link set dev veth2 hairpin on", hops: []string{"c2", "host"}})
-	l.hostVeth("c2", "b").Hairpin = true
+	l.f.ns[Host].sysctl["hairpin "+l.ct("c2").Endpoint("b").HostIf] = "1"
 	r, err = l.explain("c2", "host:8080")
 	check(t, r, err, want{verdict: Reachable, hops: []string{"c2", "host", "c2"}, steps: []string{"`oifname @bridges ct status dnat ip saddr @masq masquerade`"}})
 }

@@ -127,6 +127,8 @@ func cmpStr(a, b string) int {
 	return 0
 }
 
+func (f *fake) Hairpin(ns, port string) bool { return f.ns[ns].sysctl["hairpin "+port] == "1" }
+
 func (f *fake) Neighbour(ns, dev string, a netip.Addr) string {
 	return f.ns[ns].neigh[dev+" "+a.String()]
 }

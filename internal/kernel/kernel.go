@@ -414,12 +414,14 @@ func (k *Kernel) checkInside(ep model.EndpointSpec) (string, error) {
 	return "", nil
 }
 
-// CheckFirewall describes how the live table differs from rs.
+// CheckFirewall describes how the live table differs from rs. One
+// netlink socket serves every set and chain it reads.
 func (k *Kernel) CheckFirewall(rs firewall.Ruleset) (string, error) {
-	c, err := nftables.New()
+	c, err := nftables.New(nftables.AsLasting())
 	if err != nil {
 		return "", err
 	}
+	defer c.CloseLasting()
 	return firewall.Check(c, rs)
 }
 

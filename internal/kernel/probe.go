@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/nftables"
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
 
 	"github.com/cnetdev/cnet/internal/explain"
@@ -30,7 +31,7 @@ type Probe struct {
 	hints  ProbeHints
 
 	hostFd int
-	diag   map[string]*netlink.Handle
+	diag   map[string]*nl.NetlinkSocket
 	nsids  map[string]map[int]string // namespace -> nsid it uses for another -> that one
 }
 
@@ -46,7 +47,7 @@ type ProbeHints struct {
 // NetnsDir or absolute path). Close releases it.
 func (k *Kernel) NewProbe(spaces map[string]string, hints ProbeHints) *Probe {
 	return &Probe{k: k, spaces: spaces, hints: hints, hostFd: -1,
-		diag: map[string]*netlink.Handle{}, nsids: map[string]map[int]string{}}
+		diag: map[string]*nl.NetlinkSocket{}, nsids: map[string]map[int]string{}}
 }
 
 // Close releases the probe's sockets (the Kernel's own stay open).
@@ -164,7 +165,7 @@ func routeType(t int) string {
 }
 
 // Link describes an interface. Equivalent to: `ip -n NS -d addr show
-// NAME` and `bridge -n NS link show dev NAME` (hairpin); a veth's peer is
+// NAME`; a veth's peer is
 // found by its ifindex in the namespace its link-netnsid names.
 func (p *Probe) Link(ns, name string) (*explain.Link, error) {
 	h, err := p.handle(ns)
@@ -192,9 +193,6 @@ func (p *Probe) Link(ns, name string) (*explain.Link, error) {
 			return nil, fmt.Errorf("master of %s in %s: %w", name, where(ns), err)
 		}
 		out.Master = m.Attrs().Name
-		if pi, err := h.LinkGetProtinfo(l); err == nil {
-			out.Hairpin = pi.Hairpin
-		}
 	}
 	addrs, err := h.AddrList(l, unix.AF_INET)
 	if err != nil {
@@ -227,6 +225,21 @@ func (p *Probe) Link(ns, name string) (*explain.Link, error) {
 		}
 	}
 	return out, nil
+}
+
+// Hairpin reports whether hairpin mode is on for a bridge port.
+// Equivalent to: `bridge -n NS -d link show dev PORT`.
+func (p *Probe) Hairpin(ns, port string) bool {
+	h, err := p.handle(ns)
+	if err != nil {
+		return false
+	}
+	l, err := h.LinkByName(port)
+	if err != nil {
+		return false
+	}
+	pi, err := h.LinkGetProtinfo(l)
+	return err == nil && pi.Hairpin
 }
 
 // byNsid finds the namespace that ns calls nsid (`ip -n NS netns
@@ -370,55 +383,39 @@ func neighState(s int) string {
 }
 
 // Sockets lists the listening TCP or bound UDP sockets on port in ns,
-// IPv4 and dual-stack IPv6 ones, through sock_diag netlink. Equivalent to:
-// `ip netns exec NS ss -Hlnp[tu] sport = :PORT`.
+// IPv4 and dual-stack IPv6 ones, through sock_diag netlink, each with the
+// process that holds it. Equivalent to: `ip netns exec NS ss -Hlnp[tu]
+// sport = :PORT`.
 func (p *Probe) Sockets(ns, proto string, port uint16) ([]explain.Socket, error) {
-	h, ok := p.diag[ns]
+	s, ok := p.diag[ns]
 	if !ok {
-		var err error
-		if ns == explain.Host {
-			h, err = netlink.NewHandle(unix.NETLINK_INET_DIAG)
-		} else {
-			var n *netns.NS
-			if n, err = p.ns(ns); err == nil {
-				h, err = n.SockDiag()
+		var n *netns.NS
+		if ns != explain.Host {
+			var err error
+			if n, err = p.ns(ns); err != nil {
+				return nil, err
 			}
 		}
-		if err != nil {
-			return nil, fmt.Errorf("sock_diag in %s: %w", where(ns), err)
+		var err error
+		if s, err = netns.DiagSocket(n); err != nil {
+			return nil, err
 		}
-		p.diag[ns] = h
+		p.diag[ns] = s
+	}
+	socks, err := link.BoundSockets(s, proto, port)
+	if err != nil {
+		return nil, fmt.Errorf("in %s: %w", where(ns), err)
 	}
 	var out []explain.Socket
-	for _, family := range []uint8{unix.AF_INET, unix.AF_INET6} {
-		var socks []*netlink.Socket
-		var err error
-		if proto == "udp" {
-			socks, err = h.SocketDiagUDP(family)
-		} else {
-			socks, err = h.SocketDiagTCP(family)
-		}
-		if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
-			return nil, fmt.Errorf("ss -ln%c in %s: %w", proto[0], where(ns), err)
-		}
-		for _, s := range socks {
-			const tcpListen, udpUnconnected = 10, 7
-			if s.ID.SourcePort != port || proto == "tcp" && s.State != tcpListen || proto == "udp" && s.State != udpUnconnected {
-				continue
-			}
-			a, ok := netip.AddrFromSlice(s.ID.Source)
-			if !ok {
-				continue
-			}
-			a = a.Unmap()
-			if a.Is6() && !a.IsUnspecified() {
+	for _, b := range socks {
+		a := b.Addr
+		if a.Is6() {
+			if !a.IsUnspecified() {
 				continue // an IPv6 address: no IPv4 packet reaches it
 			}
-			if a.Is6() {
-				a = netip.IPv4Unspecified() // [::] takes IPv4 too (unless IPV6_V6ONLY, which sock_diag does not tell)
-			}
-			out = append(out, explain.Socket{Addr: a, Port: port, Process: link.SocketOwner(s.INode)})
+			a = netip.IPv4Unspecified() // [::] takes IPv4 too (unless IPV6_V6ONLY, which sock_diag does not tell)
 		}
+		out = append(out, explain.Socket{Addr: a, Port: b.Port, Process: link.SocketOwner(b.Inode)})
 	}
 	return out, nil
 }

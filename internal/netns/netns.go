@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
@@ -160,15 +161,23 @@ func Open(dir, name string) (*NS, error) {
 	return &NS{Name: name, Path: path, fd: fd, Link: h}, nil
 }
 
-// SockDiag returns a sock_diag netlink handle whose socket lives inside
-// the namespace: it lists that namespace's sockets, as `ip netns exec
-// NAME ss` does. The caller closes it.
-func (n *NS) SockDiag() (*netlink.Handle, error) {
-	h, err := netlink.NewHandleAt(netns.NsHandle(n.fd), unix.NETLINK_INET_DIAG)
-	if err != nil {
-		return nil, fmt.Errorf("sock_diag socket in netns %s: %w", n.Name, err)
+// DiagSocket opens a sock_diag netlink socket inside n (in the calling
+// process's own namespace when n is nil): it answers for that namespace's
+// sockets, as `ip netns exec NAME ss` does. The caller closes it.
+func DiagSocket(n *NS) (*nl.NetlinkSocket, error) {
+	ns, name := netns.None(), "of the host"
+	if n != nil {
+		ns, name = netns.NsHandle(n.fd), n.Name
 	}
-	return h, nil
+	s, err := nl.GetNetlinkSocketAt(ns, netns.None(), unix.NETLINK_INET_DIAG)
+	if err != nil {
+		return nil, fmt.Errorf("sock_diag socket in netns %s: %w", name, err)
+	}
+	if err := s.SetReceiveTimeout(&nl.SocketTimeoutTv); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
 }
 
 func isNsfs(fd int) bool {
