@@ -465,7 +465,7 @@ func (wk *walker) hop(h *Hop, ns, iif, inPort string, p *packet) (arrival, bool)
 		if v := wk.rs().Eval("output", fp); v.Action == firewall.DNAT {
 			h.step("route", "%s", r)
 			if !p.src.IsValid() {
-				p.src = r.Src
+				p.src, h.Src = r.Src, r.Src
 			}
 			wk.dnat(h, p, v)
 			if r, err = wk.f.Route(ns, RouteQuery{Dst: p.dst}); err != nil {

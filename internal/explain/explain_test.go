@@ -234,6 +234,9 @@ func TestNotPublished(t *testing.T) {
 	check(t, r, err, want{verdict: Reachable, hops: []string{"host", "c2"}, reason: []string{"echo-server (pid 7)"},
 		steps: []string{"127.0.0.1:8080 -> 10.2.0.2:8000: published port 0.0.0.0:8080/tcp of c2", "chain output",
 			"masqueraded to 10.2.0.1 by `oifname @bridges ct status dnat ip saddr 127.0.0.0/8 masquerade`"}})
+	if h := r.Hops; h[0].Src.String() != "127.0.0.1" || h[1].Src.String() != "10.2.0.1" || h[1].Dst.String() != "10.2.0.2" || h[1].Port != 8000 {
+		t.Errorf("packet per hop: %+v then %+v", h[0], h[1])
+	}
 	// From a container on another network: DNAT, then accepted as published.
 	r, err = l.explain("c1", "host:8080")
 	check(t, r, err, want{verdict: Reachable, hops: []string{"c1", "host", "c2"},
