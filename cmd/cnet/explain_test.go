@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -472,4 +474,32 @@ func TestExplainThroughRouter(t *testing.T) {
 		t.Errorf("the direct link is not shown:\n%s", steps(e))
 	}
 	reach(t, "through r", "far", "172.18.0.2:8000")
+}
+
+// TestExplainLab: in the router example, paths through the router and
+// over its direct link are explained hop by hop, and a container on no
+// network is found at its direct link's address.
+func TestExplainLab(t *testing.T) {
+	c := labCLI(t)
+	file := filepath.Join("..", "..", "examples", "router.yaml")
+	c.ok("apply", "-f", file)
+	t.Cleanup(func() { c.run("destroy", "-f", file) })
+	listening(t, "left-host", 8000)
+
+	e := c.explain("left-host", "edge")
+	expect(t, e, cnet.Reachable, "", "edge")
+	if hops(e) != "left-host router edge" || e.Hops[2].In != "uplink" {
+		t.Errorf("want left-host -> router -> edge (in uplink):\n%s", steps(e))
+	}
+	if !slices.ContainsFunc(e.Notes, func(n string) bool { return strings.Contains(n, "direct link uplink") }) {
+		t.Errorf("no note that edge is reached over its direct link: %q", e.Notes)
+	}
+	c.reaches("left-host", "ping", "-c1", "-W2", "10.255.0.2")
+
+	e = c.explain("edge", "left-host:8000")
+	expect(t, e, cnet.Reachable, "", "echo-server")
+	if hops(e) != "edge router left-host" || !hasStep(e, "link", "uplink -> to-edge in container router") {
+		t.Errorf("want edge -> router over the direct link -> left-host:\n%s", steps(e))
+	}
+	reach(t, "edge to left-host over the direct link", "edge", "172.31.1.10:8000")
 }

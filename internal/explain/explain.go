@@ -344,8 +344,20 @@ func (wk *walker) destination() (netip.Addr, error) {
 		pick = &c.Endpoints[0]
 	}
 	if pick == nil {
-		wk.noNetwork(c.Name)
-		return netip.Addr{}, nil
+		// A container on no network may still be reached over a direct
+		// link: the one to SRC if there is one, else the first addressed.
+		var via *model.LinkEnd
+		for i, l := range c.Links {
+			if l.Addr.IsValid() && (via == nil || l.Peer == wk.src) {
+				via = &c.Links[i]
+			}
+		}
+		if via == nil {
+			wk.noNetwork(c.Name)
+			return netip.Addr{}, nil
+		}
+		wk.res.Notes = append(wk.res.Notes, fmt.Sprintf("%s is on no network; this is the path to %s on its direct link %s", c.Name, via.Addr.Addr(), via.Interface))
+		return via.Addr.Addr(), nil
 	}
 	if len(c.Endpoints) > 1 {
 		wk.res.Notes = append(wk.res.Notes, fmt.Sprintf("%s is on %d networks; this is the path to %s on %s", c.Name, len(c.Endpoints), pick.Addr, pick.Network))
