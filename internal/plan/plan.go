@@ -325,22 +325,22 @@ func CreateContainer(env *Env, req ContainerReq) (*Plan, error) {
 	}
 	p := &Plan{Op: "create", Direction: model.Rollback}
 	c := &model.Container{Name: req.Name, DNS: req.DNS, Created: env.Now, Lab: req.Lab, Forwarding: req.Forwarding}
-	p.Steps = append(p.Steps, model.Step{Kind: model.KindNetns, Action: model.Add, Netns: &model.NetnsSpec{
-		Name: req.Name, Mark: names.NetnsMark(env.Instance, req.Name).String(), Forwarding: req.Forwarding,
-	}})
+	var n *model.Network // the default network's steps, when it is new, come first
+	var err error
 	if req.Network == NoNetwork {
 		if req.IP.IsValid() || len(req.Aliases) > 0 || len(req.Ports) > 0 || req.Egress > 0 {
 			return nil, errs.Invalid("network", NoNetwork, "want a network for --ip, --alias, --publish or --egress; a container on network none has only lo")
 		}
+	} else if n, err = networkFor(env, p, req.Network); err != nil {
+		return nil, err
+	}
+	p.Steps = append(p.Steps, model.Step{Kind: model.KindNetns, Action: model.Add, Netns: &model.NetnsSpec{
+		Name: req.Name, Mark: names.NetnsMark(env.Instance, req.Name).String(), Forwarding: req.Forwarding,
+	}})
+	if n == nil {
 		p.Changes.PutContainer(c)
-	} else {
-		n, err := networkFor(env, p, req.Network)
-		if err != nil {
-			return nil, err
-		}
-		if err := planConnect(env, p, c, n, model.Endpoint{Addr: req.IP, Aliases: req.Aliases, Egress: req.Egress}, nil); err != nil {
-			return nil, err
-		}
+	} else if err := planConnect(env, p, c, n, model.Endpoint{Addr: req.IP, Aliases: req.Aliases, Egress: req.Egress}, nil); err != nil {
+		return nil, err
 	}
 	if err := planPublish(env, p, c, req.Ports, 0); err != nil {
 		return nil, err
