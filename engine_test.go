@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -24,31 +23,7 @@ import (
 var cnetBin string
 
 func TestMain(m *testing.M) {
-	if !testenv.InSandbox() {
-		testenv.Main(m)
-		return
-	}
-	dir, err := os.MkdirTemp("", "cnet-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	cnetBin = filepath.Join(dir, "cnet")
-	if out, err := exec.Command("go", "build", "-o", cnetBin, "./cmd/cnet").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "go build ./cmd/cnet: %v\n%s", err, out)
-		os.Exit(1)
-	}
-	testenv.Main(cleanupDir{m, dir})
-}
-
-type cleanupDir struct {
-	m   *testing.M
-	dir string
-}
-
-func (c cleanupDir) Run() int {
-	defer os.RemoveAll(c.dir)
-	return c.m.Run()
+	testenv.MainBuilding(m, testenv.Binary{Pkg: "./cmd/cnet", To: &cnetBin})
 }
 
 // realEngine returns an engine on the sandbox's kernel with a fresh state

@@ -12,7 +12,6 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -27,35 +26,7 @@ import (
 var bin struct{ cnet, echo string }
 
 func TestMain(m *testing.M) {
-	if testenv.InSandbox() {
-		dir, err := os.MkdirTemp("", "cnet-bin-")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
-		os.Chmod(dir, 0o755) // the not-root test runs it as nobody
-		bin.cnet, bin.echo = filepath.Join(dir, "cnet"), filepath.Join(dir, "echo-server")
-		for _, b := range [][2]string{{bin.cnet, "."}, {bin.echo, "../echo-server"}} {
-			if out, err := exec.Command("go", "build", "-o", b[0], b[1]).CombinedOutput(); err != nil {
-				fmt.Fprintf(os.Stderr, "go build %s: %v\n%s", b[1], err, out)
-				os.Exit(1)
-			}
-		}
-		testenv.Main(cleanup{m, dir})
-		return
-	}
-	testenv.Main(m)
-}
-
-// cleanup removes the binaries once the tests have run.
-type cleanup struct {
-	m   *testing.M
-	dir string
-}
-
-func (c cleanup) Run() int {
-	defer os.RemoveAll(c.dir)
-	return c.m.Run()
+	testenv.MainBuilding(m, testenv.Binary{Pkg: ".", To: &bin.cnet}, testenv.Binary{Pkg: "../echo-server", To: &bin.echo})
 }
 
 // result is one finished cnet process.
