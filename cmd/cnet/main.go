@@ -69,7 +69,7 @@ func main() {
 		if exe, err := os.Executable(); err == nil {
 			dnsCommand = []string{exe, dnsArg}
 		}
-		cni.Main(dnsCommand)
+		cni.Main(dnsCommand, crashHook())
 		return
 	}
 	// A cnet process lives for milliseconds and allocates little: garbage

@@ -19,14 +19,18 @@ var Versions = version.PluginSupports("0.3.1", "0.4.0", "1.0.0", "1.1.0")
 
 // Main runs the plugin: the verb in CNI_COMMAND, the configuration on
 // stdin, the result or error as JSON on stdout. dnsCommand starts cnet's
-// name server.
-func Main(dnsCommand []string) {
-	p := &plugin{dnsCommand: dnsCommand}
+// name server; hook, if set, is the engine's fault-injection hook
+// (Options.Hook).
+func Main(dnsCommand []string, hook func(op string, step int) error) {
+	p := &plugin{dnsCommand: dnsCommand, hook: hook}
 	skel.PluginMainFuncs(skel.CNIFuncs{Add: p.add, Del: p.del, Check: p.check, Status: p.status, GC: p.gc},
 		Versions, "cnet: Docker-style bridge networks; as a CNI plugin, type \"cnet\"")
 }
 
-type plugin struct{ dnsCommand []string }
+type plugin struct {
+	dnsCommand []string
+	hook       func(op string, step int) error
+}
 
 func (p *plugin) engine(c *Config) (*cnet.Engine, *Error) {
 	opts := cnet.Options{}
@@ -37,7 +41,7 @@ func (p *plugin) engine(c *Config) (*cnet.Engine, *Error) {
 	if cerr != nil {
 		return nil, cerr
 	}
-	opts.LockTimeout, opts.DNSCommand = timeout, p.dnsCommand
+	opts.LockTimeout, opts.DNSCommand, opts.Hook = timeout, p.dnsCommand, p.hook
 	e, err := cnet.Open(opts)
 	if err != nil {
 		return nil, code(err)

@@ -1,6 +1,7 @@
 package dns
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -98,13 +99,38 @@ func (c Client) Stop() error {
 		return err
 	}
 	deadline := time.Now().Add(5 * time.Second)
-	for syscall.Kill(rep.PID, 0) == nil {
+	for alive(rep.PID) {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("dns server (pid %d) did not stop", rep.PID)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
 	return nil
+}
+
+// alive reports whether pid runs. The server is detached, so once it
+// exits it is a zombie until PID 1 reaps it, which some inits do only
+// now and then: a zombie has stopped.
+func alive(pid int) bool {
+	if syscall.Kill(pid, 0) != nil {
+		return false
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// pid (comm) STATE ...: comm may hold spaces and parentheses.
+	i := bytes.LastIndexByte(stat, ')')
+	return i < 0 || i+2 >= len(stat) || stat[i+2] != 'Z'
+}
+
+// Dump returns the records the server holds, one sorted line each.
+func (c Client) Dump() ([]string, error) {
+	rep, err := c.call(Request{Op: "dump"})
+	if err != nil {
+		return nil, err
+	}
+	return rep.Records, nil
 }
 
 // Start writes the snapshot and starts `argv` (which runs Serve on Dir)

@@ -6,7 +6,9 @@
 package dns
 
 import (
+	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 
@@ -280,4 +282,32 @@ func contains(s []string, v string) bool {
 		}
 	}
 	return false
+}
+
+// Dump renders every record the table answers from, one line each,
+// sorted: networks, names (and aliases) with their addresses, the owner
+// of each address (for PTR and for telling who asks), and upstreams.
+func (t *Table) Dump() []string {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	var out []string
+	for _, n := range t.nets {
+		out = append(out, fmt.Sprintf("network %s gateway %s subnet %s", n.Name, n.Gateway, n.Subnet))
+	}
+	for gw, n := range t.byGateway {
+		out = append(out, fmt.Sprintf("gateway %s network %s", gw, n))
+	}
+	for net, m := range t.names {
+		for name, addrs := range m {
+			out = append(out, fmt.Sprintf("name %s.%s %v", name, net, addrs))
+		}
+	}
+	for a, o := range t.byAddr {
+		out = append(out, fmt.Sprintf("addr %s container %s network %s", a, o.container, o.network))
+	}
+	for _, u := range t.upstreams {
+		out = append(out, "upstream "+u.String())
+	}
+	slices.Sort(out)
+	return out
 }

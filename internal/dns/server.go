@@ -88,7 +88,7 @@ func (s *Server) Run() error {
 
 // Request is one control message.
 type Request struct {
-	Op       string    `json:"op"` // "ping", "apply", "sync", "stop"
+	Op       string    `json:"op"` // "ping", "apply", "sync", "dump", "stop"
 	Change   *Change   `json:"change,omitempty"`
 	Snapshot *Snapshot `json:"snapshot,omitempty"`
 }
@@ -97,6 +97,8 @@ type Request struct {
 type Reply struct {
 	PID    int               `json:"pid"`
 	Errors map[string]string `json:"errors,omitempty"`
+	// Records answers "dump": every record served, one line each.
+	Records []string `json:"records,omitempty"`
 }
 
 func (s *Server) control(conn net.Conn) {
@@ -125,6 +127,9 @@ func (s *Server) control(conn net.Conn) {
 	}
 	s.mu.Lock()
 	rep := Reply{PID: os.Getpid(), Errors: map[string]string{}}
+	if req.Op == "dump" {
+		rep.Records = s.table.Dump()
+	}
 	for a, e := range s.bindErrs {
 		rep.Errors[a.String()] = e
 	}

@@ -12,9 +12,17 @@ import (
 // the test's package, such as "../cmd/cnet") into a temporary directory,
 // sets *pkgs[i].To to the binary's path, and removes the directory once
 // the tests have run. Outside the sandbox nothing is built: the parent
-// only re-executes the test binary.
+// only re-executes the test binary. A test running in a sandbox of its
+// own (Isolate) uses the binaries its parent built.
 func MainBuilding(m Runner, pkgs ...Binary) {
 	if !InSandbox() {
+		Main(m)
+		return
+	}
+	if dir := os.Getenv(envBinDir); dir != "" {
+		for _, b := range pkgs {
+			*b.To = filepath.Join(dir, b.name())
+		}
 		Main(m)
 		return
 	}
@@ -24,11 +32,9 @@ func MainBuilding(m Runner, pkgs ...Binary) {
 		os.Exit(1)
 	}
 	os.Chmod(dir, 0o755) // a test may run them as nobody
+	os.Setenv(envBinDir, dir)
 	for _, b := range pkgs {
-		*b.To = filepath.Join(dir, filepath.Base(filepath.Clean(b.Pkg)))
-		if b.Pkg == "." {
-			*b.To = filepath.Join(dir, "cnet")
-		}
+		*b.To = filepath.Join(dir, b.name())
 		if out, err := exec.Command("go", "build", "-o", *b.To, b.Pkg).CombinedOutput(); err != nil {
 			fmt.Fprintf(os.Stderr, "go build %s: %v\n%s", b.Pkg, err, out)
 			os.RemoveAll(dir)
@@ -38,10 +44,22 @@ func MainBuilding(m Runner, pkgs ...Binary) {
 	Main(removing{m, dir})
 }
 
+// envBinDir passes the directory of the built binaries to the tests that
+// Isolate runs, which inherit the environment.
+const envBinDir = "CNET_TEST_BINDIR"
+
 // Binary is a Go package to build and where to put the path of its binary.
 type Binary struct {
 	Pkg string
 	To  *string
+}
+
+// name is the binary's file name: the package directory's, cnet for ".".
+func (b Binary) name() string {
+	if b.Pkg == "." {
+		return "cnet"
+	}
+	return filepath.Base(filepath.Clean(b.Pkg))
 }
 
 // removing deletes dir once the tests have run.

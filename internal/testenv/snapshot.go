@@ -146,3 +146,27 @@ func Settled(t testing.TB) string {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// Diff lists the lines only in got (+) and only in want (-), in order,
+// for messages about two snapshots that differ.
+func Diff(got, want string) string {
+	count := map[string]int{}
+	for _, l := range strings.Split(want, "\n") {
+		count[l]++
+	}
+	var b strings.Builder
+	for _, l := range strings.Split(got, "\n") {
+		if count[l] > 0 {
+			count[l]--
+			continue
+		}
+		b.WriteString("+ " + l + "\n")
+	}
+	for _, l := range strings.Split(want, "\n") {
+		if count[l] > 0 {
+			count[l]--
+			b.WriteString("- " + l + "\n")
+		}
+	}
+	return b.String()
+}
