@@ -2,7 +2,7 @@
 GO ?= go
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: build demo test test-unprivileged bench pictures clean
+.PHONY: build demo test test-unprivileged fuzz bench pictures clean
 
 # Static binaries: no dynamic loader at start-up, which a command that runs
 # for milliseconds notices.
@@ -22,6 +22,24 @@ demo: build
 test:
 	$(GO) vet ./...
 	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 15m ./...
+
+# Every fuzz target for FUZZTIME each (default 5s; CI runs 2s). Inputs
+# that crash one are written to the package's testdata/fuzz/FUZZNAME/,
+# where plain `go test` replays them from then on: commit them with the
+# fix. For a longer hunt: make fuzz FUZZTIME=5m.
+FUZZTIME ?= 5s
+FUZZ_TARGETS := \
+	internal/ports:FuzzParse \
+	internal/dns:FuzzAnswer \
+	internal/ipam:FuzzParseSubnet internal/ipam:FuzzParseAddr internal/ipam:FuzzCheckHost \
+	internal/names:FuzzCheckName internal/names:FuzzCheckIfName internal/names:FuzzParseMark \
+	internal/cni:FuzzConfig
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; fn=$${t##*:}; \
+		echo "fuzz $$fn in ./$$pkg for $(FUZZTIME)"; \
+		$(GO) test -run='^$$' -fuzz="^$$fn\$$" -fuzztime=$(FUZZTIME) ./$$pkg; \
+	done
 
 # cnet against the seed's ip commands, the CNI bridge plugin, netavark and a
 # netlink-only floor, in a throwaway sandbox (needs root; installs the peers
