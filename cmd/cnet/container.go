@@ -269,6 +269,9 @@ waits --grace, then sends SIGKILL.`,
 		GroupID: "containers",
 		Args:    args(cobra.MinimumNArgs(1)),
 		RunE: func(cmd *cobra.Command, argv []string) error {
+			if opts.Grace < 0 {
+				return usageError{fmt.Errorf("invalid --grace %q: want a duration of 0 or more, such as 5s", cmd.Flag("grace").Value)}
+			}
 			if err := a.eng.RemoveContainers(argv, opts); err != nil || !a.dryRun {
 				return err
 			}

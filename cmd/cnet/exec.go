@@ -89,7 +89,12 @@ Without -d, cnet waits and exits with the command's status; --rm then
 removes the container when the command ends.`,
 		Example: "  cnet run -d --name container-1 --network seed -- echo-server\n  cnet run --rm -- curl -s 1.1.1.1",
 		GroupID: "processes",
-		Args:    args(cobra.MinimumNArgs(1)),
+		Args: func(cmd *cobra.Command, argv []string) error {
+			if len(argv) == 0 {
+				return usageError{errors.New("missing the command to run: cnet run [flags] -- CMD [ARG...]")}
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, argv []string) error {
 			argv = command(argv)
 			if len(argv) == 0 {

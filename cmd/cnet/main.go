@@ -91,6 +91,11 @@ func run(args []string) int {
 	if errors.As(err, &st) {
 		return int(st)
 	}
+	if cmd != nil && !cmd.Runnable() && !errors.Is(err, errUsage) {
+		// A command that only groups others fails only on what it was
+		// given: an unknown subcommand.
+		err = usageError{err}
+	}
 	fmt.Fprintf(os.Stderr, "cnet: %s\n", err)
 	if errors.Is(err, errUsage) && cmd != nil {
 		fmt.Fprintf(os.Stderr, "Run '%s --help' for usage.\n", cmd.CommandPath())

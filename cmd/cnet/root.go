@@ -54,6 +54,11 @@ moves both (state in DIR, run dir in DIR/run). cnet needs root.`,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
 			opts := cnet.Options{}
+			if cmd.Flags().Changed("root") && a.root == "" {
+				// Most likely `--root "$DIR"` with DIR unset: acting on
+				// the machine's own state instead would surprise.
+				return usageError{fmt.Errorf(`invalid --root "": want a directory (leave --root out for %s)`, cnet.DefaultStateDir)}
+			}
 			if a.root != "" {
 				opts = cnet.Root(a.root)
 			}

@@ -39,6 +39,11 @@ func FuzzParseSubnet(f *testing.F) {
 		if !p.Addr().Is4() || p.Masked() != p || p.Bits() < MinBits || p.Bits() > MaxBits {
 			t.Fatalf("ParseSubnet(%q) accepted %s", s, p)
 		}
+		for _, r := range reserved {
+			if r.p.Overlaps(p) {
+				t.Fatalf("ParseSubnet(%q) accepted %s, which overlaps %s", s, p, r.p)
+			}
+		}
 		if again, err := ParseSubnet(p.String()); err != nil || again != p {
 			t.Fatalf("%s does not parse back: %v %v", p, again, err)
 		}

@@ -46,7 +46,24 @@ func CheckSubnet(p netip.Prefix) error {
 	case p.Masked() != p:
 		return errs.Invalid("subnet", s, "host bits are set; did you mean %s?", p.Masked())
 	}
+	for _, r := range reserved {
+		if r.p.Overlaps(p) {
+			return errs.Invalid("subnet", s, "overlaps %s (%s), which is not for hosts; want a private range such as 172.18.0.0/24", r.p, r.what)
+		}
+	}
 	return nil
+}
+
+// reserved are IPv4 ranges a network can never use: the kernel treats
+// them as local, multicast or invalid, whatever the routing table says.
+var reserved = []struct {
+	p    netip.Prefix
+	what string
+}{
+	{netip.MustParsePrefix("0.0.0.0/8"), `"this network"`},
+	{netip.MustParsePrefix("127.0.0.0/8"), "loopback"},
+	{netip.MustParsePrefix("224.0.0.0/4"), "multicast"},
+	{netip.MustParsePrefix("240.0.0.0/4"), "reserved, with the broadcast address"},
 }
 
 // ParseAddr parses an IPv4 address given for what ("ip", "gateway", "dns").

@@ -72,7 +72,8 @@ func TestParseSubnet(t *testing.T) {
 			t.Errorf("ParseSubnet(%q) = %v", s, err)
 		}
 	}
-	for _, s := range []string{"", "x", "172.18.0.1/24", "10.0.0.0/7", "10.0.0.0/31", "fd00::/64", "172.18.0.0", "300.1.1.0/24"} {
+	for _, s := range []string{"", "x", "172.18.0.1/24", "10.0.0.0/7", "10.0.0.0/31", "fd00::/64", "172.18.0.0", "300.1.1.0/24",
+		"127.0.0.0/8", "127.1.0.0/16", "0.0.0.0/8", "224.0.0.0/24", "239.0.0.0/8", "240.0.0.0/8", "255.255.255.252/30"} {
 		if _, err := ParseSubnet(s); !errors.Is(err, errs.ErrInvalid) {
 			t.Errorf("ParseSubnet(%q) = %v, want ErrInvalid", s, err)
 		}

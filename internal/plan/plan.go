@@ -385,6 +385,9 @@ func networkFor(env *Env, p *Plan, name string) (*model.Network, error) {
 		return n, err
 	}
 	if name != names.DefaultNetwork {
+		if err := names.CheckName("network", name); err != nil {
+			return nil, err
+		}
 		return nil, errs.NotFound("network", name, "create it with `cnet network create %s`", name)
 	}
 	n, err = planNetwork(env, p, NetworkReq{Name: name})
