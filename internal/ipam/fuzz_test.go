@@ -113,4 +113,3 @@ func FuzzCheckHost(f *testing.F) {
 		}
 	})
 }
-
