@@ -1,10 +1,11 @@
 package main
 
 import (
-	"fmt"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -209,4 +210,223 @@ func walkFlags(cmd *cobra.Command, fn func(*cobra.Command, *pflag.Flag)) {
 	}
 }
 
-var _ = fmt.Sprint
+// withKey returns the JSON configuration conf with the value at path
+// (dot-separated, except keys such as cni.dev/attachments; a number
+// indexes an array) set to raw JSON, or removed
+// when raw is "".
+func withKey(t *testing.T, conf, path, raw string) string {
+	t.Helper()
+	var root any
+	if err := json.Unmarshal([]byte(conf), &root); err != nil {
+		t.Fatal(err)
+	}
+	parts := strings.Split(path, ".")
+	if strings.HasPrefix(path, "cni.dev/") {
+		parts = []string{path} // one key, dots and all
+	}
+	cur := root
+	for i, p := range parts {
+		last := i == len(parts)-1
+		switch node := cur.(type) {
+		case map[string]any:
+			if last {
+				if raw == "" {
+					delete(node, p)
+				} else {
+					var v any
+					if err := json.Unmarshal([]byte(raw), &v); err != nil {
+						t.Fatalf("%s: %v", raw, err)
+					}
+					node[p] = v
+				}
+				break
+			}
+			if node[p] == nil {
+				node[p] = map[string]any{}
+			}
+			cur = node[p]
+		case []any:
+			idx, err := strconv.Atoi(p)
+			if err != nil || idx >= len(node) {
+				t.Fatalf("path %s: no element %s", path, p)
+			}
+			if last {
+				var v any
+				json.Unmarshal([]byte(raw), &v)
+				node[idx] = v
+				break
+			}
+			cur = node[idx]
+		}
+	}
+	out, err := json.Marshal(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(out)
+}
+
+// cniBad is one invalid configuration value or runtime argument for a CNI
+// ADD (or the verb given).
+type cniBad struct {
+	field         string // the configuration key path, or an environment variable
+	raw           string // the JSON value put at field
+	base          string // the configuration it goes into: short (default), ranges or hostlocal
+	verb          string // default ADD
+	args          string // CNI_ARGS
+	ifname, netns string
+	code          uint
+	says          []string
+}
+
+// cniBads walks every key of the configuration cnet reads (and the
+// runtime's variables) with invalid values.
+var cniBads = []cniBad{
+	{field: "cniVersion", raw: `"0.2.0"`, code: 1, says: []string{"0.2.0", "incompatible"}},
+	{field: "cniVersion", raw: `"banana"`, code: 1, says: []string{"banana"}},
+	{field: "cniVersion", raw: `7`, code: 6, says: []string{"cniVersion"}},
+	{field: "name", raw: `""`, code: 7, says: []string{"missing network name"}},
+	{field: "name", raw: `"a/b"`, code: 7, says: []string{"a/b", "invalid characters", "network name"}},
+	{field: "name", raw: `"exists"`, code: 7, says: []string{"subnet", "network exists"}},
+	{field: "type", raw: `3`, code: 6, says: []string{"type"}},
+	{field: "bridge", raw: `"this-name-is-too-long"`, code: 7, says: []string{`"this-name-is-too-long"`, "at most 15 bytes"}},
+	{field: "bridge", raw: `"a/b"`, code: 7, says: []string{`"a/b"`, "no '/'"}},
+	{field: "bridge", raw: `"lo"`, code: 7, says: []string{"lo", "choose another"}},
+	{field: "bridge", raw: `"br-exists"`, code: 7, says: []string{"br-exists", "network exists"}},
+	{field: "isGateway", raw: `false`, code: 2, says: []string{"isGateway", "always holds its gateway"}},
+	{field: "isGateway", raw: `"yes"`, code: 6, says: []string{"isGateway", "bool"}},
+	{field: "isDefaultGateway", raw: `"yes"`, code: 6, says: []string{"isDefaultGateway", "bool"}},
+	{field: "ipMasq", raw: `false`, code: 2, says: []string{"ipMasq", "internal"}},
+	{field: "ipMasq", raw: `1`, code: 6, says: []string{"ipMasq", "bool"}},
+	{field: "hairpinMode", raw: `"on"`, code: 6, says: []string{"hairpinMode", "bool"}},
+	{field: "mtu", raw: `10`, code: 7, says: []string{`mtu "10"`, "68 to 65535"}},
+	{field: "mtu", raw: `65536`, code: 7, says: []string{`mtu "65536"`, "68 to 65535"}},
+	{field: "mtu", raw: `"1500"`, code: 6, says: []string{"mtu", "int"}},
+	{field: "promiscMode", raw: `true`, code: 2, says: []string{"promiscMode", "not promiscuous"}},
+	{field: "forceAddress", raw: `"x"`, code: 6, says: []string{"forceAddress", "bool"}},
+	{field: "subnet", raw: `"10.64.0.0/99"`, code: 7, says: []string{`"10.64.0.0/99"`, "IPv4 CIDR"}},
+	{field: "subnet", raw: `"127.0.0.0/8"`, code: 7, says: []string{`"127.0.0.0/8"`, "loopback"}},
+	{field: "subnet", raw: `"10.64.0.0/31"`, code: 7, says: []string{`"10.64.0.0/31"`, "/8 to /30"}},
+	{field: "subnet", raw: `"fd00::/64"`, code: 7, says: []string{`"fd00::/64"`, "IPv4"}},
+	{field: "gateway", raw: `"10.64.0.1.1"`, code: 7, says: []string{`"10.64.0.1.1"`, "IPv4 address"}},
+	{field: "gateway", raw: `"10.99.0.1"`, code: 7, says: []string{`"10.99.0.1"`, "inside 10.64.0.0/24"}},
+	{field: "internal", raw: `"yes"`, code: 6, says: []string{"internal", "bool"}},
+	{field: "noDNS", raw: `"yes"`, code: 6, says: []string{"noDNS", "bool"}},
+	{field: "cnetRoot", raw: `"/proc/version"`, code: 999, says: []string{"/proc/version"}},
+	{field: "lockTimeout", raw: `"soon"`, code: 7, says: []string{`"soon"`, "duration"}},
+	{field: "lockTimeout", raw: `"-1s"`, code: 7, says: []string{`"-1s"`, "duration"}},
+	{field: "ipam.type", base: "hostlocal", raw: `"dhcp"`, code: 2, says: []string{"ipam type dhcp", "host-local"}},
+	{field: "ipam.subnet", base: "hostlocal", raw: `"bogus"`, code: 7, says: []string{`"bogus"`, "IPv4 CIDR"}},
+	{field: "ipam.gateway", base: "hostlocal", raw: `"x"`, code: 7, says: []string{`"x"`, "IPv4 address"}},
+	{field: "ipam.rangeStart", base: "hostlocal", raw: `"10.64.0.300"`, code: 7, says: []string{`"10.64.0.300"`, "IPv4 address"}},
+	{field: "ipam.rangeStart", base: "hostlocal", raw: `"10.99.0.10"`, code: 7, says: []string{"10.99.0.10", "10.64.0.0/24"}},
+	{field: "ipam.rangeEnd", base: "hostlocal", raw: `"::1"`, code: 7, says: []string{`"::1"`, "IPv4 address"}},
+	{field: "ipam.rangeEnd", base: "hostlocal", raw: `"10.64.1.10"`, code: 7, says: []string{"10.64.1.10", "10.64.0.0/24"}},
+	{field: "ipam.ranges", base: "ranges", raw: `[[{"subnet":"10.64.0.0/24"}],[{"subnet":"fd00::/64"}]]`, code: 2, says: []string{"more than one ipam range"}},
+	{field: "ipam.ranges.0.0.subnet", base: "ranges", raw: `"10.64.0.0/40"`, code: 7, says: []string{`"10.64.0.0/40"`, "IPv4 CIDR"}},
+	{field: "ipam.ranges.0.0.gateway", base: "ranges", raw: `"10.64.0.0"`, code: 7, says: []string{`"10.64.0.0"`, "10.64.0.1 to 10.64.0.254"}},
+	{field: "ipam.ranges.0.0.rangeStart", base: "ranges", raw: `"x"`, code: 7, says: []string{`"x"`, "IPv4 address"}},
+	{field: "ipam.ranges.0.0.rangeEnd", base: "ranges", raw: `"10.64.0.255"`, code: 7, says: []string{"10.64.0.255", "broadcast"}},
+	{field: "ipam.routes", base: "ranges", raw: `[{"dst":"10.0.0.0/8"}]`, code: 2, says: []string{"route to 10.0.0.0/8", "default route"}},
+	{field: "ipam.routes", base: "ranges", raw: `[{"dst":"default"}]`, code: 7, says: []string{`"default"`, "CIDR"}},
+	{field: "ipam.routes", base: "ranges", raw: `[{"dst":"0.0.0.0/0","gw":"10.64.0.9"}]`, code: 2, says: []string{"route via 10.64.0.9", "gateway"}},
+	{field: "runtimeConfig.portMappings", raw: `[{"hostPort":0,"containerPort":80}]`, code: 7, says: []string{"0:80/tcp", "1-65535"}},
+	{field: "runtimeConfig.portMappings", raw: `[{"hostPort":8080,"containerPort":70000}]`, code: 7, says: []string{"70000", "1-65535"}},
+	{field: "runtimeConfig.portMappings", raw: `[{"hostPort":8080,"containerPort":80,"protocol":"sctp"}]`, code: 7, says: []string{"sctp", "tcp nor udp"}},
+	{field: "runtimeConfig.portMappings", raw: `[{"hostPort":8080,"containerPort":80,"hostIP":"10.9.9.9"}]`, code: 7, says: []string{"10.9.9.9", "assigned to this host"}},
+	{field: "runtimeConfig.portMappings", raw: `[{"hostPort":8080,"containerPort":80,"hostIP":"nowhere"}]`, code: 7, says: []string{"nowhere"}},
+	{field: "runtimeConfig.portMappings", raw: `[{"hostPort":18080,"containerPort":80}]`, code: 7, says: []string{"18080", "conflicts with container holder"}},
+	{field: "runtimeConfig.ips", raw: `["10.64.0.999/24"]`, code: 7, says: []string{`"10.64.0.999/24"`, "IPv4 address"}},
+	{field: "runtimeConfig.ips", raw: `["10.99.0.9/24"]`, code: 7, says: []string{"10.99.0.9", "inside 10.64.0.0/24"}},
+	{field: "runtimeConfig.ips", raw: `["10.64.0.9/24","10.64.0.10/24"]`, code: 2, says: []string{"more than one address"}},
+	{field: "runtimeConfig.mac", raw: `"zz:zz"`, code: 7, says: []string{`"zz:zz"`, "MAC"}},
+	{field: "runtimeConfig.mac", raw: `"01:00:5e:00:00:01"`, code: 7, says: []string{`"01:00:5e:00:00:01"`, "unicast"}},
+	{field: "runtimeConfig.mac", raw: `"00:00:00:00:00:00"`, code: 7, says: []string{`"00:00:00:00:00:00"`, "unicast"}},
+	{field: "runtimeConfig.aliases", raw: `{"fresh":["a/b"]}`, code: 7, says: []string{`"a/b"`, "want 1-63 characters"}},
+	{field: "runtimeConfig.aliases", raw: `7`, code: 7, says: []string{"aliases", `["name"]`}},
+	{field: "runtimeConfig.dns", raw: `"8.8.8.8"`, code: 6, says: []string{"dns"}},
+	{field: "dns", raw: `[]`, code: 6, says: []string{"dns"}},
+	{field: "capabilities", raw: `"all"`, code: 6, says: []string{"capabilities"}},
+	{field: "prevResult", raw: `{"cniVersion":"1.0.0","ips":"x"}`, code: 6, says: []string{"prevResult", "ips"}},
+	{field: "cni.dev/valid-attachments", verb: "GC", raw: `"all"`, code: 6, says: []string{"valid-attachments"}},
+	{field: "cni.dev/attachments", verb: "GC", raw: `[{"containerID":7}]`, code: 6, says: []string{"containerID"}},
+	{field: "CNI_ARGS", args: "IP=10.64.0.999", code: 7, says: []string{`IP "10.64.0.999"`, "IPv4 address"}},
+	{field: "CNI_ARGS", args: "IP=10.64.0.1", code: 7, says: []string{"10.64.0.1", "gateway"}},
+	{field: "CNI_ARGS", args: "MAC=nope", code: 7, says: []string{`"nope"`, "MAC"}},
+	{field: "CNI_ARGS", args: "garbage", code: 4, says: []string{`"garbage"`, "KEY=VALUE"}},
+	{field: "CNI_IFNAME", ifname: "a/b", code: 4, says: []string{`"a/b"`, "no '/'"}},
+	{field: "CNI_IFNAME", ifname: "this-name-is-too-long", code: 4, says: []string{`"this-name-is-too-long"`, "15 bytes"}},
+	{field: "CNI_IFNAME", ifname: "lo", code: 7, says: []string{`"lo"`, "already exists"}},
+	{field: "CNI_NETNS", netns: "/run/netns/nope", code: 3, says: []string{"/run/netns/nope"}},
+	{field: "CNI_NETNS", netns: "/proc/version", code: 3, says: []string{"/proc/version"}},
+}
+
+// TestCNIBadInputCatalogue: every configuration key and runtime variable
+// given an invalid value is refused with a CNI error whose code and
+// message name the key or value and what is accepted, and nothing
+// changes: kernel, files, state and name server records.
+func TestCNIBadInputCatalogue(t *testing.T) {
+	c := newCLI(t)
+	testenv.Run(t, "ip", "netns", "add", "badns")
+	testenv.Run(t, "ip", "netns", "add", "holder")
+	t.Cleanup(func() { testenv.Try("ip", "netns", "del", "badns"); testenv.Try("ip", "netns", "del", "holder") })
+	c.ok("network", "create", "exists", "--subnet", "10.63.0.0/24", "--bridge", "br-exists")
+	holder := withKey(t, bridgeConf("1.1.0", "exists", "10.63.0.0/24", ""), "bridge", `"br-exists"`)
+	holder = withKey(t, holder, "runtimeConfig", `{"portMappings":[{"hostPort":18080,"containerPort":80}]}`)
+	if _, err := c.cni(cniCall{verb: "ADD", id: "holder", netns: "/run/netns/holder", ifname: "eth0", conf: holder}); err != nil {
+		t.Fatalf("ADD holder: %+v", err)
+	}
+	before := c.settled()
+	bases := map[string]string{
+		"short":     `{"cniVersion":"1.1.0","name":"fresh","type":"cnet","subnet":"10.64.0.0/24"}`,
+		"ranges":    bridgeConf("1.1.0", "fresh", "10.64.0.0/24", ""),
+		"hostlocal": `{"cniVersion":"1.1.0","name":"fresh","type":"cnet","ipam":{"type":"host-local","subnet":"10.64.0.0/24"}}`,
+	}
+	for _, tc := range cniBads {
+		name := tc.field + "=" + tc.raw + tc.args + tc.ifname + tc.netns
+		t.Run(name, func(t *testing.T) {
+			conf := bases[tc.base]
+			if tc.base == "" {
+				conf = bases["short"]
+			}
+			if tc.raw != "" {
+				conf = withKey(t, conf, tc.field, tc.raw)
+			}
+			call := cniCall{verb: "ADD", id: "badid", netns: "/run/netns/badns", ifname: "eth0", args: tc.args, conf: conf}
+			if tc.verb != "" {
+				call.verb = tc.verb
+			}
+			if call.verb == "GC" {
+				call.id = ""
+			}
+			if tc.ifname != "" {
+				call.ifname = tc.ifname
+			}
+			if tc.netns != "" {
+				call.netns = tc.netns
+			}
+			_, err := c.cni(call)
+			switch {
+			case err == nil:
+				t.Errorf("%s %s: accepted", call.verb, tc.field)
+				// Put things back, so the next cases start from the same state.
+				del := call
+				del.verb = "DEL"
+				c.cni(del)
+				c.run("network", "rm", "fresh")
+			case tc.code != 999 && err.Code != tc.code:
+				t.Errorf("%s: code %d, want %d: %s %s", tc.field, err.Code, tc.code, err.Msg, err.Details)
+			}
+			if err != nil {
+				for _, s := range tc.says {
+					if !strings.Contains(err.Msg+" "+err.Details, s) {
+						t.Errorf("%s: the message does not say %q: %s %s", tc.field, s, err.Msg, err.Details)
+					}
+				}
+			}
+			if after := c.full(); after != before {
+				t.Fatalf("the refusal changed something (+ after, - before):\n%s", testenv.Diff(after, before))
+			}
+		})
+	}
+}

@@ -184,7 +184,11 @@ func (c *Config) Attach(containerID, ifname, netnsPath, cniArgs string) (cnet.CN
 		if dst.Bits() != 0 || !dst.Addr().Is4() {
 			return a, unsupported("route to "+r.Dst, "cnet gives containers only a default route via the gateway")
 		}
-		if r.GW != "" && r.GW != gateway && gateway != "" {
+		gw := gateway
+		if gw == "" && spec.Subnet.IsValid() {
+			gw = spec.Subnet.Addr().Next().String() // the gateway a network gets by default
+		}
+		if r.GW != "" && r.GW != gw && gw != "" {
 			return a, unsupported("route via "+r.GW, "the default route goes via the network's gateway")
 		}
 		a.DefaultRoute = true
@@ -195,9 +199,12 @@ func (c *Config) Attach(containerID, ifname, netnsPath, cniArgs string) (cnet.CN
 	// capabilities.
 	args := map[string]string{}
 	for _, kv := range strings.Split(cniArgs, ";") {
-		if k, v, ok := strings.Cut(kv, "="); ok {
-			args[k] = v
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok && kv != "" {
+			return a, types.NewError(types.ErrInvalidEnvironmentVariables,
+				fmt.Sprintf("invalid CNI_ARGS pair %q: want KEY=VALUE pairs separated by ';'", kv), "")
 		}
+		args[k] = v
 	}
 	ip := args["IP"]
 	if ip == "" && len(c.RuntimeConfig.IPs) > 0 {

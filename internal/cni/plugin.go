@@ -12,6 +12,7 @@ import (
 	"github.com/containernetworking/cni/pkg/version"
 
 	"github.com/cnetdev/cnet"
+	"github.com/cnetdev/cnet/internal/names"
 )
 
 // Versions are the CNI specification versions cnet speaks.
@@ -22,6 +23,13 @@ var Versions = version.PluginSupports("0.3.1", "0.4.0", "1.0.0", "1.1.0")
 // name server; hook, if set, is the engine's fault-injection hook
 // (Options.Hook).
 func Main(dnsCommand []string, hook func(op string, step int) error) {
+	if ifname := os.Getenv("CNI_IFNAME"); ifname != "" {
+		// The library refuses these too, without naming the value.
+		if err := names.CheckIfName("CNI_IFNAME", ifname); err != nil {
+			types.NewError(types.ErrInvalidEnvironmentVariables, err.Error(), "").Print()
+			os.Exit(1)
+		}
+	}
 	p := &plugin{dnsCommand: dnsCommand, hook: hook}
 	skel.PluginMainFuncs(skel.CNIFuncs{Add: p.add, Del: p.del, Check: p.check, Status: p.status, GC: p.gc},
 		Versions, "cnet: Docker-style bridge networks; as a CNI plugin, type \"cnet\"")
@@ -73,6 +81,13 @@ func (p *plugin) add(args *skel.CmdArgs) error {
 	req, cerr := c.Attach(args.ContainerID, args.IfName, args.Netns, args.Args)
 	if cerr != nil {
 		return cerr
+	}
+	if c.RawPrevResult != nil {
+		// Read before attaching: a result that cannot be built must not
+		// leave an attachment behind.
+		if err := version.ParsePrevResult(&c.PluginConf); err != nil {
+			return types.NewError(types.ErrDecodingFailure, "invalid prevResult: "+err.Error(), "")
+		}
 	}
 	e, cerr := p.engine(c)
 	if cerr != nil {

@@ -1,7 +1,9 @@
 package plan
 
 import (
+	"bytes"
 	"fmt"
+	"net"
 	"net/netip"
 	"slices"
 
@@ -74,6 +76,9 @@ func AttachCNI(env *Env, req CNIReq) (*Plan, error) {
 		c = &model.Container{Name: name, Adopted: true, NetnsPath: req.Netns, CNI: &model.CNIInfo{ContainerID: req.ContainerID}, Created: env.Now}
 	}
 	if err := checkAliases(req.Aliases); err != nil {
+		return nil, err
+	}
+	if err := checkMAC(req.MAC); err != nil {
 		return nil, err
 	}
 	for _, ep := range c.Endpoints {
@@ -202,4 +207,17 @@ func GCCNI(env *Env, network string, valid []CNIRef, cs []*model.Container) (*Pl
 		}
 	}
 	return p, nil
+}
+
+// checkMAC refuses a MAC address an interface cannot have: malformed, not
+// 6 bytes, multicast, or all zeros. "" means cnet's own.
+func checkMAC(s string) error {
+	if s == "" {
+		return nil
+	}
+	m, err := net.ParseMAC(s)
+	if err != nil || len(m) != 6 || m[0]&1 == 1 || bytes.Equal(m, make([]byte, 6)) {
+		return errs.Invalid("MAC", s, "want a unicast Ethernet MAC address such as 02:42:ac:11:00:02")
+	}
+	return nil
 }
