@@ -1,6 +1,9 @@
 package testenv
 
 import (
+	"bytes"
+	"context"
+	"os/exec"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -47,25 +50,43 @@ func snapshot(fail func(format string, args ...any)) string {
 	return b.String()
 }
 
-func ipJSON(fail func(format string, args ...any), ns string, args ...string) []map[string]any {
-	full := []string{"-j"}
+// ipJSON runs one `ip -j -d -4 -batch -` in ns ("" for the sandbox host)
+// with the commands given, and returns each command's JSON array.
+func ipJSON(fail func(format string, args ...any), ns string, cmds ...string) [][]map[string]any {
+	full := []string{"-j", "-d", "-4"}
 	if ns != "" {
 		full = append(full, "-n", ns)
 	}
-	out, err := Try("ip", append(full, args...)...)
+	full = append(full, "-batch", "-")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "ip", full...)
+	cmd.Stdin = strings.NewReader(strings.Join(cmds, "\n") + "\n")
+	out, err := cmd.Output()
+	res := make([][]map[string]any, len(cmds))
 	if err != nil {
-		return []map[string]any{{"error": strings.TrimSpace(out)}}
+		msg := strings.TrimSpace(string(out))
+		if ee, ok := err.(*exec.ExitError); ok {
+			msg += strings.TrimSpace(string(ee.Stderr))
+		}
+		for i := range res {
+			res[i] = []map[string]any{{"error": msg}}
+		}
+		return res
 	}
-	var v []map[string]any
-	if err := json.Unmarshal([]byte(out), &v); err != nil {
-		fail("parse ip %s: %v", strings.Join(args, " "), err)
+	dec := json.NewDecoder(bytes.NewReader(out))
+	for i := range cmds {
+		if err := dec.Decode(&res[i]); err != nil {
+			fail("parse ip %s: %v\n%s", cmds[i], err, out)
+		}
 	}
-	return v
+	return res
 }
 
 func describeNetns(fail func(format string, args ...any), b *strings.Builder, ns string) {
 	var lines []string
-	for _, l := range ipJSON(fail, ns, "-d", "link", "show") {
+	all := ipJSON(fail, ns, "link show", "addr show", "route show table all")
+	for _, l := range all[0] {
 		kind := ""
 		if li, ok := l["linkinfo"].(map[string]any); ok {
 			kind, _ = li["info_kind"].(string)
@@ -75,14 +96,14 @@ func describeNetns(fail func(format string, args ...any), b *strings.Builder, ns
 		lines = append(lines, fmt.Sprintf("  link %v kind=%s master=%v alias=%v up=%v mtu=%v",
 			l["ifname"], kind, or(l["master"]), or(l["ifalias"]), up, l["mtu"]))
 	}
-	for _, a := range ipJSON(fail, ns, "-4", "addr", "show") {
+	for _, a := range all[1] {
 		infos, _ := a["addr_info"].([]any)
 		for _, i := range infos {
 			m := i.(map[string]any)
 			lines = append(lines, fmt.Sprintf("  addr %v %v/%v", a["ifname"], m["local"], m["prefixlen"]))
 		}
 	}
-	for _, r := range ipJSON(fail, ns, "-4", "route", "show", "table", "all") {
+	for _, r := range all[2] {
 		if r["table"] == "local" {
 			continue
 		}
