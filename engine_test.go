@@ -426,7 +426,7 @@ func TestReboot(t *testing.T) {
 	if _, err := e.CreateNetwork(NetworkSpec{Name: "seed", Subnet: mustPrefix("172.18.0.0/24")}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.CreateContainer(ContainerSpec{Name: "a", Network: "seed"}); err != nil {
+	if _, err := e.CreateContainer(ContainerSpec{Name: "a", Network: "seed", Ports: []PortMapping{{Proto: "tcp", HostIP: netip.IPv4Unspecified(), HostPort: 8080, Port: 80}}}); err != nil {
 		t.Fatal(err)
 	}
 	// "Reboot": the kernel forgets everything, the disk does not.
@@ -447,10 +447,17 @@ func TestReboot(t *testing.T) {
 	if out, _ := testenv.Try("nft", "list", "table", "inet", "cnet"); !strings.Contains(out, "172.18.0.0/24") {
 		t.Errorf("firewall not back after reboot:\n%s", out)
 	}
-	// The address is free again.
-	c, err := e.CreateContainer(ContainerSpec{Name: "a2", Network: "seed"})
+	if out, _ := testenv.Try("nft", "list", "table", "inet", "cnet"); strings.Contains(out, "8080") {
+		t.Errorf("the dead container's published port is still mapped:\n%s", out)
+	}
+	// The address and the port are free again.
+	c, err := e.CreateContainer(ContainerSpec{Name: "a2", Network: "seed", Ports: []PortMapping{{Proto: "tcp", HostIP: netip.IPv4Unspecified(), HostPort: 8080, Port: 80}}})
 	if err != nil || c.Endpoints[0].IP().String() != "172.18.0.2" {
 		t.Errorf("got %v %+v, want 172.18.0.2 reused", err, c)
+	}
+	// Nothing is left for gc: state and machine agree.
+	if r, err := e.GC(true); err != nil || len(r.Actions) != 0 {
+		t.Errorf("after the reboot gc would act: %v %+v", err, r)
 	}
 }
 
