@@ -155,8 +155,14 @@ func (e *Engine) GC(dryRun bool) (*GCReport, error) {
 
 	// After releases, so their published ports are not expected.
 	var portElems []model.PortElem
-	s.st.View(func(tx *state.Tx) error { portElems = tx.PortElems(); return nil })
-	rs := firewall.FromState(nets, portElems)
+	var left []*model.Container
+	s.st.View(func(tx *state.Tx) error {
+		portElems = tx.PortElems()
+		var err error
+		left, err = tx.Containers()
+		return err
+	})
+	rs := firewall.FromState(nets, portElems).WithGuards(left)
 	if problem, err := s.k.CheckFirewall(rs); err != nil {
 		r.Warnings = append(r.Warnings, "cannot read the firewall: "+err.Error())
 	} else if problem != "" {

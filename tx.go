@@ -194,7 +194,11 @@ type rulesets struct {
 func (r rulesets) before() (rs firewall.Ruleset, err error) {
 	err = r.s.st.View(func(tx *state.Tx) error {
 		nets, err := tx.Networks()
-		rs = firewall.FromState(nets, tx.PortElems())
+		if err != nil {
+			return err
+		}
+		cs, err := tx.Containers()
+		rs = firewall.FromState(nets, tx.PortElems()).WithGuards(cs)
 		return err
 	})
 	return rs, err
@@ -215,7 +219,11 @@ func rulesetAfter(tx *state.Tx, ch model.Changes) (firewall.Ruleset, error) {
 		return firewall.Ruleset{}, err
 	}
 	ports, err := plan.PortsAfter(tx, tx.PortElems(), ch)
-	return firewall.FromState(applyNetworks(nets, ch), ports), err
+	if err != nil {
+		return firewall.Ruleset{}, err
+	}
+	cs, err := tx.Containers()
+	return firewall.FromState(applyNetworks(nets, ch), ports).WithGuards(applyContainers(cs, ch)), err
 }
 
 func (s *session) sync(rs func() (firewall.Ruleset, error)) error {
@@ -382,6 +390,22 @@ func (s *session) object(st model.Step, rs rulesets) (put, take func() error) {
 	}
 	unknown := func() error { return fmt.Errorf("unknown step kind %q", st.Kind) }
 	return unknown, unknown
+}
+
+// applyContainers returns cs with the container changes of ch applied.
+func applyContainers(cs []*model.Container, ch model.Changes) []*model.Container {
+	var out []*model.Container
+	for _, c := range cs {
+		if _, changed := ch.Containers[c.Name]; !changed {
+			out = append(out, c)
+		}
+	}
+	for _, c := range ch.Containers {
+		if c != nil {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // applyNetworks returns nets with the network changes of ch applied.

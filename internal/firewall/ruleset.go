@@ -37,6 +37,9 @@ type Ruleset struct {
 	Internal []string         // bridges of --internal networks
 	Masq     []netip.Prefix   // subnets that get NAT (non-internal networks)
 	Ports    []model.PortElem // published ports
+	// Guards are every endpoint's anti-spoofing entry, in `table bridge
+	// cnet` (guard.go); String renders the inet table only.
+	Guards []model.GuardSpec
 }
 
 // FromState computes the ruleset for networks and published ports.
@@ -63,6 +66,17 @@ func FromState(nets []*model.Network, ports []model.PortElem) Ruleset {
 		}
 		return int(a.HostPort) - int(b.HostPort)
 	})
+	return rs
+}
+
+// WithGuards returns rs with the anti-spoofing entries of every endpoint
+// of cs.
+func (rs Ruleset) WithGuards(cs []*model.Container) Ruleset {
+	rs.Guards = nil
+	for _, c := range cs {
+		rs.Guards = append(rs.Guards, c.Guards()...)
+	}
+	slices.SortFunc(rs.Guards, func(a, b model.GuardSpec) int { return strings.Compare(a.HostIf, b.HostIf) })
 	return rs
 }
 

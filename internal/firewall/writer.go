@@ -19,7 +19,12 @@ func Sync(conn *nftables.Conn, rs Ruleset) error {
 	t := &nftables.Table{Name: Table, Family: nftables.TableFamilyINet}
 	conn.AddTable(t)
 	conn.DelTable(t)
+	conn.AddTable(guardTable)
+	conn.DelTable(guardTable)
 	if !rs.Empty() {
+		if err := addGuardTable(conn, rs.Guards); err != nil {
+			return err
+		}
 		conn.AddTable(t)
 		byName := map[string]*nftables.Set{}
 		for _, sd := range sets {
@@ -135,12 +140,15 @@ func Check(conn *nftables.Conn, rs Ruleset) (string, error) {
 	}
 	if !present {
 		if rs.Empty() {
-			return "", nil
+			return checkGuards(conn, rs)
 		}
 		return "table inet " + Table + " is missing", nil
 	}
 	if rs.Empty() {
 		return "table inet " + Table + " exists but no network needs it", nil
+	}
+	if problem, err := checkGuards(conn, rs); problem != "" || err != nil {
+		return problem, err
 	}
 	t := &nftables.Table{Name: Table, Family: nftables.TableFamilyINet}
 	for _, sd := range sets {

@@ -155,10 +155,44 @@ func (k *Kernel) RemoveNetns(s model.NetnsSpec) error {
 			return errs.Conflict("namespace", s.Name, "a namespace cnet did not create", "left in place")
 		}
 	}
+	if err := k.delGuards(s.Guards); err != nil {
+		return err
+	}
 	if err := netns.Remove(k.NetnsDir, s.Name); err != nil {
 		return fmt.Errorf("ip netns del %s: %w", s.Name, err)
 	}
 	return nil
+}
+
+// guard is an endpoint's anti-spoofing entry.
+func guard(ep model.EndpointSpec) model.GuardSpec {
+	mac := ep.MAC
+	if mac == "" {
+		mac = names.MAC(ep.Addr.Addr()).String()
+	}
+	return model.GuardSpec{HostIf: ep.HostIf, MAC: mac, Addr: ep.Addr.Addr()}
+}
+
+func (k *Kernel) addGuards(gs []model.GuardSpec) error {
+	if len(gs) == 0 {
+		return nil
+	}
+	c, err := nftables.New()
+	if err != nil {
+		return fmt.Errorf("nftables: %w", err)
+	}
+	return firewall.AddGuards(c, gs)
+}
+
+func (k *Kernel) delGuards(gs []model.GuardSpec) error {
+	if len(gs) == 0 {
+		return nil
+	}
+	c, err := nftables.New()
+	if err != nil {
+		return fmt.Errorf("nftables: %w", err)
+	}
+	return firewall.DelGuards(c, gs)
 }
 
 // EnsureBridge creates a network's bridge.
@@ -179,7 +213,9 @@ func (k *Kernel) RemoveBridge(b model.BridgeSpec) error {
 	return link.RemoveLink(h, b.Name, b.Mark)
 }
 
-// EnsureEndpoint creates an endpoint's veth pair.
+// EnsureEndpoint creates an endpoint's veth pair, limits its egress (tc
+// tbf) when asked, and adds its
+// anti-spoofing entry (firewall.AddGuards).
 func (k *Kernel) EnsureEndpoint(ep model.EndpointSpec) error {
 	h, err := k.Host()
 	if err != nil {
@@ -193,20 +229,30 @@ func (k *Kernel) EnsureEndpoint(ep model.EndpointSpec) error {
 	if err != nil {
 		return err
 	}
-	if err := link.EnsureEndpoint(h, hs, n.Link, n.Fd(), ep); err != nil || ep.Egress == 0 {
+	if err := link.EnsureEndpoint(h, hs, n.Link, n.Fd(), ep); err != nil {
 		return err
 	}
-	l, err := n.Link.LinkByName(ep.ContainerIf)
-	if err != nil {
-		return fmt.Errorf("find %s in netns %s: %w", ep.ContainerIf, ep.Netns, err)
+	if ep.Egress != 0 {
+		l, err := n.Link.LinkByName(ep.ContainerIf)
+		if err != nil {
+			return fmt.Errorf("find %s in netns %s: %w", ep.ContainerIf, ep.Netns, err)
+		}
+		if err := link.SetEgress(n.Link, ep.Netns, l, ep.Egress); err != nil {
+			return err
+		}
 	}
-	return link.SetEgress(n.Link, ep.Netns, l, ep.Egress)
+	// Frames from the container must carry its MAC and address.
+	return k.addGuards([]model.GuardSpec{guard(ep)})
 }
 
-// RemoveEndpoint deletes an endpoint's veth pair through its host end.
+// RemoveEndpoint deletes an endpoint's veth pair through its host end,
+// and its anti-spoofing entry.
 func (k *Kernel) RemoveEndpoint(ep model.EndpointSpec) error {
 	h, err := k.Host()
 	if err != nil {
+		return err
+	}
+	if err := k.delGuards([]model.GuardSpec{guard(ep)}); err != nil {
 		return err
 	}
 	return link.RemoveLink(h, ep.HostIf, ep.Mark)

@@ -4,6 +4,7 @@
 package model
 
 import (
+	"net"
 	"net/netip"
 	"time"
 )
@@ -137,6 +138,22 @@ func (c *Container) Target() *Endpoint {
 	return nil
 }
 
+// Guards returns the anti-spoofing entries of the container's endpoints:
+// each one's MAC (its own, else 02:63 and the address, as names.MAC
+// derives it) and address.
+func (c *Container) Guards() []GuardSpec {
+	var out []GuardSpec
+	for _, ep := range c.Endpoints {
+		mac := ep.MAC
+		if mac == "" {
+			b := ep.Addr.As4()
+			mac = net.HardwareAddr{0x02, 0x63, b[0], b[1], b[2], b[3]}.String()
+		}
+		out = append(out, GuardSpec{HostIf: ep.HostIf, MAC: mac, Addr: ep.Addr})
+	}
+	return out
+}
+
 // Endpoint returns the container's endpoint on network, or nil.
 func (c *Container) Endpoint(network string) *Endpoint {
 	for i := range c.Endpoints {
@@ -236,6 +253,18 @@ type NetnsSpec struct {
 	Mark string `json:"mark"`
 	// Forwarding turns net.ipv4.ip_forward on inside.
 	Forwarding bool `json:"forwarding,omitempty"`
+	// Guards are the anti-spoofing entries of the namespace's endpoints,
+	// dropped with it (its veths go with the namespace).
+	Guards []GuardSpec `json:"guards,omitempty"`
+}
+
+// GuardSpec is one endpoint's anti-spoofing entry: frames entering its
+// bridge port (the host veth) must come from its MAC and, for IPv4 and
+// ARP, from its address.
+type GuardSpec struct {
+	HostIf string     `json:"host_if"`
+	MAC    string     `json:"mac"`
+	Addr   netip.Addr `json:"addr"`
 }
 
 // BridgeSpec is a network's bridge.

@@ -716,7 +716,7 @@ func RemoveContainers(env *Env, containers []string) (*Plan, error) {
 			// Deleting the namespace deletes its veths with it, and lets the
 			// kernel batch that work instead of paying for each veth.
 			deletions = append(deletions, model.Step{Kind: model.KindNetns, Action: model.Del, Netns: &model.NetnsSpec{
-				Name: c.Name, Mark: names.NetnsMark(env.Instance, c.Name).String(),
+				Name: c.Name, Mark: names.NetnsMark(env.Instance, c.Name).String(), Guards: c.Guards(),
 			}})
 		}
 		p.Changes.DelContainer(c.Name)

@@ -1,0 +1,252 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cnetdev/cnet/internal/testenv"
+)
+
+// secCase is one row of the security matrix: a real connection attempt
+// from a place to an address, and whether it must get through.
+type secCase struct {
+	from, to, proto string
+	open            bool
+	why             string
+	// setup changes the source before the attempt (and returns the undo).
+	setup func(t *testing.T) func()
+}
+
+func (s secCase) outcome() string {
+	if s.open {
+		return "reachable"
+	}
+	return "blocked"
+}
+
+// TestSecurityMatrix sets up a LAN neighbour that routes the container
+// subnets through the host, "the internet" behind the host, two networks,
+// an internal one, and ports published on 0.0.0.0, on one host address
+// and on 127.0.0.1, then makes a real connection for every case of the
+// matrix in docs/security.md, which it generates (CNET_UPDATE_DOCS=1
+// rewrites it; otherwise the file must match).
+func TestSecurityMatrix(t *testing.T) {
+	c := newCLI(t)
+	lan(t) // host 192.168.77.1 and .10 on lan0, neighbour 192.168.77.2
+	t.Cleanup(func() {
+		testenv.Try("ip", "link", "del", "uplink")
+		testenv.Try("ip", "netns", "del", "inet")
+	})
+	for _, args := range [][]string{
+		{"netns", "add", "inet"},
+		{"link", "add", "uplink", "type", "veth", "peer", "name", "eth0", "netns", "inet"},
+		{"addr", "add", "198.51.100.254/24", "dev", "uplink"},
+		{"link", "set", "uplink", "up"},
+		{"-n", "inet", "addr", "add", "198.51.100.1/24", "dev", "eth0"},
+		{"-n", "inet", "link", "set", "eth0", "up"},
+		{"-n", "inet", "link", "set", "lo", "up"},
+		{"-n", "lan", "route", "add", "172.30.0.0/16", "via", "192.168.77.1"},
+	} {
+		testenv.Run(t, "ip", args...)
+	}
+	internet := execCommand(t.Context(), "ip", "netns", "exec", "inet", bin.echo, "-listen", ":80")
+	if err := internet.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { internet.Process.Kill(); internet.Wait() })
+	hostService(t, "127.0.0.1:9999")
+	hostService(t, "0.0.0.0:9998")
+
+	c.ok("network", "create", "front", "--subnet", "172.30.1.0/24")
+	c.ok("network", "create", "back", "--subnet", "172.30.2.0/24")
+	c.ok("network", "create", "intra", "--subnet", "172.30.3.0/24", "--internal")
+	c.ok("run", "-d", "--name", "web", "--network", "front",
+		"-p", "8080:80", "-p", "192.168.77.1:8081:80", "-p", "127.0.0.1:8082:80", "-p", "5300:5300/udp",
+		"--", bin.echo, "-listen", ":80", "-udp", ":5300")
+	for _, ct := range [][2]string{{"peer", "front"}, {"other", "back"}, {"secret", "intra"}, {"buddy", "intra"}} {
+		c.ok("run", "-d", "--name", ct[0], "--network", ct[1], "--", bin.echo, "-listen", ":80")
+	}
+	for _, a := range []string{"172.30.1.2:80", "172.30.1.3:80", "172.30.2.2:80", "172.30.3.2:80", "172.30.3.3:80"} {
+		testenv.Eventually(t, 10*time.Second, func() error { return httpFrom("", a) })
+	}
+	testenv.Eventually(t, 10*time.Second, func() error { return httpFrom("inet", "198.51.100.1:80") })
+
+	loopbackRoute := func(t *testing.T) func() {
+		// The container sends to the host's loopback through its gateway,
+		// as a compromised process could: it accepts 127/8 on its eth0
+		// and routes 127.0.0.99 via the gateway.
+		testenv.Run(t, "ip", "netns", "exec", "peer", "sysctl", "-qw", "net.ipv4.conf.eth0.route_localnet=1")
+		testenv.Run(t, "ip", "-n", "peer", "route", "add", "127.0.0.99/32", "via", "172.30.1.1", "dev", "eth0")
+		return func() { testenv.Run(t, "ip", "-n", "peer", "route", "del", "127.0.0.99/32") }
+	}
+	readdress := func(t *testing.T, addr string) {
+		testenv.Run(t, "ip", "-n", "peer", "addr", "flush", "dev", "eth0")
+		testenv.Run(t, "ip", "-n", "peer", "addr", "add", addr, "dev", "eth0")
+		testenv.Run(t, "ip", "-n", "peer", "route", "add", "default", "via", "172.30.1.1")
+	}
+	spoofIP := func(t *testing.T) func() {
+		readdress(t, "172.30.1.99/24")
+		return func() { readdress(t, "172.30.1.3/24") }
+	}
+	spoofMAC := func(t *testing.T) func() {
+		testenv.Run(t, "ip", "-n", "peer", "link", "set", "eth0", "address", "02:63:de:ad:be:ef")
+		return func() { testenv.Run(t, "ip", "-n", "peer", "link", "set", "eth0", "address", "02:63:ac:1e:01:03") }
+	}
+	spoofBoth := func(t *testing.T) func() {
+		undoMAC := spoofMAC(t)
+		undoIP := spoofIP(t)
+		return func() { undoIP(); undoMAC() }
+	}
+
+	cases := []secCase{
+		{"LAN", "192.168.77.1:8080", "tcp", true, "published on 0.0.0.0: every host address", nil},
+		{"LAN", "192.168.77.10:8080", "tcp", true, "published on 0.0.0.0: every host address", nil},
+		{"LAN", "192.168.77.1:5300", "udp", true, "published on 0.0.0.0, UDP", nil},
+		{"LAN", "192.168.77.1:8081", "tcp", true, "published on 192.168.77.1", nil},
+		{"LAN", "192.168.77.10:8081", "tcp", false, "published on 192.168.77.1 only, not on the host's other address", nil},
+		{"LAN", "192.168.77.1:8082", "tcp", false, "published on 127.0.0.1: the host only", nil},
+		{"LAN", "172.30.1.2:80", "tcp", false, "unpublished container port, even with a route to the subnet through the host", nil},
+		{"LAN", "172.30.2.2:80", "tcp", false, "unpublished container port on another network, routed", nil},
+		{"LAN", "172.30.3.2:80", "tcp", false, "internal network: no ingress, routed", nil},
+		{"internet", "198.51.100.254:8080", "tcp", true, "published on 0.0.0.0: the uplink address too", nil},
+		{"internet", "198.51.100.254:8081", "tcp", false, "published on 192.168.77.1 only", nil},
+		{"host", "127.0.0.1:8082", "tcp", true, "published on 127.0.0.1", nil},
+		{"host", "127.0.0.1:8080", "tcp", true, "published on 0.0.0.0 includes the host's loopback", nil},
+		{"host", "192.168.77.1:8081", "tcp", true, "published on 192.168.77.1", nil},
+		{"host", "172.30.1.2:80", "tcp", true, "the host holds every gateway: it reaches containers directly", nil},
+		{"host", "172.30.3.2:80", "tcp", true, "the host is on internal networks too (their gateway)", nil},
+		{"web", "172.30.1.3:80", "tcp", true, "same network: switched by the bridge", nil},
+		{"web", "172.30.2.2:80", "tcp", false, "another network: isolated", nil},
+		{"other", "172.30.1.2:80", "tcp", false, "another network: isolated, the other way", nil},
+		{"other", "192.168.77.1:8080", "tcp", true, "a published port is public, from containers too", nil},
+		{"other", "192.168.77.1:8082", "tcp", false, "published on 127.0.0.1: the host only", nil},
+		{"web", "192.168.77.1:8080", "tcp", true, "hairpin: a container reaches its own published port", nil},
+		{"web", "198.51.100.1:80", "tcp", true, "egress, masqueraded", nil},
+		{"other", "198.51.100.1:80", "tcp", true, "egress, masqueraded", nil},
+		{"secret", "198.51.100.1:80", "tcp", false, "internal network: no egress", nil},
+		{"secret", "172.30.1.2:80", "tcp", false, "internal network: no path to other networks", nil},
+		{"web", "172.30.3.2:80", "tcp", false, "internal network: no ingress from other networks", nil},
+		{"secret", "172.30.3.3:80", "tcp", true, "internal network: its own containers reach each other", nil},
+		{"secret", "192.168.77.1:8080", "tcp", false, "internal network: not even the host's published ports", nil},
+		{"peer", "127.0.0.99:9999", "tcp", false, "a host service on 127.0.0.1, through the gateway with a forged route (CVE-2020-8558)", loopbackRoute},
+		{"peer", "172.30.1.1:9999", "tcp", false, "a host service on 127.0.0.1 is not on the gateway address", nil},
+		{"peer", "172.30.1.1:9998", "tcp", true, "a host service on 0.0.0.0 listens on the gateway too: cnet does not filter the host's input", nil},
+		{"peer", "172.30.1.2:80", "tcp", false, "the container changed its own IP to 172.30.1.99: frames with a source address not its own are dropped at the bridge port", spoofIP},
+		{"peer", "172.30.1.2:80", "tcp", false, "the container changed its own MAC: frames with a source MAC not its own are dropped at the bridge port", spoofMAC},
+		{"peer", "172.30.1.2:80", "tcp", false, "the container changed its IP and MAC", spoofBoth},
+		{"peer", "172.30.1.2:80", "tcp", true, "the same container, its address and MAC as cnet gave them", nil},
+	}
+	for _, tc := range cases {
+		t.Run(fmt.Sprintf("%s->%s/%s", tc.from, tc.to, tc.proto), func(t *testing.T) {
+			if tc.setup != nil {
+				defer tc.setup(t)()
+			}
+			err := attempt(t, tc)
+			if tc.open && err != nil {
+				t.Errorf("%s -> %s/%s: want reachable (%s): %v", tc.from, tc.to, tc.proto, tc.why, err)
+			}
+			if !tc.open && err == nil {
+				t.Errorf("%s -> %s/%s: reached, want blocked (%s)", tc.from, tc.to, tc.proto, tc.why)
+			}
+		})
+	}
+	t.Run("spoofing probes are sensitive", func(t *testing.T) {
+		// Without cnet's bridge table the spoofed connection gets through:
+		// the blocked rows above are the firewall's doing. gc puts it back.
+		testenv.Run(t, "nft", "delete", "table", "bridge", "cnet")
+		undo := spoofBoth(t)
+		if err := httpFrom("peer", "172.30.1.2:80"); err != nil {
+			t.Errorf("without table bridge cnet the spoofed connection should get through (the probe is broken): %v", err)
+		}
+		c.ok("gc")
+		if err := httpFrom("peer", "172.30.1.2:80"); err == nil {
+			t.Error("after gc restored the firewall, the spoofed connection still gets through")
+		}
+		undo()
+		if err := httpFrom("peer", "172.30.1.2:80"); err != nil {
+			t.Errorf("with its own address and MAC back, peer cannot reach web: %v", err)
+		}
+	})
+	checkSecurityDoc(t, cases)
+}
+
+// attempt makes one real connection; an open case gets three tries, as
+// the machine may be busy.
+func attempt(t *testing.T, tc secCase) error {
+	ns := map[string]string{"LAN": "lan", "internet": "inet", "host": ""}[tc.from]
+	if _, named := map[string]bool{"LAN": true, "internet": true, "host": true}[tc.from]; !named {
+		ns = tc.from
+	}
+	try := func() error {
+		if tc.proto == "udp" {
+			conn := udpSocket(t, ns, 0, tc.to)
+			_, err := ask(conn, "probe")
+			conn.Close()
+			return err
+		}
+		return httpFrom(ns, tc.to)
+	}
+	tries := 1
+	if tc.open {
+		tries = 3
+	}
+	var err error
+	for range tries {
+		if err = try(); err == nil {
+			return nil
+		}
+	}
+	return err
+}
+
+// hostService serves HTTP on the sandbox host at addr.
+func hostService(t *testing.T, addr string) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "host service") })}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return ln
+}
+
+const secDoc = "../../docs/security.md"
+
+// checkSecurityDoc compares the matrix in docs/security.md (between the
+// markers) with the cases, or rewrites it with CNET_UPDATE_DOCS=1.
+func checkSecurityDoc(t *testing.T, cases []secCase) {
+	var b strings.Builder
+	b.WriteString("| from | to | proto | outcome | why |\n|---|---|---|---|---|\n")
+	for _, c := range cases {
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", c.from, c.to, c.proto, c.outcome(), c.why)
+	}
+	table := b.String()
+	data, err := os.ReadFile(secDoc)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		t.Fatal(err)
+	}
+	const begin, end = "<!-- matrix: generated by TestSecurityMatrix -->\n", "<!-- end of matrix -->\n"
+	doc := string(data)
+	i, j := strings.Index(doc, begin), strings.Index(doc, end)
+	if os.Getenv("CNET_UPDATE_DOCS") == "1" {
+		if i < 0 || j < i {
+			t.Fatalf("%s lacks the markers %q and %q", secDoc, begin, end)
+		}
+		doc = doc[:i+len(begin)] + table + doc[j:]
+		if err := os.WriteFile(secDoc, []byte(doc), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	if i < 0 || j < i || doc[i+len(begin):j] != table {
+		t.Errorf("%s does not hold the matrix this test checks; run with CNET_UPDATE_DOCS=1 to rewrite it. Want:\n%s", secDoc, table)
+	}
+}
