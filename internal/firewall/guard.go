@@ -72,7 +72,6 @@ func guardElems(gs []model.GuardSpec) [3][]nftables.SetElement {
 	return out
 }
 
-
 // addGuardTable queues the whole bridge table with gs on conn.
 func addGuardTable(conn *nftables.Conn, gs []model.GuardSpec) error {
 	conn.AddTable(guardTable)
