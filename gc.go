@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 
 	"github.com/cnetdev/cnet/internal/firewall"
 	"github.com/cnetdev/cnet/internal/model"
@@ -162,6 +163,9 @@ func (e *Engine) GC(dryRun bool) (*GCReport, error) {
 		left, err = tx.Containers()
 		return err
 	})
+	// A dry run expects what a real one leaves: no guards for released
+	// containers.
+	left = slices.DeleteFunc(left, func(c *model.Container) bool { return slices.Contains(release, c.Name) })
 	rs := firewall.FromState(nets, portElems).WithGuards(left)
 	if problem, err := s.k.CheckFirewall(rs); err != nil {
 		r.Warnings = append(r.Warnings, "cannot read the firewall: "+err.Error())

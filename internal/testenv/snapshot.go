@@ -44,7 +44,7 @@ func snapshot(fail func(format string, args ...any)) string {
 		return nil
 	})
 	rs, _ := Try("nft", "list", "ruleset")
-	b.WriteString("nft:\n" + rs)
+	b.WriteString("nft:\n" + normalizeElements(rs))
 	fwd, _ := os.ReadFile("/proc/sys/net/ipv4/ip_forward")
 	fmt.Fprintf(&b, "ip_forward=%s", fwd)
 	return b.String()
@@ -116,6 +116,23 @@ func describeNetns(fail func(format string, args ...any), b *strings.Builder, ns
 	for _, l := range lines {
 		b.WriteString(l + "\n")
 	}
+}
+
+var elementsBlock = regexp.MustCompile(`elements = \{[^}]*\}`)
+
+// normalizeElements masks host veth names in set elements (as in link
+// lines) and sorts each set's elements, which nft lists in key order: an
+// endpoint re-created with a new veth name may sort elsewhere.
+func normalizeElements(ruleset string) string {
+	return elementsBlock.ReplaceAllStringFunc(ruleset, func(block string) string {
+		body := strings.TrimSuffix(strings.TrimPrefix(block, "elements = {"), "}")
+		var items []string
+		for _, it := range strings.Split(body, ",") {
+			items = append(items, vethName.ReplaceAllString(strings.Join(strings.Fields(it), " "), "veth*"))
+		}
+		slices.Sort(items)
+		return "elements = { " + strings.Join(items, ", ") + " }"
+	})
 }
 
 var vethName = regexp.MustCompile(`\bveth[0-9a-f]{7}\b`)
