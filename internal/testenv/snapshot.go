@@ -3,10 +3,10 @@ package testenv
 import (
 	"bytes"
 	"context"
-	"os/exec"
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
