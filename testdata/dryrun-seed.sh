@@ -8,10 +8,35 @@ ip addr add 172.18.0.1/24 dev cont-br0
 ip link set cont-br0 up
 sysctl -w net.ipv4.conf.cont-br0.route_localnet=1
 
-# set firewall: table inet cnet, rebuilt whole in one atomic batch: NAT for the subnets, isolation between networks, published ports
+# set firewall: table inet cnet and table bridge cnet, rebuilt whole in one atomic batch: NAT for the subnets, isolation between networks, published ports, and anti-spoofing at every endpoint's bridge port
 nft -f - <<'EOF'
 add table inet cnet
 delete table inet cnet
+add table bridge cnet
+delete table bridge cnet
+table bridge cnet {
+	set ports {
+		type ifname
+	}
+
+	set portmac {
+		type ifname . ether_addr
+	}
+
+	set portip {
+		type ifname . ipv4_addr
+	}
+
+	chain prerouting {
+		type filter hook prerouting priority 0; policy accept;
+		iifname != @ports accept
+		iifname . ether saddr != @portmac drop
+		ether type ip iifname . ip saddr != @portip drop
+		ether type arp iifname . arp saddr ip != @portip drop
+		ether type arp iifname . arp saddr ether != @portmac drop
+	}
+}
+
 table inet cnet {
 	set bridges {
 		type ifname
@@ -106,13 +131,18 @@ sysctl -w net.ipv4.ip_forward=1
 ip netns add container-1
 ip -n container-1 link set lo up
 
-# add endpoint: veth pair veth9233800 (host end, on cont-br0) - eth0 (inside container-1) with 172.18.0.2/24
+# add endpoint: veth pair veth9233800 (host end, on cont-br0) - eth0 (inside container-1) with 172.18.0.2/24; frames from veth9233800 must carry eth0's MAC and address
 ip link add veth9233800 mtu 1500 type veth peer name eth0 address 02:63:ac:12:00:02 mtu 1500 netns container-1
 ip link set veth9233800 master cont-br0
 ip link set veth9233800 up
 ip -n container-1 addr add 172.18.0.2/24 dev eth0
 ip -n container-1 link set eth0 up
 ip -n container-1 route add default via 172.18.0.1 dev eth0 src 172.18.0.2
+nft -f - <<'EOF'
+add element bridge cnet ports { "veth9233800" }
+add element bridge cnet portmac { "veth9233800" . 02:63:ac:12:00:02 }
+add element bridge cnet portip { "veth9233800" . 172.18.0.2 }
+EOF
 
 # set files: resolv.conf and hosts of container-1, which ip netns exec and cnet exec mount over /etc
 mkdir -p /etc/netns/container-1
@@ -138,13 +168,18 @@ EOF
 ip netns add container-2
 ip -n container-2 link set lo up
 
-# add endpoint: veth pair veth7c8dc2d (host end, on cont-br0) - eth0 (inside container-2) with 172.18.0.3/24
+# add endpoint: veth pair veth7c8dc2d (host end, on cont-br0) - eth0 (inside container-2) with 172.18.0.3/24; frames from veth7c8dc2d must carry eth0's MAC and address
 ip link add veth7c8dc2d mtu 1500 type veth peer name eth0 address 02:63:ac:12:00:03 mtu 1500 netns container-2
 ip link set veth7c8dc2d master cont-br0
 ip link set veth7c8dc2d up
 ip -n container-2 addr add 172.18.0.3/24 dev eth0
 ip -n container-2 link set eth0 up
 ip -n container-2 route add default via 172.18.0.1 dev eth0 src 172.18.0.3
+nft -f - <<'EOF'
+add element bridge cnet ports { "veth7c8dc2d" }
+add element bridge cnet portmac { "veth7c8dc2d" . 02:63:ac:12:00:03 }
+add element bridge cnet portip { "veth7c8dc2d" . 172.18.0.3 }
+EOF
 
 # add hairpin: hairpin on veth7c8dc2d, so the container reaches its own published ports through the host
 bridge link set dev veth7c8dc2d hairpin on
@@ -179,10 +214,38 @@ ip addr add 172.19.0.1/24 dev cnet-front
 ip link set cnet-front up
 sysctl -w net.ipv4.conf.cnet-front.route_localnet=1
 
-# set firewall: table inet cnet, rebuilt whole in one atomic batch: NAT for the subnets, isolation between networks, published ports
+# set firewall: table inet cnet and table bridge cnet, rebuilt whole in one atomic batch: NAT for the subnets, isolation between networks, published ports, and anti-spoofing at every endpoint's bridge port
 nft -f - <<'EOF'
 add table inet cnet
 delete table inet cnet
+add table bridge cnet
+delete table bridge cnet
+table bridge cnet {
+	set ports {
+		type ifname
+		elements = { "veth7c8dc2d", "veth9233800" }
+	}
+
+	set portmac {
+		type ifname . ether_addr
+		elements = { "veth7c8dc2d" . 02:63:ac:12:00:03, "veth9233800" . 02:63:ac:12:00:02 }
+	}
+
+	set portip {
+		type ifname . ipv4_addr
+		elements = { "veth7c8dc2d" . 172.18.0.3, "veth9233800" . 172.18.0.2 }
+	}
+
+	chain prerouting {
+		type filter hook prerouting priority 0; policy accept;
+		iifname != @ports accept
+		iifname . ether saddr != @portmac drop
+		ether type ip iifname . ip saddr != @portip drop
+		ether type arp iifname . arp saddr ip != @portip drop
+		ether type arp iifname . arp saddr ether != @portmac drop
+	}
+}
+
 table inet cnet {
 	set bridges {
 		type ifname
@@ -270,12 +333,17 @@ EOF
 # cnet connect front container-2 --alias web --dry-run
 # (dry run: nothing was changed; cnet's ownership marks are left out)
 
-# add endpoint: veth pair vetha5cd1a1 (host end, on cnet-front) - eth1 (inside container-2) with 172.19.0.2/24
+# add endpoint: veth pair vetha5cd1a1 (host end, on cnet-front) - eth1 (inside container-2) with 172.19.0.2/24; frames from vetha5cd1a1 must carry eth1's MAC and address
 ip link add vetha5cd1a1 mtu 1500 type veth peer name eth1 address 02:63:ac:13:00:02 mtu 1500 netns container-2
 ip link set vetha5cd1a1 master cnet-front
 ip link set vetha5cd1a1 up
 ip -n container-2 addr add 172.19.0.2/24 dev eth1
 ip -n container-2 link set eth1 up
+nft -f - <<'EOF'
+add element bridge cnet ports { "vetha5cd1a1" }
+add element bridge cnet portmac { "vetha5cd1a1" . 02:63:ac:13:00:02 }
+add element bridge cnet portip { "vetha5cd1a1" . 172.19.0.2 }
+EOF
 
 # set files: resolv.conf and hosts of container-2, which ip netns exec and cnet exec mount over /etc
 mkdir -p /etc/netns/container-2
@@ -326,7 +394,12 @@ conntrack -D -p tcp --orig-port-dst 9090 --reply-src 172.18.0.2 2>/dev/null || t
 nft delete element inet cnet dnat_tcp_any { 8080 }
 conntrack -D -p tcp --orig-port-dst 8080 --reply-src 172.18.0.3 2>/dev/null || true
 
-# del endpoint: the veth pair veth7c8dc2d - eth0 goes (deleting one end deletes both)
+# del endpoint: the veth pair veth7c8dc2d - eth0 goes (deleting one end deletes both), with its anti-spoofing entry
+nft -f - <<'EOF'
+delete element bridge cnet ports { "veth7c8dc2d" }
+delete element bridge cnet portmac { "veth7c8dc2d" . 02:63:ac:12:00:03 }
+delete element bridge cnet portip { "veth7c8dc2d" . 172.18.0.3 }
+EOF
 ip link del veth7c8dc2d
 
 # add route: the default route of container-2 moves to eth1
@@ -380,20 +453,55 @@ rmdir --ignore-fail-on-non-empty /etc/netns/container-2
 # container container-1: its names go
 # container container-2: its names go
 
-# del netns: the namespace of container-1 goes, and its veths with it
+# del netns: the namespace of container-1 goes, and its veths with it, after their anti-spoofing entries
+nft -f - <<'EOF'
+delete element bridge cnet ports { "veth9233800" }
+delete element bridge cnet portmac { "veth9233800" . 02:63:ac:12:00:02 }
+delete element bridge cnet portip { "veth9233800" . 172.18.0.2 }
+EOF
 ip netns del container-1
 
-# del netns: the namespace of container-2 goes, and its veths with it
+# del netns: the namespace of container-2 goes, and its veths with it, after their anti-spoofing entries
+nft -f - <<'EOF'
+delete element bridge cnet ports { "vetha5cd1a1" }
+delete element bridge cnet portmac { "vetha5cd1a1" . 02:63:ac:13:00:02 }
+delete element bridge cnet portip { "vetha5cd1a1" . 172.19.0.2 }
+EOF
 ip netns del container-2
 
 #!/bin/sh -e
 # cnet network rm front --dry-run
 # (dry run: nothing was changed; cnet's ownership marks are left out)
 
-# set firewall: table inet cnet, rebuilt whole in one atomic batch: NAT for the subnets, isolation between networks, published ports
+# set firewall: table inet cnet and table bridge cnet, rebuilt whole in one atomic batch: NAT for the subnets, isolation between networks, published ports, and anti-spoofing at every endpoint's bridge port
 nft -f - <<'EOF'
 add table inet cnet
 delete table inet cnet
+add table bridge cnet
+delete table bridge cnet
+table bridge cnet {
+	set ports {
+		type ifname
+	}
+
+	set portmac {
+		type ifname . ether_addr
+	}
+
+	set portip {
+		type ifname . ipv4_addr
+	}
+
+	chain prerouting {
+		type filter hook prerouting priority 0; policy accept;
+		iifname != @ports accept
+		iifname . ether saddr != @portmac drop
+		ether type ip iifname . ip saddr != @portip drop
+		ether type arp iifname . arp saddr ip != @portip drop
+		ether type arp iifname . arp saddr ether != @portmac drop
+	}
+}
+
 table inet cnet {
 	set bridges {
 		type ifname
@@ -483,10 +591,12 @@ ip link del cnet-front
 # cnet network rm seed --dry-run
 # (dry run: nothing was changed; cnet's ownership marks are left out)
 
-# set firewall: no network is left: table inet cnet goes
+# set firewall: no network is left: table inet cnet and table bridge cnet go
 nft -f - <<'EOF'
 add table inet cnet
 delete table inet cnet
+add table bridge cnet
+delete table bridge cnet
 EOF
 
 # set dns: cnet's name server (cnet __dns, in the host's namespace) has no ip or nft equivalent

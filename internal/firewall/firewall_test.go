@@ -162,3 +162,65 @@ func TestPortDeltas(t *testing.T) {
 		t.Errorf("a failed batch changed the table:\n%s", after)
 	}
 }
+
+// TestGuardsMatchNft: the anti-spoofing table written through netlink
+// lists as nft lists the rendered text, and element deltas give exactly
+// the table a rebuild would.
+func TestGuardsMatchNft(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	gs := []model.GuardSpec{
+		{HostIf: "veth1111111", MAC: "02:63:0a:01:00:02", Addr: netip.MustParseAddr("10.1.0.2")},
+		{HostIf: "veth2222222", MAC: "02:AA:BB:CC:DD:01", Addr: netip.MustParseAddr("10.2.0.9")},
+	}
+	rs := FromState(sampleNetworks(), nil)
+	rs.Guards = gs
+	conn, err := nftables.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Sync(conn, rs); err != nil {
+		t.Fatalf("Sync: %v", err)
+	}
+	t.Cleanup(func() { _ = Sync(conn, Ruleset{}) })
+	got := testenv.Run(t, "nft", "list", "table", "bridge", Table)
+
+	testenv.Run(t, "ip", "netns", "add", "guardjudge")
+	t.Cleanup(func() { testenv.Try("ip", "netns", "del", "guardjudge") })
+	file := filepath.Join(t.TempDir(), "guard.nft")
+	if err := os.WriteFile(file, []byte(GuardTableText(gs)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Run(t, "ip", "netns", "exec", "guardjudge", "nft", "-f", file)
+	want := testenv.Run(t, "ip", "netns", "exec", "guardjudge", "nft", "list", "table", "bridge", Table)
+	if got != want {
+		t.Errorf("netlink-written table differs from nft's reading of the rendered text\nnetlink:\n%s\nnft -f:\n%s", got, want)
+	}
+	if problem, err := Check(conn, rs); err != nil || problem != "" {
+		t.Errorf("Check after Sync: %q %v", problem, err)
+	}
+	// Deltas: delete one, add it back; deleting what is absent is no error.
+	if err := DelGuards(conn, gs[1:]); err != nil {
+		t.Fatal(err)
+	}
+	if problem, _ := Check(conn, rs); !strings.Contains(problem, "elements") {
+		t.Errorf("Check with an element missing: %q", problem)
+	}
+	if err := DelGuards(conn, gs[1:]); err != nil {
+		t.Errorf("deleting an absent guard: %v", err)
+	}
+	if err := AddGuards(conn, gs[1:]); err != nil {
+		t.Fatal(err)
+	}
+	if again := testenv.Run(t, "nft", "list", "table", "bridge", Table); again != got {
+		t.Errorf("after delete and add:\n%s\nwant:\n%s", again, got)
+	}
+	if err := AddGuards(conn, gs[1:]); err != nil {
+		t.Errorf("adding a present guard again: %v", err)
+	}
+	if err := Sync(conn, Ruleset{}); err != nil {
+		t.Fatal(err)
+	}
+	if out, _ := testenv.Try("nft", "list", "tables"); strings.Contains(out, "bridge "+Table) {
+		t.Errorf("bridge table still present after empty Sync: %s", out)
+	}
+}

@@ -231,3 +231,72 @@ func checkGuards(conn *nftables.Conn, rs Ruleset) (string, error) {
 	}
 	return "", nil
 }
+
+// guardRuleText are the chain's rules in nft syntax, in order.
+var guardRuleText = []string{
+	"iifname != @ports accept",
+	"iifname . ether saddr != @portmac drop",
+	"ether type ip iifname . ip saddr != @portip drop",
+	"ether type arp iifname . arp saddr ip != @portip drop",
+	"ether type arp iifname . arp saddr ether != @portmac drop",
+}
+
+// guardElemText renders g's element in ports, portmac and portip.
+func guardElemText(g model.GuardSpec) [3]string {
+	mac, _ := net.ParseMAC(g.MAC)
+	return [3]string{
+		fmt.Sprintf("%q", g.HostIf),
+		fmt.Sprintf("%q . %s", g.HostIf, mac),
+		fmt.Sprintf("%q . %s", g.HostIf, g.Addr),
+	}
+}
+
+var guardTypes = [3]string{"ifname", "ifname . ether_addr", "ifname . ipv4_addr"}
+
+// GuardTableText renders `table bridge cnet` with gs, loadable with nft -f.
+func GuardTableText(gs []model.GuardSpec) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "table bridge %s {\n", Table)
+	for i, s := range guardSets {
+		fmt.Fprintf(&b, "\tset %s {\n\t\ttype %s\n", s.Name, guardTypes[i])
+		var texts []string
+		for _, g := range gs {
+			texts = append(texts, guardElemText(g)[i])
+		}
+		if len(texts) > 0 {
+			fmt.Fprintf(&b, "\t\telements = { %s }\n", strings.Join(texts, ", "))
+		}
+		b.WriteString("\t}\n\n")
+	}
+	fmt.Fprintf(&b, "\tchain %s {\n\t\ttype filter hook prerouting priority 0; policy accept;\n", guardChain)
+	for _, r := range guardRuleText {
+		fmt.Fprintf(&b, "\t\t%s\n", r)
+	}
+	b.WriteString("\t}\n}\n")
+	return b.String()
+}
+
+// GuardsText is the nft input of AddGuards (add true) or DelGuards: one
+// line per set, e.g.
+//
+//	add element bridge cnet ports { "veth1a2b3c4" }
+//	add element bridge cnet portmac { "veth1a2b3c4" . 02:63:ac:12:00:02 }
+//	add element bridge cnet portip { "veth1a2b3c4" . 172.18.0.2 }
+func GuardsText(gs []model.GuardSpec, add bool) []string {
+	if len(gs) == 0 {
+		return nil
+	}
+	verb := "add"
+	if !add {
+		verb = "delete"
+	}
+	var out []string
+	for i, s := range guardSets {
+		var texts []string
+		for _, g := range gs {
+			texts = append(texts, guardElemText(g)[i])
+		}
+		out = append(out, fmt.Sprintf("%s element bridge %s %s { %s }", verb, Table, s.Name, strings.Join(texts, ", ")))
+	}
+	return out
+}

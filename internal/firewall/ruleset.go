@@ -471,11 +471,17 @@ func (rs Ruleset) String() string {
 	return b.String()
 }
 
-// ReplaceText is the nft input that Sync sends as one batch: the table is
-// added (so that deleting it cannot fail), deleted, and written anew from
-// rs, or left deleted when rs is empty. `nft -f -` applies it atomically.
+// ReplaceText is the nft input that Sync sends as one batch: both tables,
+// `inet cnet` and the anti-spoofing `bridge cnet`, are added (so that
+// deleting them cannot fail), deleted, and written anew from rs, or left
+// deleted when rs is empty. `nft -f -` applies it atomically. The tables
+// come in the order Sync creates them, which is the order nft lists them.
 func ReplaceText(rs Ruleset) string {
-	return fmt.Sprintf("add table inet %[1]s\ndelete table inet %[1]s\n", Table) + rs.String()
+	out := fmt.Sprintf("add table inet %[1]s\ndelete table inet %[1]s\nadd table bridge %[1]s\ndelete table bridge %[1]s\n", Table)
+	if rs.Empty() {
+		return out
+	}
+	return out + GuardTableText(rs.Guards) + "\n" + rs.String()
 }
 
 // PortsText is the nft input of AddPorts (add true) or DelPorts: one

@@ -11,10 +11,9 @@ import (
 	"github.com/google/nftables/expr"
 )
 
-// Sync replaces `table inet cnet` with rs in one atomic batch, in the
-// network namespace of conn. An empty ruleset deletes the table. Equivalent
-// to: `nft -f -` with "add table inet cnet; delete table inet cnet;"
-// followed by rs.String().
+// Sync replaces `table inet cnet` and `table bridge cnet` with rs in one
+// atomic batch, in the network namespace of conn. An empty ruleset deletes
+// both. Equivalent to `nft -f -` with ReplaceText(rs).
 func Sync(conn *nftables.Conn, rs Ruleset) error {
 	t := &nftables.Table{Name: Table, Family: nftables.TableFamilyINet}
 	conn.AddTable(t)

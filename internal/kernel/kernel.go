@@ -164,15 +164,6 @@ func (k *Kernel) RemoveNetns(s model.NetnsSpec) error {
 	return nil
 }
 
-// guard is an endpoint's anti-spoofing entry.
-func guard(ep model.EndpointSpec) model.GuardSpec {
-	mac := ep.MAC
-	if mac == "" {
-		mac = names.MAC(ep.Addr.Addr()).String()
-	}
-	return model.GuardSpec{HostIf: ep.HostIf, MAC: mac, Addr: ep.Addr.Addr()}
-}
-
 func (k *Kernel) addGuards(gs []model.GuardSpec) error {
 	if len(gs) == 0 {
 		return nil
@@ -242,7 +233,7 @@ func (k *Kernel) EnsureEndpoint(ep model.EndpointSpec) error {
 		}
 	}
 	// Frames from the container must carry its MAC and address.
-	return k.addGuards([]model.GuardSpec{guard(ep)})
+	return k.addGuards([]model.GuardSpec{ep.Guard()})
 }
 
 // RemoveEndpoint deletes an endpoint's veth pair through its host end,
@@ -252,7 +243,7 @@ func (k *Kernel) RemoveEndpoint(ep model.EndpointSpec) error {
 	if err != nil {
 		return err
 	}
-	if err := k.delGuards([]model.GuardSpec{guard(ep)}); err != nil {
+	if err := k.delGuards([]model.GuardSpec{ep.Guard()}); err != nil {
 		return err
 	}
 	return link.RemoveLink(h, ep.HostIf, ep.Mark)

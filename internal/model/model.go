@@ -144,14 +144,19 @@ func (c *Container) Target() *Endpoint {
 func (c *Container) Guards() []GuardSpec {
 	var out []GuardSpec
 	for _, ep := range c.Endpoints {
-		mac := ep.MAC
-		if mac == "" {
-			b := ep.Addr.As4()
-			mac = net.HardwareAddr{0x02, 0x63, b[0], b[1], b[2], b[3]}.String()
-		}
-		out = append(out, GuardSpec{HostIf: ep.HostIf, MAC: mac, Addr: ep.Addr})
+		out = append(out, guardOf(ep.HostIf, ep.MAC, ep.Addr))
 	}
 	return out
+}
+
+// guardOf is the anti-spoofing entry of a veth whose container end has
+// mac, or when that is empty 02:63 and addr (as names.MAC derives it).
+func guardOf(hostIf, mac string, addr netip.Addr) GuardSpec {
+	if mac == "" {
+		b := addr.As4()
+		mac = net.HardwareAddr{0x02, 0x63, b[0], b[1], b[2], b[3]}.String()
+	}
+	return GuardSpec{HostIf: hostIf, MAC: mac, Addr: addr}
 }
 
 // Endpoint returns the container's endpoint on network, or nil.
@@ -294,6 +299,9 @@ type EndpointSpec struct {
 	// in bits/s (0: none).
 	Egress uint64 `json:"egress,omitempty"`
 }
+
+// Guard is the endpoint's anti-spoofing entry.
+func (ep EndpointSpec) Guard() GuardSpec { return guardOf(ep.HostIf, ep.MAC, ep.Addr.Addr()) }
 
 // RouteSpec is a route inside a container: the default route through Dev
 // when Dst is unset, else a static route to Dst via Gateway.

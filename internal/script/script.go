@@ -81,7 +81,10 @@ func render(st model.Step, env Env, fresh map[string]bool) Step {
 			}
 		} else {
 			s.Comment = fmt.Sprintf("the namespace of %s goes, and its veths with it", n)
-			s.Commands = append(s.Commands, "ip netns del "+Quote(n))
+			if len(st.Netns.Guards) > 0 {
+				s.Comment += ", after their anti-spoofing entries"
+			}
+			s.Commands = append(guards(st.Netns.Guards, false), "ip netns del "+Quote(n))
 		}
 	case model.KindBridge:
 		b := st.Bridge
@@ -121,9 +124,9 @@ func render(st model.Step, env Env, fresh map[string]bool) Step {
 		s.Comment, s.Commands = files(st, env)
 	case model.KindFirewall:
 		if env.Firewall.Empty() {
-			s.Comment = "no network is left: table inet cnet goes"
+			s.Comment = "no network is left: table inet cnet and table bridge cnet go"
 		} else {
-			s.Comment = "table inet cnet, rebuilt whole in one atomic batch: NAT for the subnets, isolation between networks, published ports"
+			s.Comment = "table inet cnet and table bridge cnet, rebuilt whole in one atomic batch: NAT for the subnets, isolation between networks, published ports, and anti-spoofing at every endpoint's bridge port"
 		}
 		s.Commands = append(s.Commands, "nft -f - "+heredoc(firewall.ReplaceText(env.Firewall)))
 	case model.KindForwarding:
@@ -159,8 +162,8 @@ func render(st model.Step, env Env, fresh map[string]bool) Step {
 // route). The kernel deletes both ends together.
 func endpoint(ep *model.EndpointSpec, add bool, fresh map[string]bool) (string, []string) {
 	if !add {
-		return fmt.Sprintf("the veth pair %s - %s goes (deleting one end deletes both)", ep.HostIf, ep.ContainerIf),
-			[]string{"ip link del " + Quote(ep.HostIf)}
+		return fmt.Sprintf("the veth pair %s - %s goes (deleting one end deletes both), with its anti-spoofing entry", ep.HostIf, ep.ContainerIf),
+			append(guards([]model.GuardSpec{ep.Guard()}, false), "ip link del "+Quote(ep.HostIf))
 	}
 	mac := names.MAC(ep.Addr.Addr()).String()
 	if ep.MAC != "" {
@@ -188,7 +191,19 @@ func endpoint(ep *model.EndpointSpec, add bool, fresh map[string]bool) (string, 
 	if ep.Egress > 0 {
 		cmds = append(cmds, tbf(ep.Netns, ep.ContainerIf, ep.Egress))
 	}
-	return fmt.Sprintf("veth pair %s (host end, on %s) - %s (inside %s) with %s", ep.HostIf, ep.Bridge, ep.ContainerIf, ep.Netns, ep.Addr), cmds
+	cmds = append(cmds, guards([]model.GuardSpec{ep.Guard()}, true)...)
+	return fmt.Sprintf("veth pair %s (host end, on %s) - %s (inside %s) with %s; frames from %s must carry %s's MAC and address",
+		ep.HostIf, ep.Bridge, ep.ContainerIf, ep.Netns, ep.Addr, ep.HostIf, ep.ContainerIf), cmds
+}
+
+// guards renders anti-spoofing elements of table bridge cnet, added or
+// deleted in one batch.
+func guards(gs []model.GuardSpec, add bool) []string {
+	lines := firewall.GuardsText(gs, add)
+	if len(lines) == 0 {
+		return nil
+	}
+	return []string{"nft -f - " + heredoc(strings.Join(lines, "\n")+"\n")}
 }
 
 func files(st model.Step, env Env) (string, []string) {

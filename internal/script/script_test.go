@@ -65,7 +65,17 @@ func TestRenderCases(t *testing.T) {
 			[]string{"ip link add veth0000001 mtu 9000 type veth peer name eth0 address 02:00:00:00:00:aa mtu 9000 netns /var/run/netns/cni-1",
 				"ip link set veth0000001 master br.0", "ip link set veth0000001 up", "bridge link set dev veth0000001 hairpin on",
 				"nsenter --net=/var/run/netns/cni-1 ip addr add 10.1.0.2/24 dev eth0", "nsenter --net=/var/run/netns/cni-1 ip link set eth0 up",
-				"nsenter --net=/var/run/netns/cni-1 ip route replace default via 10.1.0.1 dev eth0 src 10.1.0.2"}},
+				"nsenter --net=/var/run/netns/cni-1 ip route replace default via 10.1.0.1 dev eth0 src 10.1.0.2",
+				"nft -f - <<'EOF'\nadd element bridge cnet ports { \"veth0000001\" }\nadd element bridge cnet portmac { \"veth0000001\" . 02:00:00:00:00:aa }\nadd element bridge cnet portip { \"veth0000001\" . 10.1.0.2 }\nEOF"}},
+		{"endpoint removed: its anti-spoofing entry first", model.Step{Kind: model.KindEndpoint, Action: model.Del, Endpoint: ep},
+			[]string{"nft -f - <<'EOF'\ndelete element bridge cnet ports { \"veth0000001\" }\ndelete element bridge cnet portmac { \"veth0000001\" . 02:00:00:00:00:aa }\ndelete element bridge cnet portip { \"veth0000001\" . 10.1.0.2 }\nEOF",
+				"ip link del veth0000001"}},
+		{"namespace removed: its endpoints' anti-spoofing entries first", model.Step{Kind: model.KindNetns, Action: model.Del, Netns: &model.NetnsSpec{Name: "web",
+			Guards: []model.GuardSpec{{HostIf: "veth000000a", MAC: "02:63:0a:01:00:02", Addr: netip.MustParseAddr("10.1.0.2")}, {HostIf: "veth000000b", MAC: "02:63:0a:02:00:07", Addr: netip.MustParseAddr("10.2.0.7")}}}},
+			[]string{"nft -f - <<'EOF'\ndelete element bridge cnet ports { \"veth000000a\", \"veth000000b\" }\ndelete element bridge cnet portmac { \"veth000000a\" . 02:63:0a:01:00:02, \"veth000000b\" . 02:63:0a:02:00:07 }\ndelete element bridge cnet portip { \"veth000000a\" . 10.1.0.2, \"veth000000b\" . 10.2.0.7 }\nEOF",
+				"ip netns del web"}},
+		{"namespace without endpoints removed", model.Step{Kind: model.KindNetns, Action: model.Del, Netns: &model.NetnsSpec{Name: "idle"}},
+			[]string{"ip netns del idle"}},
 		{"route removed", model.Step{Kind: model.KindRoute, Action: model.Del, Route: &model.RouteSpec{Netns: "web", Dev: "eth1"}},
 			[]string{"ip -n web route del default dev eth1"}},
 		{"hairpin off", model.Step{Kind: model.KindHairpin, Action: model.Del, HostIf: "veth0000001"},
@@ -131,7 +141,7 @@ func TestWriteIsAScript(t *testing.T) {
 		t.Fatal(err)
 	}
 	text := b.String()
-	for _, want := range []string{"#!/bin/sh -e\n# cnet network rm x\n", "# note: a note\n", "table inet cnet goes", "nft -f - <<'EOF'\nadd table inet cnet\ndelete table inet cnet\nEOF\n"} {
+	for _, want := range []string{"#!/bin/sh -e\n# cnet network rm x\n", "# note: a note\n", "table inet cnet and table bridge cnet go", "nft -f - <<'EOF'\nadd table inet cnet\ndelete table inet cnet\nadd table bridge cnet\ndelete table bridge cnet\nEOF\n"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("script lacks %q:\n%s", want, text)
 		}
