@@ -35,9 +35,10 @@ type opResult struct {
 // Afterwards: creates and removals of each name alternate, so the name
 // exists exactly when one more create than rm succeeded; no address or
 // published port is held twice; every container, endpoint, address and
-// port in state is in the kernel, the nftables maps and the name server,
-// and nothing else is (no orphan link, namespace, file or element); and
-// `cnet gc --dry-run` finds nothing to do.
+// port in state is in the kernel, the nftables maps, the anti-spoofing
+// sets and the name server, and nothing else is (no orphan link,
+// namespace, file or element); and `cnet gc --dry-run` finds nothing to
+// do.
 func TestConcurrentMixed(t *testing.T) {
 	c := newCLI(t)
 	const (
@@ -278,24 +279,27 @@ func checkStateIsKernel(t *testing.T, c *cli, cs []cnet.Container) {
 		}
 	}
 
-	// nftables: the DNAT map holds exactly the published ports.
-	var elems []string
-	if out, err := testenv.Try("nft", "list", "map", "inet", "cnet", "dnat_tcp_any"); err == nil {
-		if i := strings.Index(out, "elements = {"); i >= 0 {
-			body := out[i+len("elements = {"):]
-			body = body[:strings.Index(body, "}")]
-			for _, e := range strings.Split(body, ",") {
-				if e = strings.Join(strings.Fields(e), " "); e != "" {
-					elems = append(elems, e)
-				}
-			}
+	// nftables: the DNAT map holds exactly the published ports, and the
+	// anti-spoofing sets exactly each endpoint's veth, with its MAC and
+	// address.
+	sameSet(t, "DNAT", nftElems(t, "map", "inet", "dnat_tcp_any"), ports)
+	var guardVeths, guardMACs, guardIPs, onBridges []string
+	for _, ct := range cs {
+		for _, ep := range ct.Endpoints {
+			guardVeths = append(guardVeths, fmt.Sprintf("%q", ep.HostInterface))
+			guardMACs = append(guardMACs, fmt.Sprintf("%q . %s", ep.HostInterface, ep.MAC))
+			guardIPs = append(guardIPs, fmt.Sprintf("%q . %s", ep.HostInterface, ep.IP()))
 		}
 	}
-	sort.Strings(elems)
-	sort.Strings(ports)
-	if !slices.Equal(elems, ports) {
-		t.Errorf("nftables DNAT elements differ from state (+ nft, - state):\n%s", testenv.Diff(strings.Join(elems, "\n"), strings.Join(ports, "\n")))
+	sameSet(t, "anti-spoofing ports", nftElems(t, "set", "bridge", "ports"), guardVeths)
+	sameSet(t, "anti-spoofing portmac", nftElems(t, "set", "bridge", "portmac"), guardMACs)
+	sameSet(t, "anti-spoofing portip", nftElems(t, "set", "bridge", "portip"), guardIPs)
+	for _, l := range links {
+		if _, ok := netOfBridge[l.Master]; ok && l.Kind == "veth" {
+			onBridges = append(onBridges, fmt.Sprintf("%q", l.Name))
+		}
 	}
+	sameSet(t, "veths on cnet bridges", onBridges, guardVeths)
 
 	// The name server: one address record per endpoint.
 	var served []string
@@ -314,6 +318,38 @@ func checkStateIsKernel(t *testing.T, c *cli, cs []cnet.Container) {
 	c.json(&gc, "gc", "--dry-run")
 	if len(gc.Actions) != 0 {
 		t.Errorf("gc --dry-run would act: %v", gc.Actions)
+	}
+}
+
+// nftElems lists the elements of set or map NAME of cnet's table in
+// family, as nft prints them, or none when it does not exist.
+func nftElems(t *testing.T, kind, family, name string) []string {
+	t.Helper()
+	out, err := testenv.Try("nft", "list", kind, family, "cnet", name)
+	if err != nil {
+		return nil
+	}
+	i := strings.Index(out, "elements = {")
+	if i < 0 {
+		return nil
+	}
+	body := out[i+len("elements = {"):]
+	body = body[:strings.Index(body, "}")]
+	var elems []string
+	for _, e := range strings.Split(body, ",") {
+		if e = strings.Join(strings.Fields(e), " "); e != "" {
+			elems = append(elems, e)
+		}
+	}
+	return elems
+}
+
+// sameSet fails t unless got and want hold the same lines.
+func sameSet(t *testing.T, what string, got, want []string) {
+	t.Helper()
+	got, want = slices.Sorted(slices.Values(got)), slices.Sorted(slices.Values(want))
+	if !slices.Equal(got, want) {
+		t.Errorf("%s: the kernel differs from state (+ kernel, - state):\n%s", what, testenv.Diff(strings.Join(got, "\n"), strings.Join(want, "\n")))
 	}
 }
 

@@ -18,22 +18,43 @@ import (
 // Client talks to the server over its control socket, and starts it.
 type Client struct{ Dir string } // RUNDIR/dns
 
-// ErrNotRunning means no server answers on the control socket.
+// ErrNotRunning means no server listens on the control socket: there is
+// no socket, or nothing accepts on it (its server is gone).
 var ErrNotRunning = errors.New("the dns server is not running")
 
+// ErrAlreadyRunning means a server already listens on the control socket,
+// so another one was not started.
+var ErrAlreadyRunning = errors.New("a cnet name server is already running")
+
+// callTimeout bounds one exchange on the control socket.
+var callTimeout = 10 * time.Second
+
+// listening reports whether a dial error still means that a server
+// listens: only a missing socket or a refused connection say none does.
+// Anything else (a full accept queue, a timeout) is a server too busy to
+// take the connection at once, and starting a second one would take its
+// socket away from it.
+func listening(dialErr error) bool {
+	return !errors.Is(dialErr, syscall.ENOENT) && !errors.Is(dialErr, syscall.ECONNREFUSED)
+}
+
 func (c Client) call(req Request) (*Reply, error) {
-	conn, err := net.DialTimeout("unix", filepath.Join(c.Dir, SocketFile), time.Second)
+	sock := filepath.Join(c.Dir, SocketFile)
+	conn, err := net.DialTimeout("unix", sock, callTimeout)
 	if err != nil {
-		return nil, ErrNotRunning
+		if !listening(err) {
+			return nil, ErrNotRunning
+		}
+		return nil, fmt.Errorf("cnet's name server does not answer on %s (see %s): %w", sock, filepath.Join(c.Dir, LogFile), err)
 	}
 	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	conn.SetDeadline(time.Now().Add(callTimeout))
 	if err := json.NewEncoder(conn).Encode(req); err != nil {
-		return nil, fmt.Errorf("dns server: %w", err)
+		return nil, fmt.Errorf("cnet's name server on %s: %w", sock, err)
 	}
 	var rep Reply
 	if err := json.NewDecoder(conn).Decode(&rep); err != nil {
-		return nil, fmt.Errorf("dns server: %w", err)
+		return nil, fmt.Errorf("cnet's name server does not answer on %s (see %s): %w", sock, filepath.Join(c.Dir, LogFile), err)
 	}
 	return &rep, nil
 }
@@ -62,7 +83,9 @@ func (r *Reply) err() error {
 	return &e
 }
 
-// Ping returns the server's PID, or ErrNotRunning.
+// Ping returns the server's PID, or ErrNotRunning when none listens. A
+// server that listens but does not answer in time is another error: it is
+// running, only busy or stuck.
 func (c Client) Ping() (int, error) {
 	rep, err := c.call(Request{Op: "ping"})
 	if err != nil {
@@ -136,9 +159,17 @@ func (c Client) Dump() ([]string, error) {
 // Start writes the snapshot and starts `argv` (which runs Serve on Dir)
 // detached, then waits until it answers. Equivalent to running
 // `cnet __dns DIR` in the background.
+//
+// It never starts a second server: when one already listens on the
+// control socket (busy, or started by someone else meanwhile), it returns
+// ErrAlreadyRunning, and the caller sends that one the snapshot instead.
+// The server it started is stopped again if it does not answer in time.
 func (c Client) Start(argv []string, s Snapshot) error {
 	if len(argv) == 0 {
 		return errors.New("no command to start the dns server with")
+	}
+	if _, err := c.Ping(); !errors.Is(err, ErrNotRunning) {
+		return ErrAlreadyRunning
 	}
 	if err := os.MkdirAll(c.Dir, 0o700); err != nil {
 		return err
@@ -167,20 +198,37 @@ func (c Client) Start(argv []string, s Snapshot) error {
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }() // reaps it if it dies; it normally outlives us
-	deadline := time.Now().Add(5 * time.Second)
+	// Stop what was started, so that no half-started server takes the
+	// socket from the next one.
+	abandon := func() {
+		cmd.Process.Kill()
+		<-exited
+	}
+	deadline := time.Now().Add(startTimeout)
 	for {
 		rep, err := c.call(Request{Op: "ping"})
-		if err == nil {
+		switch {
+		case err == nil && rep.PID == cmd.Process.Pid:
 			return rep.err()
+		case err == nil: // another server answers: ours leaves the socket to it
+			abandon()
+			return ErrAlreadyRunning
 		}
 		select {
 		case werr := <-exited:
+			if _, err := c.Ping(); !errors.Is(err, ErrNotRunning) {
+				return ErrAlreadyRunning
+			}
 			return fmt.Errorf("dns server exited: %v (see %s)", werr, filepath.Join(c.Dir, LogFile))
 		default:
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("dns server did not start within 5 s (see %s)", filepath.Join(c.Dir, LogFile))
+			abandon()
+			return fmt.Errorf("dns server did not start within %s (see %s)", startTimeout, filepath.Join(c.Dir, LogFile))
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
 }
+
+// startTimeout bounds how long Start waits for the server to answer.
+var startTimeout = 10 * time.Second

@@ -39,7 +39,10 @@ type Server struct {
 	mu        sync.Mutex
 	listeners map[netip.Addr][]*dns.Server
 	bindErrs  map[netip.Addr]string
-	stop      chan struct{}
+	// changing serializes the control requests that change the records.
+	changing sync.Mutex
+	stop     chan struct{}
+	stopOnce sync.Once
 }
 
 // NewServer loads dir's snapshot.
@@ -57,10 +60,19 @@ func NewServer(dir string, log *slog.Logger, holder func(string, netip.Addr, uin
 }
 
 // Run listens on every network and on the control socket until stopped.
+// If another server listens on the control socket, it returns
+// ErrAlreadyRunning at once and leaves that one alone: taking over its
+// socket would leave it holding port 53 with nobody able to reach it.
 func (s *Server) Run() error {
-	s.reconcile()
 	sock := filepath.Join(s.dir, SocketFile)
-	os.Remove(sock) // a previous server's, which is gone: commands only start one when none answers
+	if conn, err := net.DialTimeout("unix", sock, time.Second); err == nil || listening(err) {
+		if conn != nil {
+			conn.Close()
+		}
+		return fmt.Errorf("%s: %w", sock, ErrAlreadyRunning)
+	}
+	s.reconcile()
+	os.Remove(sock) // a previous server's, which is gone: nothing accepts on it
 	ln, err := net.Listen("unix", sock)
 	if err != nil {
 		return fmt.Errorf("control socket: %w", err)
@@ -82,7 +94,9 @@ func (s *Server) Run() error {
 				return err
 			}
 		}
-		s.control(conn)
+		// One client that is slow to send its request (a command the
+		// scheduler put aside) must not hold up the others.
+		go s.control(conn)
 	}
 }
 
@@ -111,19 +125,23 @@ func (s *Server) control(conn net.Conn) {
 	switch req.Op {
 	case "apply":
 		if req.Change != nil {
-			s.table.Apply(*req.Change)
+			s.changing.Lock()
+			s.current().Apply(*req.Change)
 			s.reconcile()
+			s.changing.Unlock()
 		}
 	case "sync":
 		if req.Snapshot != nil {
 			t := NewTable(*req.Snapshot)
+			s.changing.Lock()
 			s.mu.Lock()
 			s.table = t
 			s.mu.Unlock()
 			s.reconcile()
+			s.changing.Unlock()
 		}
 	case "stop":
-		defer close(s.stop)
+		defer s.stopOnce.Do(func() { close(s.stop) })
 	}
 	s.mu.Lock()
 	rep := Reply{PID: os.Getpid(), Errors: map[string]string{}}

@@ -596,19 +596,26 @@ func (k *Kernel) Listener(proto string, ip netip.Addr, port uint16) (string, err
 
 func (k *Kernel) dns() dns.Client { return dns.Client{Dir: k.DNSDir} }
 
-// DNSRunning reports whether the name server answers.
+// DNSRunning reports whether the name server runs: whether it listens on
+// its control socket. One too busy to answer at once still runs; starting
+// another would only fight it for port 53.
 func (k *Kernel) DNSRunning() bool {
 	_, err := k.dns().Ping()
-	return err == nil
+	return !errors.Is(err, dns.ErrNotRunning)
 }
 
-// DNSStart starts the name server with every record.
+// DNSStart starts the name server with every record, or, when one turns
+// out to be running already, gives it every record.
 func (k *Kernel) DNSStart(s dns.Snapshot) error {
 	if len(k.DNSCommand) == 0 {
 		return errors.New("cnet's name server runs as `cnet __dns`, and no cnet command was found: " +
 			"put cnet in PATH, set Options.DNSCommand, or create networks with --no-dns")
 	}
-	return bindConflict(k.dns().Start(k.DNSCommand, s))
+	err := k.dns().Start(k.DNSCommand, s)
+	if errors.Is(err, dns.ErrAlreadyRunning) {
+		err = k.dns().Sync(s)
+	}
+	return bindConflict(err)
 }
 
 // DNSApply sends the name server a change.
