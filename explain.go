@@ -105,7 +105,9 @@ func (e *Engine) Explain(src, dst string) (*Explanation, error) {
 		return nil, errs.NotFound("namespace of container", src, "it is gone: `cnet gc` releases the container")
 	}
 
-	rs := firewall.FromState(w.Networks, ports)
+	// The anti-spoofing entries too, so that CheckFirewall compares both
+	// tables with state.
+	rs := firewall.FromState(w.Networks, ports).WithGuards(w.Containers)
 	if !rs.Empty() {
 		present, err := k.FirewallPresent()
 		switch {

@@ -27,13 +27,18 @@ table bridge cnet {
 		type ifname . ipv4_addr
 	}
 
+	set routers {
+		type ifname
+	}
+
 	chain prerouting {
 		type filter hook prerouting priority 0; policy accept;
 		iifname != @ports accept
 		iifname . ether saddr != @portmac drop
-		ether type ip iifname . ip saddr != @portip drop
 		ether type arp iifname . arp saddr ip != @portip drop
 		ether type arp iifname . arp saddr ether != @portmac drop
+		iifname @routers accept
+		ether type ip iifname . ip saddr != @portip drop
 	}
 }
 
@@ -236,13 +241,18 @@ table bridge cnet {
 		elements = { "veth7c8dc2d" . 172.18.0.3, "veth9233800" . 172.18.0.2 }
 	}
 
+	set routers {
+		type ifname
+	}
+
 	chain prerouting {
 		type filter hook prerouting priority 0; policy accept;
 		iifname != @ports accept
 		iifname . ether saddr != @portmac drop
-		ether type ip iifname . ip saddr != @portip drop
 		ether type arp iifname . arp saddr ip != @portip drop
 		ether type arp iifname . arp saddr ether != @portmac drop
+		iifname @routers accept
+		ether type ip iifname . ip saddr != @portip drop
 	}
 }
 
@@ -492,13 +502,18 @@ table bridge cnet {
 		type ifname . ipv4_addr
 	}
 
+	set routers {
+		type ifname
+	}
+
 	chain prerouting {
 		type filter hook prerouting priority 0; policy accept;
 		iifname != @ports accept
 		iifname . ether saddr != @portmac drop
-		ether type ip iifname . ip saddr != @portip drop
 		ether type arp iifname . arp saddr ip != @portip drop
 		ether type arp iifname . arp saddr ether != @portmac drop
+		iifname @routers accept
+		ether type ip iifname . ip saddr != @portip drop
 	}
 }
 

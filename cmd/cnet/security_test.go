@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -72,7 +73,29 @@ func TestSecurityMatrix(t *testing.T) {
 	for _, ct := range [][2]string{{"peer", "front"}, {"other", "back"}, {"secret", "intra"}, {"buddy", "intra"}} {
 		c.ok("run", "-d", "--name", ct[0], "--network", ct[1], "--", bin.echo, "-listen", ":80")
 	}
-	for _, a := range []string{"172.30.1.2:80", "172.30.1.3:80", "172.30.2.2:80", "172.30.3.2:80", "172.30.3.3:80"} {
+	// A container that routes, from a lab file: lefty reaches righty only
+	// through router, which forwards between networks left and right.
+	lab := filepath.Join(t.TempDir(), "sec.yaml")
+	if err := os.WriteFile(lab, []byte(`lab: sec
+networks:
+  left: {subnet: 172.30.4.0/24}
+  right: {subnet: 172.30.5.0/24}
+containers:
+  router:
+    networks: [{network: left, ip: 172.30.4.254}, {network: right, ip: 172.30.5.254}]
+    forwarding: true
+  lefty:
+    networks: [{network: left, ip: 172.30.4.10}]
+    routes: [{to: 172.30.5.0/24, via: 172.30.4.254}]
+  righty:
+    networks: [{network: right, ip: 172.30.5.10}]
+    routes: [{to: 172.30.4.0/24, via: 172.30.5.254}]
+    command: [`+bin.echo+`, -listen, ":80"]
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c.ok("apply", "-f", lab)
+	for _, a := range []string{"172.30.1.2:80", "172.30.1.3:80", "172.30.2.2:80", "172.30.3.2:80", "172.30.3.3:80", "172.30.5.10:80"} {
 		testenv.Eventually(t, 10*time.Second, func() error { return httpFrom("", a) })
 	}
 	testenv.Eventually(t, 10*time.Second, func() error { return httpFrom("inet", "198.51.100.1:80") })
@@ -97,6 +120,10 @@ func TestSecurityMatrix(t *testing.T) {
 	spoofMAC := func(t *testing.T) func() {
 		testenv.Run(t, "ip", "-n", "peer", "link", "set", "eth0", "address", "02:63:de:ad:be:ef")
 		return func() { testenv.Run(t, "ip", "-n", "peer", "link", "set", "eth0", "address", "02:63:ac:1e:01:03") }
+	}
+	spoofRouterMAC := func(t *testing.T) func() {
+		testenv.Run(t, "ip", "-n", "router", "link", "set", "eth1", "address", "02:63:de:ad:be:ee")
+		return func() { testenv.Run(t, "ip", "-n", "router", "link", "set", "eth1", "address", "02:63:ac:1e:05:fe") }
 	}
 	spoofBoth := func(t *testing.T) func() {
 		undoMAC := spoofMAC(t)
@@ -141,6 +168,8 @@ func TestSecurityMatrix(t *testing.T) {
 		{"peer", "172.30.1.2:80", "tcp", false, "the container changed its own MAC: frames with a source MAC not its own are dropped at the bridge port", spoofMAC},
 		{"peer", "172.30.1.2:80", "tcp", false, "the container changed its IP and MAC", spoofBoth},
 		{"peer", "172.30.1.2:80", "tcp", true, "the same container, its address and MAC as cnet gave them", nil},
+		{"lefty", "172.30.5.10:80", "tcp", true, "through router, a container that routes (forwarding on): the packets it forwards carry other sources and pass its bridge port", nil},
+		{"lefty", "172.30.5.10:80", "tcp", false, "router changed its MAC: a container that routes still sends only from its own MAC", spoofRouterMAC},
 	}
 	for _, tc := range cases {
 		t.Run(fmt.Sprintf("%s->%s/%s", tc.from, tc.to, tc.proto), func(t *testing.T) {

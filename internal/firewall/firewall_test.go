@@ -171,6 +171,7 @@ func TestGuardsMatchNft(t *testing.T) {
 	gs := []model.GuardSpec{
 		{HostIf: "veth1111111", MAC: "02:63:0a:01:00:02", Addr: netip.MustParseAddr("10.1.0.2")},
 		{HostIf: "veth2222222", MAC: "02:AA:BB:CC:DD:01", Addr: netip.MustParseAddr("10.2.0.9")},
+		{HostIf: "veth3333333", MAC: "02:63:0a:01:00:03", Addr: netip.MustParseAddr("10.1.0.3"), Router: true},
 	}
 	rs := FromState(sampleNetworks(), nil)
 	rs.Guards = gs

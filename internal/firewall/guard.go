@@ -19,18 +19,22 @@ import (
 // any address or MAC. Frames entering a bridge from a cnet endpoint must
 // carry the endpoint's MAC, and IPv4 packets and ARP messages its
 // address; anything else is dropped at the bridge port, before the bridge
-// switches it to a neighbour or hands it to the host. The table:
+// switches it to a neighbour or hands it to the host. A container that
+// routes (forwarding on) sends other hosts' packets by design: its MAC and
+// ARP are checked, its IPv4 source addresses are not. The table:
 //
 //	table bridge cnet {
 //		set ports   { type ifname }                  # every endpoint's host veth
 //		set portmac { type ifname . ether_addr }     # veth . its container's MAC
 //		set portip  { type ifname . ipv4_addr }      # veth . its container's address
+//		set routers { type ifname }                  # veths of containers that route
 //		chain prerouting { type filter hook prerouting priority 0; policy accept;
 //			iifname != @ports accept                                   # not a cnet endpoint
 //			iifname . ether saddr != @portmac drop
-//			ether type ip iifname . ip saddr != @portip drop
 //			ether type arp iifname . arp saddr ip != @portip drop
 //			ether type arp iifname . arp saddr ether != @portmac drop
+//			iifname @routers accept                                    # forwarded packets
+//			ether type ip iifname . ip saddr != @portip drop
 //		}
 //	}
 //
@@ -38,35 +42,68 @@ import (
 // endpoints add and delete their own elements (AddGuards, DelGuards).
 
 var (
-	guardTable  = &nftables.Table{Name: Table, Family: nftables.TableFamilyBridge}
-	portsSet    = &nftables.Set{Table: guardTable, Name: "ports", KeyType: nftables.TypeIFName, KeyByteOrder: binaryutil.NativeEndian}
-	portMACSet  = &nftables.Set{Table: guardTable, Name: "portmac", KeyType: nftables.MustConcatSetType(nftables.TypeIFName, nftables.TypeEtherAddr), Concatenation: true}
-	portIPSet   = &nftables.Set{Table: guardTable, Name: "portip", KeyType: nftables.MustConcatSetType(nftables.TypeIFName, nftables.TypeIPAddr), Concatenation: true}
-	guardSets   = []*nftables.Set{portsSet, portMACSet, portIPSet}
-	guardChain  = "prerouting"
-	guardNumber = 5 // rules in the chain
+	guardTable = &nftables.Table{Name: Table, Family: nftables.TableFamilyBridge}
+	portsSet   = &nftables.Set{Table: guardTable, Name: "ports", KeyType: nftables.TypeIFName, KeyByteOrder: binaryutil.NativeEndian}
+	portMACSet = &nftables.Set{Table: guardTable, Name: "portmac", KeyType: nftables.MustConcatSetType(nftables.TypeIFName, nftables.TypeEtherAddr), Concatenation: true}
+	portIPSet  = &nftables.Set{Table: guardTable, Name: "portip", KeyType: nftables.MustConcatSetType(nftables.TypeIFName, nftables.TypeIPAddr), Concatenation: true}
+	routersSet = &nftables.Set{Table: guardTable, Name: "routers", KeyType: nftables.TypeIFName, KeyByteOrder: binaryutil.NativeEndian}
+	guardChain = "prerouting"
 )
 
-// guardKeys returns the elements of g in ports, portmac and portip.
-func guardKeys(g model.GuardSpec) [3]nftables.SetElement {
+// guardSet is one set of the bridge table: its type in nft syntax, and
+// the element an endpoint has in it (ok false: none).
+type guardSet struct {
+	set  *nftables.Set
+	typ  string
+	elem func(g model.GuardSpec) (key []byte, text string, ok bool)
+}
+
+var guardSets = []guardSet{
+	{portsSet, "ifname", func(g model.GuardSpec) ([]byte, string, bool) {
+		return ifKey(g.HostIf), fmt.Sprintf("%q", g.HostIf), true
+	}},
+	{portMACSet, "ifname . ether_addr", func(g model.GuardSpec) ([]byte, string, bool) {
+		mac := guardMAC(g)
+		return append(append(ifKey(g.HostIf), mac...), 0, 0), fmt.Sprintf("%q . %s", g.HostIf, mac), true // padded to 8 bytes
+	}},
+	{portIPSet, "ifname . ipv4_addr", func(g model.GuardSpec) ([]byte, string, bool) {
+		a := g.Addr.As4()
+		return append(ifKey(g.HostIf), a[:]...), fmt.Sprintf("%q . %s", g.HostIf, g.Addr), true
+	}},
+	{routersSet, "ifname", func(g model.GuardSpec) ([]byte, string, bool) {
+		return ifKey(g.HostIf), fmt.Sprintf("%q", g.HostIf), g.Router
+	}},
+}
+
+func guardMAC(g model.GuardSpec) net.HardwareAddr {
 	mac, _ := net.ParseMAC(g.MAC)
 	if len(mac) != 6 {
 		mac = make(net.HardwareAddr, 6)
 	}
-	a := g.Addr.As4()
-	return [3]nftables.SetElement{
-		{Key: ifKey(g.HostIf)},
-		{Key: append(append(ifKey(g.HostIf), mac...), 0, 0)},
-		{Key: append(ifKey(g.HostIf), a[:]...)},
-	}
+	return mac
 }
 
-func guardElems(gs []model.GuardSpec) [3][]nftables.SetElement {
-	var out [3][]nftables.SetElement
-	for _, g := range gs {
-		k := guardKeys(g)
-		for i := range k {
-			out[i] = append(out[i], k[i])
+// guardElems returns the elements of gs in each of guardSets.
+func guardElems(gs []model.GuardSpec) [][]nftables.SetElement {
+	out := make([][]nftables.SetElement, len(guardSets))
+	for i, s := range guardSets {
+		for _, g := range gs {
+			if key, _, ok := s.elem(g); ok {
+				out[i] = append(out[i], nftables.SetElement{Key: key})
+			}
+		}
+	}
+	return out
+}
+
+// guardTexts returns the elements of gs in each of guardSets, in nft syntax.
+func guardTexts(gs []model.GuardSpec) [][]string {
+	out := make([][]string, len(guardSets))
+	for i, s := range guardSets {
+		for _, g := range gs {
+			if _, text, ok := s.elem(g); ok {
+				out[i] = append(out[i], text)
+			}
 		}
 	}
 	return out
@@ -77,8 +114,8 @@ func addGuardTable(conn *nftables.Conn, gs []model.GuardSpec) error {
 	conn.AddTable(guardTable)
 	elems := guardElems(gs)
 	for i, s := range guardSets {
-		if err := conn.AddSet(s, elems[i]); err != nil {
-			return fmt.Errorf("nft add set bridge %s %s: %w", Table, s.Name, err)
+		if err := conn.AddSet(s.set, elems[i]); err != nil {
+			return fmt.Errorf("nft add set bridge %s %s: %w", Table, s.set.Name, err)
 		}
 	}
 	accept := nftables.ChainPolicyAccept
@@ -97,12 +134,14 @@ func addGuardTable(conn *nftables.Conn, gs []model.GuardSpec) error {
 		{iif, lookup(portsSet, 1, true), verdict(expr.VerdictAccept)},
 		// iifname . ether saddr != @portmac drop
 		{iif, second(expr.PayloadBaseLLHeader, 6, 6), lookup(portMACSet, 1, true), verdict(expr.VerdictDrop)},
-		// ether type ip iifname . ip saddr != @portip drop
-		append(etherType(unix.ETH_P_IP), iif, second(expr.PayloadBaseNetworkHeader, 12, 4), lookup(portIPSet, 1, true), verdict(expr.VerdictDrop)),
 		// ether type arp iifname . arp saddr ip != @portip drop
 		append(etherType(unix.ETH_P_ARP), iif, second(expr.PayloadBaseNetworkHeader, 14, 4), lookup(portIPSet, 1, true), verdict(expr.VerdictDrop)),
 		// ether type arp iifname . arp saddr ether != @portmac drop
 		append(etherType(unix.ETH_P_ARP), iif, second(expr.PayloadBaseNetworkHeader, 8, 6), lookup(portMACSet, 1, true), verdict(expr.VerdictDrop)),
+		// iifname @routers accept
+		{iif, lookup(routersSet, 1, false), verdict(expr.VerdictAccept)},
+		// ether type ip iifname . ip saddr != @portip drop
+		append(etherType(unix.ETH_P_IP), iif, second(expr.PayloadBaseNetworkHeader, 12, 4), lookup(portIPSet, 1, true), verdict(expr.VerdictDrop)),
 	} {
 		conn.AddRule(&nftables.Rule{Table: guardTable, Chain: ch, Exprs: r})
 	}
@@ -115,6 +154,7 @@ func addGuardTable(conn *nftables.Conn, gs []model.GuardSpec) error {
 //	nft add element bridge cnet ports { VETH }
 //	nft add element bridge cnet portmac { VETH . MAC }
 //	nft add element bridge cnet portip { VETH . ADDR }
+//	nft add element bridge cnet routers { VETH }     # if its container routes
 //
 // When the table is missing (someone flushed the ruleset), there is
 // nothing to add to: `cnet gc` rebuilds the whole firewall from state,
@@ -125,7 +165,10 @@ func AddGuards(conn *nftables.Conn, gs []model.GuardSpec) error {
 	}
 	elems := guardElems(gs)
 	for i, s := range guardSets {
-		if err := conn.SetAddElements(s, elems[i]); err != nil {
+		if len(elems[i]) == 0 {
+			continue
+		}
+		if err := conn.SetAddElements(s.set, elems[i]); err != nil {
 			return err
 		}
 	}
@@ -141,8 +184,8 @@ func AddGuards(conn *nftables.Conn, gs []model.GuardSpec) error {
 
 // DelGuards deletes endpoints' anti-spoofing elements in one batch, those
 // present: deleting an absent one would fail the batch. Equivalent to
-// `nft delete element bridge cnet ports { VETH }` and the same in portmac
-// and portip.
+// `nft delete element bridge cnet ports { VETH }` and the same in portmac,
+// portip and (for a container that routes) routers.
 func DelGuards(conn *nftables.Conn, gs []model.GuardSpec) error {
 	if len(gs) == 0 {
 		return nil
@@ -166,7 +209,10 @@ func DelGuards(conn *nftables.Conn, gs []model.GuardSpec) error {
 	}
 	elems := guardElems(del)
 	for i, s := range guardSets {
-		if err := conn.SetDeleteElements(s, elems[i]); err != nil {
+		if len(elems[i]) == 0 {
+			continue
+		}
+		if err := conn.SetDeleteElements(s.set, elems[i]); err != nil {
 			return err
 		}
 	}
@@ -200,7 +246,8 @@ func checkGuards(conn *nftables.Conn, rs Ruleset) (string, error) {
 		return "table bridge " + Table + " exists but no network needs it", nil
 	}
 	want := guardElems(rs.Guards)
-	for i, s := range guardSets {
+	for i, gs := range guardSets {
+		s := gs.set
 		live, err := conn.GetSetElements(s)
 		if err != nil {
 			return fmt.Sprintf("set bridge %s %s is missing", Table, s.Name), nil
@@ -226,8 +273,8 @@ func checkGuards(conn *nftables.Conn, rs Ruleset) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("nft list chain bridge %s %s: %w", Table, guardChain, err)
 	}
-	if len(live) != guardNumber {
-		return fmt.Sprintf("chain bridge %s %s has %d rules, want %d", Table, guardChain, len(live), guardNumber), nil
+	if len(live) != len(guardRuleText) {
+		return fmt.Sprintf("chain bridge %s %s has %d rules, want %d", Table, guardChain, len(live), len(guardRuleText)), nil
 	}
 	return "", nil
 }
@@ -236,35 +283,21 @@ func checkGuards(conn *nftables.Conn, rs Ruleset) (string, error) {
 var guardRuleText = []string{
 	"iifname != @ports accept",
 	"iifname . ether saddr != @portmac drop",
-	"ether type ip iifname . ip saddr != @portip drop",
 	"ether type arp iifname . arp saddr ip != @portip drop",
 	"ether type arp iifname . arp saddr ether != @portmac drop",
+	"iifname @routers accept",
+	"ether type ip iifname . ip saddr != @portip drop",
 }
-
-// guardElemText renders g's element in ports, portmac and portip.
-func guardElemText(g model.GuardSpec) [3]string {
-	mac, _ := net.ParseMAC(g.MAC)
-	return [3]string{
-		fmt.Sprintf("%q", g.HostIf),
-		fmt.Sprintf("%q . %s", g.HostIf, mac),
-		fmt.Sprintf("%q . %s", g.HostIf, g.Addr),
-	}
-}
-
-var guardTypes = [3]string{"ifname", "ifname . ether_addr", "ifname . ipv4_addr"}
 
 // GuardTableText renders `table bridge cnet` with gs, loadable with nft -f.
 func GuardTableText(gs []model.GuardSpec) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "table bridge %s {\n", Table)
+	texts := guardTexts(gs)
 	for i, s := range guardSets {
-		fmt.Fprintf(&b, "\tset %s {\n\t\ttype %s\n", s.Name, guardTypes[i])
-		var texts []string
-		for _, g := range gs {
-			texts = append(texts, guardElemText(g)[i])
-		}
-		if len(texts) > 0 {
-			fmt.Fprintf(&b, "\t\telements = { %s }\n", strings.Join(texts, ", "))
+		fmt.Fprintf(&b, "\tset %s {\n\t\ttype %s\n", s.set.Name, s.typ)
+		if len(texts[i]) > 0 {
+			fmt.Fprintf(&b, "\t\telements = { %s }\n", strings.Join(texts[i], ", "))
 		}
 		b.WriteString("\t}\n\n")
 	}
@@ -277,26 +310,21 @@ func GuardTableText(gs []model.GuardSpec) string {
 }
 
 // GuardsText is the nft input of AddGuards (add true) or DelGuards: one
-// line per set, e.g.
+// line per set that gs have elements in, e.g.
 //
 //	add element bridge cnet ports { "veth1a2b3c4" }
 //	add element bridge cnet portmac { "veth1a2b3c4" . 02:63:ac:12:00:02 }
 //	add element bridge cnet portip { "veth1a2b3c4" . 172.18.0.2 }
 func GuardsText(gs []model.GuardSpec, add bool) []string {
-	if len(gs) == 0 {
-		return nil
-	}
 	verb := "add"
 	if !add {
 		verb = "delete"
 	}
 	var out []string
-	for i, s := range guardSets {
-		var texts []string
-		for _, g := range gs {
-			texts = append(texts, guardElemText(g)[i])
+	for i, texts := range guardTexts(gs) {
+		if len(texts) > 0 {
+			out = append(out, fmt.Sprintf("%s element bridge %s %s { %s }", verb, Table, guardSets[i].set.Name, strings.Join(texts, ", ")))
 		}
-		out = append(out, fmt.Sprintf("%s element bridge %s %s { %s }", verb, Table, s.Name, strings.Join(texts, ", ")))
 	}
 	return out
 }

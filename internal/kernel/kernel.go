@@ -205,8 +205,7 @@ func (k *Kernel) RemoveBridge(b model.BridgeSpec) error {
 }
 
 // EnsureEndpoint creates an endpoint's veth pair, limits its egress (tc
-// tbf) when asked, and adds its
-// anti-spoofing entry (firewall.AddGuards).
+// tbf) when asked, and adds its anti-spoofing entry (firewall.AddGuards).
 func (k *Kernel) EnsureEndpoint(ep model.EndpointSpec) error {
 	h, err := k.Host()
 	if err != nil {

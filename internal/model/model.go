@@ -144,19 +144,20 @@ func (c *Container) Target() *Endpoint {
 func (c *Container) Guards() []GuardSpec {
 	var out []GuardSpec
 	for _, ep := range c.Endpoints {
-		out = append(out, guardOf(ep.HostIf, ep.MAC, ep.Addr))
+		out = append(out, guardOf(ep.HostIf, ep.MAC, ep.Addr, c.Forwarding))
 	}
 	return out
 }
 
 // guardOf is the anti-spoofing entry of a veth whose container end has
-// mac, or when that is empty 02:63 and addr (as names.MAC derives it).
-func guardOf(hostIf, mac string, addr netip.Addr) GuardSpec {
+// mac, or when that is empty 02:63 and addr (as names.MAC derives it), in
+// a container that routes or not.
+func guardOf(hostIf, mac string, addr netip.Addr, router bool) GuardSpec {
 	if mac == "" {
 		b := addr.As4()
 		mac = net.HardwareAddr{0x02, 0x63, b[0], b[1], b[2], b[3]}.String()
 	}
-	return GuardSpec{HostIf: hostIf, MAC: mac, Addr: addr}
+	return GuardSpec{HostIf: hostIf, MAC: mac, Addr: addr, Router: router}
 }
 
 // Endpoint returns the container's endpoint on network, or nil.
@@ -270,6 +271,9 @@ type GuardSpec struct {
 	HostIf string     `json:"host_if"`
 	MAC    string     `json:"mac"`
 	Addr   netip.Addr `json:"addr"`
+	// Router: the container routes (forwarding on), so the IPv4 packets it
+	// sends may carry other hosts' addresses; its MAC and ARP are checked.
+	Router bool `json:"router,omitempty"`
 }
 
 // BridgeSpec is a network's bridge.
@@ -298,10 +302,15 @@ type EndpointSpec struct {
 	// Egress is a token-bucket limit on what the container end sends,
 	// in bits/s (0: none).
 	Egress uint64 `json:"egress,omitempty"`
+	// Router: the container routes between its interfaces, so what it
+	// sends may carry other hosts' addresses (see GuardSpec).
+	Router bool `json:"router,omitempty"`
 }
 
 // Guard is the endpoint's anti-spoofing entry.
-func (ep EndpointSpec) Guard() GuardSpec { return guardOf(ep.HostIf, ep.MAC, ep.Addr.Addr()) }
+func (ep EndpointSpec) Guard() GuardSpec {
+	return guardOf(ep.HostIf, ep.MAC, ep.Addr.Addr(), ep.Router)
+}
 
 // RouteSpec is a route inside a container: the default route through Dev
 // when Dst is unset, else a static route to Dst via Gateway.

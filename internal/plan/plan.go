@@ -535,6 +535,7 @@ func EndpointSpec(instance string, c *model.Container, n *model.Network, ep mode
 		DefaultRoute: ep.DefaultRoute, Hairpin: ep.Hairpin || ep.DefaultRoute && len(c.Ports) > 0,
 		Mark:   names.EndpointMark(instance, c.Name, n.Name).String(),
 		Egress: ep.Egress,
+		Router: c.Forwarding,
 	}
 }
 
