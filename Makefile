@@ -33,7 +33,8 @@ FUZZ_TARGETS := \
 	internal/dns:FuzzAnswer \
 	internal/ipam:FuzzParseSubnet internal/ipam:FuzzParseAddr internal/ipam:FuzzCheckHost \
 	internal/names:FuzzCheckName internal/names:FuzzCheckIfName internal/names:FuzzParseMark \
-	internal/cni:FuzzConfig
+	internal/cni:FuzzConfig \
+	lab:FuzzParse
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; fn=$${t##*:}; \

@@ -47,3 +47,14 @@ func (e *Engine) record(p *plan.Plan) error {
 	defer st.Close()
 	return st.Update(false, func(tx *state.Tx) error { return tx.Apply(p.Changes) })
 }
+
+// Check rehearses fn as Rehearse does, printing nothing: it returns the
+// first refusal the real calls would meet, planned against the state the
+// calls before it would leave, and changes nothing. A caller that makes
+// several changes in a row (applying a lab file) checks them all this way
+// before making the first.
+func (e *Engine) Check(fn func(r *Engine) error) error {
+	c := *e
+	c.opts.DryRun = func(*Preview) {}
+	return c.Rehearse(fn)
+}

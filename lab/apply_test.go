@@ -208,13 +208,12 @@ func TestApplyConverges(t *testing.T) {
 }
 
 // TestApplyStopsAtFirstFailure: the failing object is rolled back, those
-// before it stand, and the next apply carries on.
+// before it stand, and the next apply carries on. (The address y asks for
+// is taken after Diff, which would otherwise refuse the file: see
+// TestDiffRefusesWhatApplyWould.)
 func TestApplyStopsAtFirstFailure(t *testing.T) {
 	e := engine(t)
 	if _, err := e.CreateNetwork(cnet.NetworkSpec{Name: "ext", Subnet: netip.MustParsePrefix("172.30.5.0/24")}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.CreateContainer(cnet.ContainerSpec{Name: "theirs", Network: "ext", IP: netip.MustParseAddr("172.30.5.10")}); err != nil {
 		t.Fatal(err)
 	}
 	bad := `
@@ -226,6 +225,9 @@ containers:
 `
 	p, err := Diff(e, parse(t, bad), nil)
 	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.CreateContainer(cnet.ContainerSpec{Name: "theirs", Network: "ext", IP: netip.MustParseAddr("172.30.5.10")}); err != nil {
 		t.Fatal(err)
 	}
 	err = p.Apply(e, nil)
@@ -245,6 +247,44 @@ containers:
 	good := strings.Replace(bad, "172.30.5.10", "172.30.5.11", 1)
 	wantPlan(t, apply(t, e, good), "create container y", "create container z")
 	wantPlan(t, apply(t, e, good))
+}
+
+// TestDiffRefusesWhatApplyWould: a file whose third object the machine
+// refuses (its address is another container's) is refused by Diff, at
+// that object's line and field, before apply changes anything.
+func TestDiffRefusesWhatApplyWould(t *testing.T) {
+	e := engine(t)
+	if _, err := e.CreateNetwork(cnet.NetworkSpec{Name: "ext", Subnet: netip.MustParsePrefix("172.30.5.0/24")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.CreateContainer(cnet.ContainerSpec{Name: "theirs", Network: "ext", IP: netip.MustParseAddr("172.30.5.10")}); err != nil {
+		t.Fatal(err)
+	}
+	before := testenv.Snapshot(t)
+	for _, tc := range []struct {
+		yaml, want string
+		kind       error
+	}{
+		{"lab: fail\nnetworks:\n  mine: {subnet: 172.30.7.0/24}\ncontainers:\n  x: {networks: [ext]}\n  y:\n    networks:\n      - network: ext\n        ip: 172.30.5.10\n",
+			"lab.yaml:9: containers.y.networks[0].ip: address 172.30.5.10 conflicts with container theirs", cnet.ErrConflict},
+		{"lab: fail\nnetworks:\n  mine: {subnet: 172.30.7.0/24}\n  over:\n    subnet: 172.30.5.128/25\n",
+			"lab.yaml:5: networks.over.subnet: subnet 172.30.5.128/25 conflicts with network ext (172.30.5.0/24)", cnet.ErrConflict},
+		{"lab: fail\ncontainers:\n  x: {networks: [ext]}\n  y:\n    networks: [ext]\n    routes: [{to: 10.9.0.0/24, via: 10.8.0.1}]\n",
+			"lab.yaml:6: containers.y.routes: invalid route gateway \"10.8.0.1\": want an address on one of y's subnets", cnet.ErrInvalid},
+	} {
+		f, err := Parse("lab.yaml", []byte(tc.yaml))
+		if err != nil {
+			t.Fatalf("%q: %v", tc.yaml, err)
+		}
+		_, err = Diff(e, f, nil)
+		var fe *Error
+		if !errors.As(err, &fe) || !errors.Is(err, tc.kind) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("got %v, want a file error %q", err, tc.want)
+		}
+	}
+	if after := testenv.Snapshot(t); after != before {
+		t.Fatalf("a refused file changed the machine:\n%s", testenv.Diff(after, before))
+	}
 }
 
 // TestApplyOwnership: a lab never takes or removes what it did not make.

@@ -48,6 +48,8 @@ type Network struct {
 	MTU      int  // 0: 1500
 	DNS      bool // cnet's name server on the gateway (default true)
 	Line     int
+	// Lines are the lines of the fields given, by key (subnet, bridge...).
+	Lines map[string]int
 }
 
 // Container is a container of the lab.
@@ -61,6 +63,8 @@ type Container struct {
 	// Command runs detached in the container (as `cnet run -d`).
 	Command []string
 	Line    int
+	// Lines are the lines of the fields given, by key (networks, ports...).
+	Lines map[string]int
 }
 
 // Attach is a container's endpoint on a network.
@@ -70,6 +74,8 @@ type Attach struct {
 	Aliases []string
 	Egress  uint64 // bits/s, 0: no limit
 	Line    int
+	// Lines are the lines of the fields given, by key (ip, aliases...).
+	Lines map[string]int
 }
 
 // Link is a direct link: a veth pair between two containers, no bridge.
@@ -77,6 +83,8 @@ type Link struct {
 	A, B LinkEnd
 	MTU  int // 0: 1500
 	Line int
+	// Lines are the lines of the fields given, by key (a, b, mtu).
+	Lines map[string]int
 }
 
 // LinkEnd is one end of a direct link.
@@ -145,7 +153,8 @@ func (e *Error) Unwrap() error {
 
 // parser walks the YAML node tree, so every error knows its line.
 type parser struct {
-	file string
+	file  string
+	lines int // in the file
 }
 
 func (p *parser) fail(n *yaml.Node, field, format string, args ...any) error {
@@ -186,6 +195,10 @@ func describeNode(n *yaml.Node) string {
 // fields walks a mapping, refusing keys outside allowed and repeated keys.
 func (p *parser) fields(n *yaml.Node, field string, allowed []string, each func(key string, k, v *yaml.Node) error) error {
 	if n.Kind != yaml.MappingNode {
+		if allowed == nil { // networks:, containers:
+			return p.fail(n, field, "got %s; want a mapping from each %s's name to its settings, e.g. %s", describeNode(n),
+				strings.TrimSuffix(field, "s"), map[string]string{"networks": "{front: {subnet: 172.18.0.0/24}}", "containers": "{web: {networks: [front]}}"}[field])
+		}
 		return p.fail(n, field, "got %s; want a mapping with keys %s", describeNode(n), strings.Join(allowed, ", "))
 	}
 	seen := map[string]bool{}
@@ -319,7 +332,7 @@ var (
 // Parse reads and validates a lab file. path names it in errors and gives
 // the default lab name.
 func Parse(path string, data []byte) (*File, error) {
-	p := &parser{file: path}
+	p := &parser{file: path, lines: len(strings.Split(strings.TrimSuffix(string(data), "\n"), "\n"))}
 	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&doc); errors.Is(err, io.EOF) {
@@ -409,12 +422,20 @@ func (p *parser) yamlError(err error) error {
 			}
 		}
 	}
+	// For "did not find expected ..." yaml.v3 gives the line where the
+	// unclosed collection starts, counting from 0 (unless that is the
+	// first line: then the line where it gave up): count from 1, and
+	// never past the file's last line.
+	if strings.HasPrefix(msg, "did not find expected") {
+		line = min(line+1, max(p.lines, 1))
+		msg += " in the collection that starts on this line"
+	}
 	return &Error{File: p.file, Line: line, Msg: "not valid YAML: " + strings.TrimPrefix(msg, "yaml: ")}
 }
 
 func (p *parser) network(k, v *yaml.Node) (*Network, error) {
 	field := "networks." + k.Value
-	n := &Network{Name: k.Value, DNS: true, Line: k.Line}
+	n := &Network{Name: k.Value, DNS: true, Line: k.Line, Lines: map[string]int{}}
 	if err := p.wrap(k, field, names.CheckName("network", n.Name)); err != nil {
 		return n, err
 	}
@@ -426,6 +447,7 @@ func (p *parser) network(k, v *yaml.Node) (*Network, error) {
 	}
 	err := p.fields(v, field, networkKeys, func(key string, _, v *yaml.Node) error {
 		f := join(field, key)
+		n.Lines[key] = v.Line
 		var err error
 		switch key {
 		case "subnet":
@@ -452,11 +474,12 @@ func (p *parser) network(k, v *yaml.Node) (*Network, error) {
 		return n, err
 	}
 	if n.Gateway.IsValid() {
+		at := &yaml.Node{Line: n.Lines["gateway"]}
 		if !n.Subnet.IsValid() {
-			return n, p.fail(v, field+".gateway", "%s needs a subnet to belong to; want subnet: set as well", n.Gateway)
+			return n, p.fail(at, field+".gateway", "%s needs a subnet to belong to; want subnet: set as well", n.Gateway)
 		}
 		if err := ipam.CheckGateway(n.Subnet, n.Gateway); err != nil {
-			return n, p.wrap(v, field+".gateway", err)
+			return n, p.wrap(at, field+".gateway", err)
 		}
 	}
 	return n, nil
@@ -464,7 +487,7 @@ func (p *parser) network(k, v *yaml.Node) (*Network, error) {
 
 func (p *parser) container(f *File, k, v *yaml.Node) (*Container, error) {
 	field := "containers." + k.Value
-	c := &Container{Name: k.Value, Line: k.Line}
+	c := &Container{Name: k.Value, Line: k.Line, Lines: map[string]int{}}
 	if err := p.wrap(k, field, names.CheckName("container", c.Name)); err != nil {
 		return c, err
 	}
@@ -473,6 +496,7 @@ func (p *parser) container(f *File, k, v *yaml.Node) (*Container, error) {
 	}
 	err := p.fields(v, field, containerKeys, func(key string, _, v *yaml.Node) error {
 		fk := join(field, key)
+		c.Lines[key] = v.Line
 		switch key {
 		case "networks":
 			items, err := p.list(v, fk, "network names or {network, ip, aliases, egress}")
@@ -552,7 +576,7 @@ func (p *parser) container(f *File, k, v *yaml.Node) (*Container, error) {
 }
 
 func (p *parser) attach(field string, n *yaml.Node) (*Attach, error) {
-	a := &Attach{Line: n.Line}
+	a := &Attach{Line: n.Line, Lines: map[string]int{}}
 	if n.Kind == yaml.ScalarNode {
 		name, err := p.name(n, field, "network")
 		a.Network = name
@@ -560,6 +584,7 @@ func (p *parser) attach(field string, n *yaml.Node) (*Attach, error) {
 	}
 	err := p.fields(n, field, attachKeys, func(key string, _, v *yaml.Node) error {
 		f := join(field, key)
+		a.Lines[key] = v.Line
 		var err error
 		switch key {
 		case "network":
@@ -606,9 +631,10 @@ func (p *parser) route(field string, n *yaml.Node) (cnet.Route, error) {
 }
 
 func (p *parser) link(f *File, field string, n *yaml.Node) (*Link, error) {
-	l := &Link{Line: n.Line}
+	l := &Link{Line: n.Line, Lines: map[string]int{}}
 	var aNode, bNode *yaml.Node
 	err := p.fields(n, field, linkKeys, func(key string, _, v *yaml.Node) error {
+		l.Lines[key] = v.Line
 		var err error
 		switch key {
 		case "a":
@@ -720,17 +746,21 @@ func (p *parser) crossCheck(f *File) error {
 			if n == nil || !a.IP.IsValid() {
 				continue
 			}
+			line := a.Line
+			if l, ok := a.Lines["ip"]; ok {
+				line = l
+			}
 			if n.Subnet.IsValid() {
 				gw := n.Gateway
 				if !gw.IsValid() {
 					gw = ipam.FirstHost(n.Subnet)
 				}
 				if err := ipam.CheckHost("ip", n.Subnet, gw, a.IP); err != nil {
-					return p.wrap(&yaml.Node{Line: a.Line}, field+".ip", err)
+					return p.wrap(&yaml.Node{Line: line}, field+".ip", err)
 				}
 			}
 			if other, ok := used[a.IP]; ok {
-				return &Error{File: p.file, Line: a.Line, Field: field + ".ip", Msg: fmt.Sprintf("%s is also %s's address; want each address once", a.IP, other)}
+				return &Error{File: p.file, Line: line, Field: field + ".ip", Msg: fmt.Sprintf("%s is also %s's address; want each address once", a.IP, other)}
 			}
 			used[a.IP] = c.Name
 		}

@@ -111,7 +111,34 @@ func owner(lab string) string {
 // Diff compares the file with the machine and returns the actions that
 // converge the machine to the file. An empty plan means nothing to do.
 // start runs commands (nil: a lab with commands is refused).
+//
+// Diff also rehearses the plan, every action planned against the state
+// the ones before it would leave (cnet.Engine.Check), so that a file the
+// machine would refuse part way (a subnet that overlaps another network,
+// a bridge name, address or host port held outside the lab) is refused
+// here, naming the line and field, before apply changes anything.
 func Diff(e *cnet.Engine, f *File, start Starter) (*Plan, error) {
+	p, err := diff(e, f, start)
+	if err != nil {
+		return nil, err
+	}
+	// The same plan again, with commands not started, to rehearse.
+	pre, err := diff(e, f, func(string, []string, []string) error { return nil })
+	if err != nil {
+		return nil, err
+	}
+	err = e.Check(func(r *cnet.Engine) error { return pre.Apply(r, nil) })
+	var se *StepError
+	if errors.As(err, &se) {
+		return nil, refusal(f, se)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func diff(e *cnet.Engine, f *File, start Starter) (*Plan, error) {
 	m, err := read(e)
 	if err != nil {
 		return nil, err
@@ -122,6 +149,62 @@ func Diff(e *cnet.Engine, f *File, start Starter) (*Plan, error) {
 	}
 	d.plan()
 	return d.p, nil
+}
+
+// refusal turns the engine's refusal of one of a rehearsed plan's actions
+// into an error at the place in the file that asked for it.
+func refusal(f *File, se *StepError) error {
+	e := &Error{File: f.Path, Msg: se.Err.Error(), err: se.Err}
+	var conflict *errs.ConflictError
+	var invalid *errs.InvalidError
+	what := ""
+	if errors.As(se.Err, &conflict) {
+		what = conflict.What
+	} else if errors.As(se.Err, &invalid) {
+		what = invalid.What
+	}
+	at := func(line int, field string, lines map[string]int, key string) {
+		e.Line, e.Field = line, field
+		if l, ok := lines[key]; ok && key != "" {
+			e.Line, e.Field = l, field+"."+key
+		}
+	}
+	container, network, _ := strings.Cut(se.Action.Object, " on ")
+	switch se.Action.Kind {
+	case "network":
+		if n := f.Network(se.Action.Object); n != nil {
+			at(n.Line, "networks."+n.Name, n.Lines, map[string]string{"subnet": "subnet", "bridge name": "bridge", "mtu": "mtu"}[what])
+		}
+	case "container", "endpoint":
+		c := f.Container(container)
+		if c == nil {
+			break
+		}
+		at(c.Line, "containers."+c.Name, c.Lines, map[string]string{"published port": "ports", "host port": "ports", "host address": "ports", "port mapping": "ports", "dns": "dns"}[what])
+		for i, a := range c.Networks {
+			if a.Network == network || network == "" && i == 0 && what == "address" {
+				at(a.Line, fmt.Sprintf("containers.%s.networks[%d]", c.Name, i), a.Lines, map[string]string{"address": "ip"}[what])
+			}
+		}
+	case "ports":
+		if c := f.Container(se.Action.Object); c != nil {
+			at(c.Line, "containers."+c.Name, c.Lines, "ports")
+		}
+	case "routes":
+		if c := f.Container(se.Action.Object); c != nil {
+			at(c.Line, "containers."+c.Name, c.Lines, "routes")
+		}
+	case "link":
+		for i, l := range f.Links {
+			if se.Action.Object == fmt.Sprintf("%s:%s -- %s:%s", l.A.Container, l.A.iface(l.B), l.B.Container, l.B.iface(l.A)) {
+				at(l.Line, fmt.Sprintf("links[%d]", i), l.Lines, "")
+			}
+		}
+	}
+	if e.Field == "" {
+		e.Field = se.Action.Kind + " " + se.Action.Object
+	}
+	return e
 }
 
 type differ struct {

@@ -90,7 +90,11 @@ var badInputs = []badInput{
 	{"cnet create --publish", []string{"create", "x", "--network", "base", "-p", "8080:80"}, exitConflict, []string{"8080", "container c1"}},
 	{"cnet create --publish", []string{"create", "x", "--network", "base", "-p", "10.9.9.9:81:80"}, exitInvalid, []string{"10.9.9.9", "assigned to this host"}},
 	{"cnet create --publish", []string{"create", "x", "--network", "base", "-p", "81:80/sctp"}, exitInvalid, []string{"sctp", "tcp nor udp"}},
+	{"cnet create --egress", []string{"create", "x", "--network", "base", "--egress", "fast"}, exitInvalid, []string{`"fast"`, "e.g. 10mbit"}},
+	{"cnet create --egress", []string{"create", "x", "--network", "base", "--egress", "1bit"}, exitInvalid, []string{`"1bit"`, "8kbit to 1tbit"}},
+	{"cnet create --egress", []string{"create", "x", "--network", "none", "--egress", "10mbit"}, exitInvalid, []string{`"none"`, "want a network for"}},
 	{"cnet run --name", []string{"run", "--name", "a/b", "--", "true"}, exitInvalid, []string{`"a/b"`, "want 1-63 characters"}},
+	{"cnet run --egress", []string{"run", "--network", "base", "--egress", "-5mbit", "--", "true"}, exitInvalid, []string{`"-5mbit"`, "e.g. 10mbit"}},
 	{"cnet run --network", []string{"run", "--network", "ghost", "--", "true"}, exitNotFound, []string{`"ghost"`}},
 	{"cnet run --ip", []string{"run", "--network", "base", "--ip", "1.2.3", "--", "true"}, exitInvalid, []string{`"1.2.3"`, "IPv4 address"}},
 	{"cnet run --dns", []string{"run", "--network", "base", "--dns", "x", "--", "true"}, exitInvalid, []string{`"x"`, "IPv4 address"}},
@@ -105,6 +109,7 @@ var badInputs = []badInput{
 	{"cnet connect --ip", []string{"connect", "other", "c1", "--ip", "172.30.0.300"}, exitInvalid, []string{`"172.30.0.300"`, "IPv4 address"}},
 	{"cnet connect --ip", []string{"connect", "other", "c1", "--ip", "172.29.0.9"}, exitInvalid, []string{`"172.29.0.9"`, "inside 172.30.0.0/24"}},
 	{"cnet connect --alias", []string{"connect", "other", "c1", "--alias", "a b"}, exitInvalid, []string{`"a b"`}},
+	{"cnet connect --egress", []string{"connect", "other", "c1", "--egress", "2tbit"}, exitInvalid, []string{`"2tbit"`, "8kbit to 1tbit"}},
 	{"cnet disconnect NETWORK CONTAINER", []string{"disconnect", "other", "c1"}, exitNotFound, []string{"c1", "other"}},
 	{"cnet disconnect NETWORK CONTAINER", []string{"disconnect", "base", "ghost"}, exitNotFound, []string{`"ghost"`}},
 
@@ -130,6 +135,18 @@ var badInputs = []badInput{
 	{"cnet exec NAME", []string{"exec", "c1", "--"}, exitInvalid, []string{"missing the command"}},
 	{"cnet logs NAME", []string{"logs", "ghost"}, exitNotFound, []string{`"ghost"`}},
 	{"cnet resolve NAME", []string{"resolve"}, exitInvalid, []string{"arg"}},
+
+	// labs (every field of a lab file: labbad_test.go) and graph
+	{"cnet apply --file", []string{"apply", "-f", "/nonexistent/lab.yaml"}, exitNotFound, []string{"/nonexistent/lab.yaml", "no such file"}},
+	{"cnet apply --file", []string{"apply", "-f", "/proc"}, exitNotFound, []string{"/proc", "is a directory"}},
+	{"cnet apply --file", []string{"apply", "-f", ""}, exitInvalid, []string{"missing -f FILE"}},
+	{"cnet apply --file", []string{"apply"}, exitInvalid, []string{"missing -f FILE"}},
+	{"cnet diff --file", []string{"diff", "-f", "/nonexistent/lab.yaml"}, exitNotFound, []string{"/nonexistent/lab.yaml", "no such file"}},
+	{"cnet diff --file", []string{"diff"}, exitInvalid, []string{"missing -f FILE"}},
+	{"cnet destroy --file", []string{"destroy", "-f", "/nonexistent/lab.yaml"}, exitNotFound, []string{"/nonexistent/lab.yaml", "no such file"}},
+	{"cnet destroy --file", []string{"destroy"}, exitInvalid, []string{"missing -f FILE"}},
+	{"cnet graph --file", []string{"graph", "-f", "/nonexistent/lab.yaml"}, exitNotFound, []string{"/nonexistent/lab.yaml", "no such file"}},
+	{"cnet graph --format", []string{"graph", "--format", "png"}, exitInvalid, []string{`"png"`, "text, dot, svg or mermaid"}},
 
 	// unknown commands and flags
 	{"cnet COMMAND", []string{"frobnicate"}, exitInvalid, []string{`"frobnicate"`}},

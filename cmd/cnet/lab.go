@@ -11,6 +11,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/cnetdev/cnet"
+	"github.com/cnetdev/cnet/internal/names"
 	"github.com/cnetdev/cnet/internal/script"
 	"github.com/cnetdev/cnet/lab"
 )
@@ -139,9 +140,12 @@ func (a *app) applyCmd() *cobra.Command {
 		Long: `Make the machine match a lab file: create what the file adds, remove what the
 lab made that the file no longer has, and re-create only what changed (a
 changed address re-creates that endpoint; a changed subnet, that network and
-its endpoints). apply prints the plan first, then runs it one object at a
-time; it stops at the first failure, which is undone, and leaves the rest as
-applied: fix the cause and apply again. Applying the same file twice changes
+its endpoints). apply first rehearses the whole plan against the state:
+anything the machine would refuse (a subnet that overlaps another network, an
+address, port or bridge name held outside the lab) is refused at its line in
+the file, and nothing changes. Then it prints the plan and runs it one object
+at a time; a failure the rehearsal could not foresee stops it, that change is
+undone, and the rest stay as applied: fix the cause and apply again. Applying the same file twice changes
 nothing the second time. Every object carries the lab's name, and names
 already taken outside the lab are refused.
 
@@ -237,7 +241,9 @@ a file that no longer validates can still be destroyed.`,
 }
 
 // labName reads only the lab's name from a file: its lab: key if the
-// file is YAML with one, else the file name.
+// file is YAML with one, else the file name. A lab: that is not a valid
+// name is refused, rather than fall back to the file name, which could be
+// another lab's.
 func labName(path string) (string, error) {
 	if path == "" {
 		return "", usageError{errors.New("missing -f FILE: the lab file to use")}
@@ -246,11 +252,32 @@ func labName(path string) (string, error) {
 	if err != nil {
 		return "", &cnet.NotFoundError{What: "lab file", Name: path, Hint: err.Error()}
 	}
-	var head struct {
-		Lab string `yaml:"lab"`
-	}
-	if yaml.Unmarshal(data, &head) == nil && head.Lab != "" {
-		return head.Lab, nil
+	var doc yaml.Node
+	if yaml.Unmarshal(data, &doc) == nil && len(doc.Content) > 0 && doc.Content[0].Kind == yaml.MappingNode {
+		root := doc.Content[0]
+		for i := 0; i+1 < len(root.Content); i += 2 {
+			if k, v := root.Content[i], root.Content[i+1]; k.Value == "lab" {
+				if v.Kind != yaml.ScalarNode || v.Tag == "!!null" { // as lab.Parse reads it
+					return "", &lab.Error{File: path, Line: v.Line, Field: "lab", Msg: "got " + yamlKind(v) + "; want a name"}
+				}
+				if err := names.CheckName("lab", v.Value); err != nil {
+					var inv *cnet.InvalidError
+					errors.As(err, &inv)
+					return "", &lab.Error{File: path, Line: v.Line, Field: "lab", Msg: fmt.Sprintf("%q: %s", inv.Value, inv.Want)}
+				}
+				return v.Value, nil
+			}
+		}
 	}
 	return strings.TrimSuffix(strings.TrimSuffix(filepath.Base(path), ".yaml"), ".yml"), nil
+}
+
+func yamlKind(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	}
+	return fmt.Sprintf("%q", n.Value)
 }
