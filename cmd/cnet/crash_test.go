@@ -48,8 +48,10 @@ func (a action) String() string {
 }
 
 // act runs a with extra environment; a death by signal N exits 128+N.
+// "{root}" in an argument stands for c's root directory.
 func (c *cli) act(a action, env ...string) result {
 	c.t.Helper()
+	a.args, a.sh = rooted(a.args, c.root), rooted(a.sh, c.root)
 	switch {
 	case a.sh != nil:
 		out, err := testenv.Try(a.sh[0], a.sh[1:]...)
@@ -69,6 +71,32 @@ func (c *cli) act(a action, env ...string) result {
 	}
 	return runProc(c.t, bin.cnet, append([]string{"--root", c.root}, a.args...), append(os.Environ(), env...), "")
 }
+
+func rooted(args []string, root string) []string {
+	if args == nil {
+		return nil
+	}
+	out := make([]string, len(args))
+	for i, a := range args {
+		out[i] = strings.ReplaceAll(a, "{root}", root)
+	}
+	return out
+}
+
+// labFile is an action that writes a lab file into the root directory
+// ({root}/NAME.yaml), and the action that applies it.
+func labFile(name, yaml string) (write, apply action) {
+	path := "{root}/" + name + ".yaml"
+	return sh("sh", "-c", "cat > "+path+" <<'EOF'\n"+yaml+"EOF\n"), cmd("apply", "-f", path)
+}
+
+// The direct links, their removal and static routes come from lab files:
+// two containers joined by a link (and, in the third, a route over it).
+var (
+	writeBare, applyBare     = labFile("bare", "lab: crash\ncontainers:\n  a: {}\n  b: {}\n")
+	writeLinked, applyLinked = labFile("linked", "lab: crash\ncontainers:\n  a: {}\n  b: {}\nlinks:\n  - a: {container: a, ip: 10.77.0.1/30}\n    b: {container: b, ip: 10.77.0.2/30}\n")
+	writeRouted, applyRouted = labFile("routed", "lab: crash\ncontainers:\n  a:\n    routes: [{to: 10.78.0.0/24, via: 10.77.0.2}]\n  b: {}\nlinks:\n  - a: {container: a, ip: 10.77.0.1/30}\n    b: {container: b, ip: 10.77.0.2/30}\n")
+)
 
 // must runs a and fails the test unless it succeeds.
 func (c *cli) must(a action) {
@@ -190,6 +218,12 @@ var crashScenarios = []struct {
 		cniAct("ADD", "pod1", podConf("ADD", "")), []action{cniAct("DEL", "pod1", podConf("DEL", ""))}},
 	{"cni-del", "cni del", []action{sh("ip", "netns", "add", "pod1"), cniAct("ADD", "pod1", podConf("ADD", ""))},
 		cniAct("DEL", "pod1", podConf("DEL", "")), []action{cniAct("ADD", "pod1", podConf("ADD", ""))}},
+	{"link", "link", []action{writeBare, writeLinked, applyBare},
+		applyLinked, []action{applyBare}},
+	{"unlink", "unlink", []action{writeBare, writeLinked, applyLinked},
+		applyBare, []action{applyLinked}},
+	{"route", "route", []action{writeLinked, writeRouted, applyLinked},
+		applyRouted, []action{applyLinked}},
 	{"cni-gc", "cni gc", []action{sh("ip", "netns", "add", "pod1"), sh("ip", "netns", "add", "pod2"), cniAct("ADD", "pod1", podConf("", "")), cniAct("ADD", "pod2", podConf("ADD", ""))},
 		cniAct("GC", "", podConf("GC", `,"cni.dev/valid-attachments":[{"containerID":"pod1","ifname":"eth0"}]`)), []action{cniAct("ADD", "pod2", podConf("ADD", ""))}},
 }
