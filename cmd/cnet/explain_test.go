@@ -443,7 +443,13 @@ func TestExplainThroughRouter(t *testing.T) {
 	c := newCLI(t)
 	c.ok("network", "create", "a", "--subnet", "172.18.0.0/24")
 	c.ok("run", "-d", "--name", "c1", "--network", "a", "--", bin.echo)
-	c.ok("create", "r", "--network", "a")
+	// r is a router (forwarding: true), so cnet's anti-spoofing lets the
+	// packets it forwards through; its forwarding is then switched off by
+	// hand, which explain must find.
+	lab := filepath.Join(t.TempDir(), "r.yaml")
+	os.WriteFile(lab, []byte("lab: r\ncontainers:\n  r: {networks: [{network: a, ip: 172.18.0.3}], forwarding: true}\n"), 0o644)
+	c.ok("apply", "-f", lab)
+	testenv.Run(t, "ip", "netns", "exec", "r", "sysctl", "-qw", "net.ipv4.ip_forward=0")
 	listening(t, "c1", 8000)
 	testenv.Run(t, "ip", "netns", "add", "far")
 	t.Cleanup(func() { testenv.Try("ip", "netns", "del", "far") })
@@ -474,6 +480,41 @@ func TestExplainThroughRouter(t *testing.T) {
 		t.Errorf("the direct link is not shown:\n%s", steps(e))
 	}
 	reach(t, "through r", "far", "172.18.0.2:8000")
+}
+
+// TestExplainSpoofed: a container that routes without being declared a
+// router puts packets with other sources on its bridge, which cnet's
+// anti-spoofing drops: explain says so and names the fix, and a real
+// connection is indeed dropped.
+func TestExplainSpoofed(t *testing.T) {
+	c := newCLI(t)
+	c.ok("network", "create", "a", "--subnet", "172.18.0.0/24")
+	c.ok("run", "-d", "--name", "c1", "--network", "a", "--", bin.echo)
+	c.ok("create", "r", "--network", "a")
+	listening(t, "c1", 8000)
+	testenv.Run(t, "ip", "netns", "add", "far")
+	t.Cleanup(func() { testenv.Try("ip", "netns", "del", "far") })
+	for _, args := range [][]string{
+		{"-n", "r", "link", "add", "rlink", "type", "veth", "peer", "name", "eth0", "netns", "far"},
+		{"-n", "r", "addr", "add", "10.5.0.1/24", "dev", "rlink"},
+		{"-n", "r", "link", "set", "rlink", "up"},
+		{"-n", "far", "addr", "add", "10.5.0.2/24", "dev", "eth0"},
+		{"-n", "far", "link", "set", "eth0", "up"},
+		{"-n", "far", "route", "add", "default", "via", "10.5.0.1"},
+		{"-n", "c1", "route", "add", "10.5.0.0/24", "via", "172.18.0.3"},
+	} {
+		testenv.Run(t, "ip", args...)
+	}
+	testenv.Run(t, "ip", "netns", "exec", "r", "sysctl", "-qw", "net.ipv4.ip_forward=1")
+	fix := expect(t, c.explain("far", "c1:8000"), cnet.Dropped, "spoofed", "container r sends the packet from 10.5.0.2 into bridge cnet-a")
+	if !strings.Contains(fix, "forwarding: true") {
+		t.Errorf("fix %q does not say how to declare r a router", fix)
+	}
+	blocked(t, "through r, not a declared router", "far", "172.18.0.2:8000")
+	// From its own address r is not spoofing.
+	if e := c.explain("r", "c1:8000"); e.Verdict != cnet.Reachable {
+		t.Errorf("r to c1 from its own address: %s %s", e.Verdict, e.Reason)
+	}
 }
 
 // TestExplainLab: in the router example, paths through the router and

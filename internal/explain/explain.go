@@ -186,6 +186,7 @@ const (
 	CauseMartian        = "martian"      // the reverse-path filter refuses the source
 	CauseHopLimit       = "hop_limit"    // a routing loop
 	CauseNoNetwork      = "no_network"   // the container is attached to nothing
+	CauseSpoofed        = "spoofed"      // a container sends from an address not its own (anti-spoofing)
 )
 
 // Result is the answer: the hops and the verdict.
@@ -806,6 +807,9 @@ func (wk *walker) link(h *Hop, ns, dev string, nh netip.Addr, inPort string, p *
 		}
 		if pl.Master != "" {
 			h.step("link", "%s -> %s in %s, a port of bridge %s", dev, l.Peer.Name, wk.where(l.Peer.NS), pl.Master)
+			if l.Peer.NS == Host && !wk.guarded(h, ns, l.Peer.Name, pl.Master, p) {
+				return arrival{}, false
+			}
 			return wk.bridge(h, l.Peer.NS, pl.Master, l.Peer.Name, true, nh, p)
 		}
 		h.step("link", "%s -> %s in %s", dev, l.Peer.Name, wk.where(l.Peer.NS))
@@ -826,6 +830,26 @@ func (wk *walker) link(h *Hop, ns, dev string, nh netip.Addr, inPort string, p *
 		wk.res.Reason = fmt.Sprintf("the packet leaves %s %s; beyond it cnet cannot see", wk.where(ns), what)
 	}
 	return arrival{}, false
+}
+
+// guarded applies cnet's anti-spoofing (table bridge cnet) to a packet
+// that ns sends into bridge br through port: when port is a cnet
+// endpoint's host veth, the packet must come from the endpoint's own
+// address, unless its container routes (forwarding on in its lab file).
+func (wk *walker) guarded(h *Hop, ns, port, br string, p *packet) bool {
+	i := slices.IndexFunc(wk.rs().Guards, func(g model.GuardSpec) bool { return g.HostIf == port })
+	if i < 0 {
+		return true
+	}
+	g := wk.rs().Guards[i]
+	if g.Router || p.src == g.Addr {
+		return true
+	}
+	h.step("filter", "dropped by `ether type ip iifname . ip saddr != @portip drop` (table bridge cnet, chain prerouting): %s is not %s's address", p.src, port)
+	wk.drop(CauseSpoofed, fmt.Sprintf("%s sends the packet from %s into bridge %s, and cnet's anti-spoofing lets a container send there only from its own address, %s, unless it is a router",
+		wk.where(ns), p.src, br, g.Addr),
+		fmt.Sprintf("make %s a router: declare it in a lab file with forwarding: true and cnet apply -f it (the packets a router forwards pass; its MAC is still checked)", wk.where(ns)))
+	return false
 }
 
 func holds(l *Link, a netip.Addr) bool {
