@@ -419,6 +419,21 @@ var scenarios = []scenario{
 		_, err := e.Connect(ConnectSpec{Network: "n2", Container: "a", IP: netip.Addr{}})
 		return err
 	}, func(e *Engine) error { return e.RemoveNetwork("n1", true) }},
+	{"network rm --force three", func(e *Engine) error {
+		if _, err := e.CreateNetwork(NetworkSpec{Name: "n1"}); err != nil {
+			return err
+		}
+		if _, err := e.CreateNetwork(NetworkSpec{Name: "n2"}); err != nil {
+			return err
+		}
+		for _, name := range []string{"a", "b", "c"} {
+			if _, err := e.CreateContainer(ContainerSpec{Name: name, Network: "n1"}); err != nil {
+				return err
+			}
+		}
+		_, err := e.Connect(ConnectSpec{Network: "n2", Container: "b"})
+		return err
+	}, func(e *Engine) error { return e.RemoveNetwork("n1", true) }},
 }
 
 var errInjected = errors.New("injected failure")

@@ -308,6 +308,63 @@ func TestRollbackRealKernel(t *testing.T) {
 	}
 }
 
+// TestNetworkRmForceBatch: `network rm --force` deletes the endpoints of
+// every attached container as one group, and nothing else: a veth someone
+// else put on the network's bridge and a link of their own stay, and no
+// link is left in a group.
+func TestNetworkRmForceBatch(t *testing.T) {
+	e := realEngine(t)
+	n, err := e.CreateNetwork(NetworkSpec{Name: "wide", Subnet: mustPrefix("172.18.0.0/24")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hostIfs []string
+	for _, name := range []string{"a", "b", "c", "d"} {
+		c, err := e.CreateContainer(ContainerSpec{Name: name, Network: "wide"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		hostIfs = append(hostIfs, c.Endpoints[0].HostInterface)
+	}
+	t.Cleanup(func() {
+		testenv.Try("ip", "link", "del", "theirs0")
+		testenv.Try("ip", "link", "del", "other0")
+	})
+	testenv.Run(t, "ip", "link", "add", "theirs0", "type", "veth", "peer", "name", "theirs1")
+	testenv.Run(t, "ip", "link", "set", "theirs0", "master", n.Bridge, "up")
+	testenv.Run(t, "ip", "link", "add", "other0", "type", "bridge")
+	if err := e.RemoveNetwork("wide", true); err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range hostIfs {
+		if _, err := testenv.Try("ip", "link", "show", "dev", h); err == nil {
+			t.Errorf("host veth %s is still there", h)
+		}
+	}
+	for _, name := range []string{"a", "b", "c", "d"} {
+		if out, _ := inNs(name, "ip", "-o", "link"); strings.Contains(out, "eth0") {
+			t.Errorf("%s still has eth0:\n%s", name, out)
+		}
+	}
+	for _, l := range []string{"theirs0", "theirs1", "other0"} {
+		if _, err := testenv.Try("ip", "link", "show", "dev", l); err != nil {
+			t.Errorf("%s, not cnet's, was deleted", l)
+		}
+	}
+	var links []struct {
+		Ifname string `json:"ifname"`
+		Group  string `json:"group"`
+	}
+	if err := json.Unmarshal([]byte(testenv.Run(t, "ip", "-j", "link", "show")), &links); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range links {
+		if l.Group != "default" {
+			t.Errorf("%s is left in group %s", l.Ifname, l.Group)
+		}
+	}
+}
+
 // TestAdoptNamespace: a namespace made with `ip netns add` is connected,
 // used, and left standing (with its own files) when cnet removes it.
 func TestAdoptNamespace(t *testing.T) {

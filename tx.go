@@ -26,6 +26,12 @@ type machine interface {
 	RemoveBridge(model.BridgeSpec) error
 	EnsureEndpoint(model.EndpointSpec) error
 	RemoveEndpoint(model.EndpointSpec) error
+	// RemoveEndpoints deletes many endpoints in one kernel batch; if one
+	// is not cnet's, it deletes none.
+	RemoveEndpoints([]model.EndpointSpec) error
+	// RemoveNamespaces deletes many namespaces; if one is not cnet's, it
+	// deletes none.
+	RemoveNamespaces([]model.NetnsSpec) error
 	EnsureRoute(model.RouteSpec) error
 	RemoveRoute(model.RouteSpec) error
 	EnsureLink(model.LinkSpec) error
@@ -250,7 +256,7 @@ func atomic(k model.Kind) bool {
 // network is gone for good, so the operation can only go forward.
 func irreversible(done []model.Step) bool {
 	for _, st := range done {
-		if st.Kind == model.KindNetns && st.Action == model.Del {
+		if (st.Kind == model.KindNetns || st.Kind == model.KindNamespaces) && st.Action == model.Del {
 			return true
 		}
 	}
@@ -319,8 +325,22 @@ func (s *session) object(st model.Step, rs rulesets) (put, take func() error) {
 		return func() error { return k.EnsureNetns(*st.Netns) }, func() error { return k.RemoveNetns(*st.Netns) }
 	case model.KindBridge:
 		return func() error { return k.EnsureBridge(*st.Bridge) }, func() error { return k.RemoveBridge(*st.Bridge) }
+	case model.KindNamespaces: // Del only, like the single namespace above
+		return func() error { return nil }, func() error { return k.RemoveNamespaces(st.Namespaces) }
 	case model.KindEndpoint:
 		return func() error { return k.EnsureEndpoint(*st.Endpoint) }, func() error { return k.RemoveEndpoint(*st.Endpoint) }
+	case model.KindEndpoints:
+		// Del only: the batch is deleted at once; putting it back makes
+		// each endpoint again, in reverse order.
+		return func() error {
+				var errs []error
+				for i := len(st.Endpoints) - 1; i >= 0; i-- {
+					errs = append(errs, k.EnsureEndpoint(st.Endpoints[i]))
+				}
+				return errors.Join(errs...)
+			}, func() error {
+				return k.RemoveEndpoints(st.Endpoints)
+			}
 	case model.KindRoute:
 		return func() error { return k.EnsureRoute(*st.Route) }, func() error { return k.RemoveRoute(*st.Route) }
 	case model.KindLink:

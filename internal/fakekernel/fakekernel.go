@@ -204,6 +204,22 @@ func (n *Namespace) dropLink(name string) {
 	}
 }
 
+// RemoveNamespaces implements the engine's machine: every mark is checked
+// before anything is deleted.
+func (k *Kernel) RemoveNamespaces(specs []model.NetnsSpec) error {
+	for _, s := range specs {
+		if n, ok := k.Netns[s.Name]; ok && n.Mark != s.Mark {
+			return errs.Conflict("namespace", s.Name, "a namespace cnet did not create", "left in place; nothing was deleted")
+		}
+	}
+	for _, s := range specs {
+		if err := k.RemoveNetns(s); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // EnsureBridge implements the engine's machine.
 func (k *Kernel) EnsureBridge(b model.BridgeSpec) error {
 	if l, ok := k.Links[b.Name]; ok {
@@ -298,6 +314,23 @@ func (k *Kernel) EnsureEndpoint(ep model.EndpointSpec) error {
 
 // RemoveEndpoint implements the engine's machine.
 func (k *Kernel) RemoveEndpoint(ep model.EndpointSpec) error { return k.removeLink(ep.HostIf, ep.Mark) }
+
+// RemoveEndpoints implements the engine's machine: every mark is checked
+// before anything is deleted, then each host veth is recorded as deleted,
+// in order (the real kernel deletes them as one group).
+func (k *Kernel) RemoveEndpoints(eps []model.EndpointSpec) error {
+	for _, ep := range eps {
+		if l, ok := k.Links[ep.HostIf]; ok && l.Mark != ep.Mark {
+			return errs.Conflict("link", ep.HostIf, "a link cnet did not create", "left in place; nothing was deleted")
+		}
+	}
+	for _, ep := range eps {
+		if err := k.removeLink(ep.HostIf, ep.Mark); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // EnsureRoute implements the engine's machine.
 func (k *Kernel) EnsureRoute(r model.RouteSpec) error {

@@ -186,6 +186,42 @@ func (k *Kernel) delGuards(gs []model.GuardSpec) error {
 	return firewall.DelGuards(c, gs)
 }
 
+// RemoveNamespaces deletes many namespaces that carry their marks (or are
+// empty mount points left by interrupted creates). Every namespace is
+// checked before the first is deleted, so one that is not cnet's stops
+// them all; and so the checks do not queue behind the kernel's cleanup of
+// the namespaces already deleted, which holds the lock they need.
+// Equivalent to: `ip netns del NAME` for each.
+func (k *Kernel) RemoveNamespaces(specs []model.NetnsSpec) error {
+	for _, s := range specs {
+		k.forget(s.Name)
+		if netns.Stat(k.NetnsDir, s.Name) != netns.Bound {
+			continue
+		}
+		mark, err := netns.Mark(k.NetnsDir, s.Name)
+		if err != nil {
+			return err
+		}
+		if mark != s.Mark {
+			return errs.Conflict("namespace", s.Name, "a namespace cnet did not create", "left in place; nothing was deleted")
+		}
+	}
+	var guards []model.GuardSpec
+	for _, s := range specs {
+		guards = append(guards, s.Guards...)
+	}
+	if err := k.delGuards(guards); err != nil {
+		return err
+	}
+	var errList []error
+	for _, s := range specs {
+		if err := netns.Remove(k.NetnsDir, s.Name); err != nil {
+			errList = append(errList, fmt.Errorf("ip netns del %s: %w", s.Name, err))
+		}
+	}
+	return errors.Join(errList...)
+}
+
 // EnsureBridge creates a network's bridge.
 func (k *Kernel) EnsureBridge(b model.BridgeSpec) error {
 	h, err := k.Host()
@@ -246,6 +282,25 @@ func (k *Kernel) RemoveEndpoint(ep model.EndpointSpec) error {
 		return err
 	}
 	return link.RemoveLink(h, ep.HostIf, ep.Mark)
+}
+
+// RemoveEndpoints deletes many endpoints' veth pairs, through their host
+// ends, in one kernel batch (see link.RemoveLinks).
+func (k *Kernel) RemoveEndpoints(eps []model.EndpointSpec) error {
+	s, err := k.HostSock()
+	if err != nil {
+		return err
+	}
+	want := make([]link.Owned, len(eps))
+	guards := make([]model.GuardSpec, len(eps))
+	for i, ep := range eps {
+		want[i] = link.Owned{Name: ep.HostIf, Mark: ep.Mark}
+		guards[i] = ep.Guard()
+	}
+	if err := k.delGuards(guards); err != nil {
+		return err
+	}
+	return link.RemoveLinks(s, want)
 }
 
 // EnsureRoute sets a container's default route, or a static route.

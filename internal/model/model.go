@@ -208,6 +208,8 @@ const (
 	KindNetns      Kind = "netns"      // a named network namespace
 	KindBridge     Kind = "bridge"     // a bridge with its gateway address
 	KindEndpoint   Kind = "endpoint"   // a veth pair, its address and maybe the default route
+	KindEndpoints  Kind = "endpoints"  // many veth pairs, removed in one kernel batch
+	KindNamespaces Kind = "namespaces" // many named network namespaces, removed together
 	KindRoute      Kind = "route"      // a container's default route
 	KindFiles      Kind = "files"      // /etc/netns/NAME/{resolv.conf,hosts}
 	KindFirewall   Kind = "firewall"   // the whole nftables table, from state
@@ -236,12 +238,16 @@ type Step struct {
 	Netns    *NetnsSpec    `json:"netns,omitempty"`
 	Bridge   *BridgeSpec   `json:"bridge,omitempty"`
 	Endpoint *EndpointSpec `json:"endpoint,omitempty"`
-	Route    *RouteSpec    `json:"route,omitempty"`
-	Files    *FilesSpec    `json:"files,omitempty"`
-	Prev     *FilesSpec    `json:"prev,omitempty"`
-	Ports    []PortElem    `json:"ports,omitempty"`
-	HostIf   string        `json:"host_if,omitempty"` // KindHairpin
-	Link     *LinkSpec     `json:"link,omitempty"`
+	// Endpoints and Namespaces are the objects of KindEndpoints and
+	// KindNamespaces steps, in order.
+	Endpoints  []EndpointSpec `json:"endpoints,omitempty"`
+	Namespaces []NetnsSpec    `json:"namespaces,omitempty"`
+	Route      *RouteSpec     `json:"route,omitempty"`
+	Files      *FilesSpec     `json:"files,omitempty"`
+	Prev       *FilesSpec     `json:"prev,omitempty"`
+	Ports      []PortElem     `json:"ports,omitempty"`
+	HostIf     string         `json:"host_if,omitempty"` // KindHairpin
+	Link       *LinkSpec      `json:"link,omitempty"`
 }
 
 // PortElem is one DNAT map element: Proto HostIP:HostPort → Addr:Port.

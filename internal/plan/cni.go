@@ -142,7 +142,7 @@ func DetachCNI(env *Env, containerID, ifname, network string) (*Plan, error) {
 	if err != nil || c == nil || c.CNI == nil || c.CNI.ContainerID != containerID {
 		return p, err
 	}
-	if err := planDetach(env, p, WithPorts(env.View, c), ifname, network); err != nil {
+	if err := planDetach(env, p, WithPorts(env.View, c), ifname, network, nil); err != nil {
 		return nil, err
 	}
 	return p, nil
@@ -150,7 +150,8 @@ func DetachCNI(env *Env, containerID, ifname, network string) (*Plan, error) {
 
 // planDetach removes one attachment (matched by network, and by ifname
 // when given) of a CNI container, and the container with its last one.
-func planDetach(env *Env, p *Plan, c *model.Container, ifname, network string) error {
+// With td, the endpoint joins td's batch.
+func planDetach(env *Env, p *Plan, c *model.Container, ifname, network string, td *teardown) error {
 	i := slices.IndexFunc(c.Endpoints, func(e model.Endpoint) bool {
 		return e.Network == network && (ifname == "" || e.ContainerIf == ifname)
 	})
@@ -165,7 +166,11 @@ func planDetach(env *Env, p *Plan, c *model.Container, ifname, network string) e
 	if ep.DefaultRoute && len(c.Ports) > 0 {
 		p.Steps = append(p.Steps, model.Step{Kind: model.KindPorts, Action: model.Del, Ports: Elems(c)})
 	}
-	p.Steps = append(p.Steps, model.Step{Kind: model.KindEndpoint, Action: model.Del, Endpoint: endpointSpec(env, c, n, ep)})
+	if td != nil {
+		td.endpoints = append(td.endpoints, *endpointSpec(env, c, n, ep))
+	} else {
+		p.Steps = append(p.Steps, model.Step{Kind: model.KindEndpoint, Action: model.Del, Endpoint: endpointSpec(env, c, n, ep)})
+	}
 	left := c.Clone()
 	left.Endpoints = slices.Delete(left.Endpoints, i, i+1)
 	if len(left.Endpoints) == 0 {
@@ -190,6 +195,7 @@ type CNIRef struct{ ContainerID, IfName string }
 // not list is removed, with its addresses and ports.
 func GCCNI(env *Env, network string, valid []CNIRef, cs []*model.Container) (*Plan, error) {
 	p := &Plan{Op: "cni gc", Direction: model.Rollforward}
+	var td teardown
 	keep := map[CNIRef]bool{}
 	for _, v := range valid {
 		keep[v] = true
@@ -202,10 +208,11 @@ func GCCNI(env *Env, network string, valid []CNIRef, cs []*model.Container) (*Pl
 		if ep == nil || keep[CNIRef{c.CNI.ContainerID, ep.ContainerIf}] {
 			continue
 		}
-		if err := planDetach(env, p, WithPorts(env.View, c), ep.ContainerIf, network); err != nil {
+		if err := planDetach(env, p, WithPorts(env.View, c), ep.ContainerIf, network, &td); err != nil {
 			return nil, err
 		}
 	}
+	p.flush(&td)
 	return p, nil
 }
 

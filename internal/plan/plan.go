@@ -258,6 +258,7 @@ func RemoveNetwork(env *Env, name string, force bool) (*Plan, error) {
 			Reason: fmt.Sprintf("has %d container(s) attached: %s", len(attached), strings.Join(attached, ", ")),
 			Hint:   "disconnect them or use --force"}
 	}
+	var td teardown
 	for _, cname := range attached {
 		c, err := env.View.Container(cname)
 		if err != nil {
@@ -266,10 +267,11 @@ func RemoveNetwork(env *Env, name string, force bool) (*Plan, error) {
 		if c == nil {
 			continue
 		}
-		if err := planDisconnect(env, p, c, n, true); err != nil {
+		if err := planDisconnect(env, p, c, n, true, &td); err != nil {
 			return nil, err
 		}
 	}
+	p.flush(&td)
 	p.Changes.DelNetwork(name)
 	bs := BridgeSpec(env.Instance, n)
 	p.Steps = append(p.Steps,
@@ -582,18 +584,43 @@ func Disconnect(env *Env, network, container string) (*Plan, error) {
 		return nil, errs.NotFound("endpoint", container+" on "+network, "container %s is not connected to network %s", container, network)
 	}
 	p := &Plan{Op: "disconnect", Direction: model.Rollforward, Network: n}
-	if err := planDisconnect(env, p, c, n, false); err != nil {
+	if err := planDisconnect(env, p, c, n, false, nil); err != nil {
 		return nil, err
 	}
 	p.addDNS()
 	return p, nil
 }
 
+// teardown gathers the endpoints a plan removes from many containers, so
+// that the kernel deletes them in one batch (a KindEndpoints step), and
+// the steps that must come after their removal.
+type teardown struct {
+	endpoints []model.EndpointSpec
+	after     []model.Step
+}
+
+// flush appends the batch and what follows it.
+func (p *Plan) flush(td *teardown) {
+	if len(td.endpoints) > 0 {
+		p.Steps = append(p.Steps, model.Step{Kind: model.KindEndpoints, Action: model.Del, Endpoints: td.endpoints})
+	}
+	p.Steps = append(p.Steps, td.after...)
+	*td = teardown{}
+}
+
 // planDisconnect removes c's endpoint on n, moves the default route (and
 // the published ports) to the next eligible endpoint, and rewrites the
 // files. Published ports with nowhere to go are refused, unless
-// dropPorts (the network itself is being removed).
-func planDisconnect(env *Env, p *Plan, c *model.Container, n *model.Network, dropPorts bool) error {
+// dropPorts (the network itself is being removed). With td, the endpoint
+// joins td's batch and the steps that follow its removal wait in td.
+func planDisconnect(env *Env, p *Plan, c *model.Container, n *model.Network, dropPorts bool, td *teardown) error {
+	after := func(st ...model.Step) {
+		if td != nil {
+			td.after = append(td.after, st...)
+		} else {
+			p.Steps = append(p.Steps, st...)
+		}
+	}
 	prev := Files(overlay{env.View, &p.Changes}, env.Marker(), c, env.Upstream)
 	c = WithPorts(env.View, c)
 	oldElems := Elems(c)
@@ -610,7 +637,11 @@ func planDisconnect(env *Env, p *Plan, c *model.Container, n *model.Network, dro
 		p.Steps = append(p.Steps, model.Step{Kind: model.KindPorts, Action: model.Del, Ports: oldElems})
 	}
 	// The spec of the endpoint as it is, so that undoing brings it back whole.
-	p.Steps = append(p.Steps, model.Step{Kind: model.KindEndpoint, Action: model.Del, Endpoint: endpointSpec(env, old, n, ep)})
+	if td != nil {
+		td.endpoints = append(td.endpoints, *endpointSpec(env, old, n, ep))
+	} else {
+		p.Steps = append(p.Steps, model.Step{Kind: model.KindEndpoint, Action: model.Del, Endpoint: endpointSpec(env, old, n, ep)})
+	}
 	if ep.DefaultRoute {
 		for j := range c.Endpoints {
 			other, err := env.View.Network(c.Endpoints[j].Network)
@@ -619,7 +650,7 @@ func planDisconnect(env *Env, p *Plan, c *model.Container, n *model.Network, dro
 			}
 			if other != nil && !other.Internal {
 				c.Endpoints[j].DefaultRoute = true
-				p.Steps = append(p.Steps, model.Step{Kind: model.KindRoute, Action: model.Add, Route: &model.RouteSpec{
+				after(model.Step{Kind: model.KindRoute, Action: model.Add, Route: &model.RouteSpec{
 					Netns: c.Name, Dev: c.Endpoints[j].ContainerIf, Gateway: other.Gateway, Src: c.Endpoints[j].Addr,
 				}})
 				break
@@ -628,8 +659,7 @@ func planDisconnect(env *Env, p *Plan, c *model.Container, n *model.Network, dro
 		if len(oldElems) > 0 {
 			switch t := c.Target(); {
 			case t != nil: // the ports follow the default route
-				p.Steps = append(p.Steps,
-					model.Step{Kind: model.KindHairpin, Action: model.Add, HostIf: t.HostIf},
+				after(model.Step{Kind: model.KindHairpin, Action: model.Add, HostIf: t.HostIf},
 					model.Step{Kind: model.KindPorts, Action: model.Add, Ports: Elems(c)})
 			case dropPorts:
 				for _, m := range c.Ports {
@@ -646,13 +676,13 @@ func planDisconnect(env *Env, p *Plan, c *model.Container, n *model.Network, dro
 	if c.Adopted && len(c.Endpoints) == 0 {
 		// Nothing of cnet's is left in a namespace it did not create.
 		if c.CNI == nil {
-			p.Steps = append(p.Steps, model.Step{Kind: model.KindFiles, Action: model.Del, Files: &model.FilesSpec{Name: c.Name}, Prev: prev})
+			after(model.Step{Kind: model.KindFiles, Action: model.Del, Files: &model.FilesSpec{Name: c.Name}, Prev: prev})
 		}
 		p.Changes.DelContainer(c.Name)
 		return nil
 	}
 	if c.CNI == nil { // a runtime writes its containers' resolv.conf itself
-		p.Steps = append(p.Steps, model.Step{Kind: model.KindFiles, Action: model.Set, Files: Files(overlay{env.View, &p.Changes}, env.Marker(), c, env.Upstream), Prev: prev})
+		after(model.Step{Kind: model.KindFiles, Action: model.Set, Files: Files(overlay{env.View, &p.Changes}, env.Marker(), c, env.Upstream), Prev: prev})
 	}
 	p.Changes.PutContainer(c)
 	p.Container = c
@@ -687,7 +717,8 @@ func RemoveContainers(env *Env, containers []string) (*Plan, error) {
 		return nil, errs.NotFound("container", strings.Join(missing, ", "), "nothing was removed; see `cnet ls`")
 	}
 	p := &Plan{Op: "rm", Direction: model.Rollforward}
-	var deletions []model.Step
+	var td teardown
+	var deletions []model.NetnsSpec
 	for _, c := range cs {
 		if err := planUnlinkAll(env, p, c, seen); err != nil {
 			return nil, err
@@ -703,7 +734,7 @@ func RemoveContainers(env *Env, containers []string) (*Plan, error) {
 				if n == nil {
 					continue
 				}
-				p.Steps = append(p.Steps, model.Step{Kind: model.KindEndpoint, Action: model.Del, Endpoint: endpointSpec(env, c, n, ep)})
+				td.endpoints = append(td.endpoints, *endpointSpec(env, c, n, ep))
 			}
 		}
 		if elems := Elems(c); len(elems) > 0 {
@@ -716,14 +747,15 @@ func RemoveContainers(env *Env, containers []string) (*Plan, error) {
 		if !c.Adopted {
 			// Deleting the namespace deletes its veths with it, and lets the
 			// kernel batch that work instead of paying for each veth.
-			deletions = append(deletions, model.Step{Kind: model.KindNetns, Action: model.Del, Netns: &model.NetnsSpec{
-				Name: c.Name, Mark: names.NetnsMark(env.Instance, c.Name).String(), Guards: c.Guards(),
-			}})
+			deletions = append(deletions, model.NetnsSpec{Name: c.Name, Mark: names.NetnsMark(env.Instance, c.Name).String(), Guards: c.Guards()})
 		}
 		p.Changes.DelContainer(c.Name)
 	}
+	p.flush(&td)
 	p.addDNS()
-	p.Steps = append(p.Steps, deletions...)
+	if len(deletions) > 0 {
+		p.Steps = append(p.Steps, model.Step{Kind: model.KindNamespaces, Action: model.Del, Namespaces: deletions})
+	}
 	if len(cs) == 1 {
 		p.Container = cs[0]
 	}

@@ -93,8 +93,8 @@ func describeNetns(fail func(format string, args ...any), b *strings.Builder, ns
 		}
 		flags, _ := l["flags"].([]any)
 		up := slices.ContainsFunc(flags, func(f any) bool { return f == "UP" })
-		lines = append(lines, fmt.Sprintf("  link %v kind=%s master=%v alias=%v up=%v mtu=%v",
-			l["ifname"], kind, or(l["master"]), or(l["ifalias"]), up, l["mtu"]))
+		lines = append(lines, fmt.Sprintf("  link %v kind=%s master=%v alias=%v up=%v mtu=%v group=%v",
+			l["ifname"], kind, or(l["master"]), or(l["ifalias"]), up, l["mtu"], l["group"]))
 	}
 	for _, a := range all[1] {
 		infos, _ := a["addr_info"].([]any)
