@@ -294,8 +294,8 @@ func (k *Kernel) EnsureEndpoint(ep model.EndpointSpec) error {
 			route = fmt.Sprintf(" && ip -n %s route replace default via %s dev %s", ep.Netns, ep.Gateway, ep.ContainerIf)
 		}
 		route += tbf(ep.Netns, ep.ContainerIf, ep.Egress)
-		if err := k.record("link "+ep.HostIf, false, "ip link add %s mtu %d up type veth peer name %s netns %s && ip link set %s alias %s master %s && ip -n %s addr add %s dev %s && ip -n %s link set %s up%s",
-			ep.HostIf, ep.MTU, ep.ContainerIf, ep.Netns, ep.HostIf, ep.Mark, ep.Bridge, ep.Netns, ep.Addr, ep.ContainerIf, ep.Netns, ep.ContainerIf, route); err != nil {
+		if err := k.record("link "+ep.HostIf, false, "ip link add %s mtu %d master %s type veth peer name %s netns %s && sysctl -w net.ipv6.conf.%s.disable_ipv6=1 && ip link set %s alias %s up && ip -n %s addr add %s dev %s && ip -n %s link set %s up%s",
+			ep.HostIf, ep.MTU, ep.Bridge, ep.ContainerIf, ep.Netns, ep.HostIf, ep.HostIf, ep.Mark, ep.Netns, ep.Addr, ep.ContainerIf, ep.Netns, ep.ContainerIf, route); err != nil {
 			return err
 		}
 		k.Links[ep.HostIf] = &Link{Kind: "veth", Mark: ep.Mark, Master: ep.Bridge, PeerNS: ep.Netns, Peer: ep.ContainerIf, Hairpin: ep.Hairpin}

@@ -7,6 +7,7 @@ package link
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/netip"
 	"os"
@@ -91,6 +92,17 @@ func EnsureBridge(h *netlink.Handle, b model.BridgeSpec) error {
 	return SetRouteLocalnet(b.Name)
 }
 
+// DisableIPv6 turns IPv6 off on an interface of the calling thread's
+// namespace; a kernel without IPv6 has nothing to turn off.
+// Equivalent to: `sysctl -w net.ipv6.conf.NAME.disable_ipv6=1`.
+func DisableIPv6(ifname string) error {
+	err := os.WriteFile("/proc/sys/net/ipv6/conf/"+ifname+"/disable_ipv6", []byte("1\n"), 0o644)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("sysctl -w net.ipv6.conf.%s.disable_ipv6=1: %w", ifname, err)
+	}
+	return nil
+}
+
 func routeLocalnetPath(ifname string) string {
 	return "/proc/sys/net/ipv4/conf/" + ifname + "/route_localnet"
 }
@@ -148,9 +160,10 @@ func RemoveLink(h *netlink.Handle, name, mark string) error {
 // container's namespace (no move between namespaces), the host end up on
 // the bridge, and configures the peer. Equivalent to:
 //
-//	ip link add HOSTIF mtu MTU master BRIDGE up type veth \
+//	ip link add HOSTIF mtu MTU master BRIDGE type veth \
 //	    peer name CIF address MAC index N netns NS
-//	ip link set HOSTIF alias MARK
+//	sysctl -w net.ipv6.conf.HOSTIF.disable_ipv6=1
+//	ip link set HOSTIF alias MARK up
 //	ip -n NS link set CIF up
 //	ip -n NS addr add ADDR/LEN dev CIF
 //	ip -n NS route replace default via GATEWAY dev CIF src ADDR   (if DefaultRoute)
@@ -158,6 +171,13 @@ func RemoveLink(h *netlink.Handle, name, mark string) error {
 // The kernel's echo of the new pair gives the peer's ifindex, so no lookup
 // is needed to address it. An existing host end carrying the endpoint's
 // mark is accepted and put back on its bridge.
+//
+// The host end is a bridge port: it forwards frames and never needs an
+// address of its own, so it comes up with IPv6 off. Otherwise each one
+// gets a link-local address, routes in the host's IPv6 table and timers,
+// and every link coming up or going away walks that table: with a
+// thousand endpoints, creating one and deleting them all cost twice as
+// much. The container end keeps IPv6 as the kernel sets it up.
 func EnsureEndpoint(host *netlink.Handle, hostSock *Sock, ns *netlink.Handle, nsFd int, ep model.EndpointSpec) error {
 	bridge, err := host.LinkByName(ep.Bridge)
 	if err != nil {
@@ -170,7 +190,10 @@ func EnsureEndpoint(host *netlink.Handle, hostSock *Sock, ns *netlink.Handle, ns
 	peerIndex, err := hostSock.AddVeth(v)
 	switch {
 	case err == nil:
-		if err := hostSock.SetLink(0, ep.HostIf, ep.Mark, false); err != nil {
+		if err := DisableIPv6(ep.HostIf); err != nil {
+			return err
+		}
+		if err := hostSock.SetLink(0, ep.HostIf, ep.Mark, true); err != nil {
 			return err
 		}
 	case errors.Is(err, unix.EEXIST):
@@ -186,6 +209,9 @@ func EnsureEndpoint(host *netlink.Handle, hostSock *Sock, ns *netlink.Handle, ns
 		}
 		if err := host.LinkSetMasterByIndex(l, bridge.Attrs().Index); err != nil {
 			return fmt.Errorf("ip link set %s master %s: %w", ep.HostIf, ep.Bridge, err)
+		}
+		if err := DisableIPv6(ep.HostIf); err != nil {
+			return err
 		}
 		if err := host.LinkSetUp(l); err != nil {
 			return fmt.Errorf("ip link set %s up: %w", ep.HostIf, err)

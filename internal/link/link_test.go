@@ -62,12 +62,22 @@ func TestEnsureEndpoint(t *testing.T) {
 		if err := EnsureEndpoint(host, sock, nsh, fd, ep); err != nil {
 			t.Fatalf("call %d: %v", i+1, err)
 		}
+		// The host end is a bridge port without IPv6; the container end keeps it.
+		if out := testenv.Run(t, "sysctl", "-n", "net.ipv6.conf.vethtest1.disable_ipv6"); strings.TrimSpace(out) != "1" {
+			t.Errorf("call %d: IPv6 on the host end: disable_ipv6=%s", i+1, out)
+		}
 	}
 	hostLink := testenv.Run(t, "ip", "-d", "link", "show", "vethtest1")
 	for _, want := range []string{"master br-t", "state UP", "mtu 1400", "alias cnet/t/ep/ept/n"} {
 		if !strings.Contains(hostLink, want) {
 			t.Errorf("host end lacks %q:\n%s", want, hostLink)
 		}
+	}
+	if out := testenv.Run(t, "ip", "-6", "addr", "show", "dev", "vethtest1"); strings.TrimSpace(out) != "" {
+		t.Errorf("the host end has IPv6 addresses:\n%s", out)
+	}
+	if out := testenv.Run(t, "ip", "netns", "exec", "ept", "sysctl", "-n", "net.ipv6.conf.eth0.disable_ipv6"); strings.TrimSpace(out) != "0" {
+		t.Errorf("IPv6 in the container: disable_ipv6=%s", out)
 	}
 	peer := testenv.Run(t, "ip", "-n", "ept", "link", "show", "eth0")
 	for _, want := range []string{"2: eth0", "state UP", "mtu 1400", "link/ether 02:63:0a:09:00:02"} {
@@ -103,7 +113,7 @@ func TestEnsureEndpoint(t *testing.T) {
 	if err := RemoveLink(host, "vethtest1", ep.Mark); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat("/sys/class/net/vethtest1"); !os.IsNotExist(err) {
+	if linkExists("vethtest1") {
 		t.Errorf("vethtest1 still present after RemoveLink")
 	}
 }

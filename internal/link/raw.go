@@ -79,12 +79,13 @@ type VethSpec struct {
 	PeerNetnsFd int
 }
 
-// AddVeth creates a veth pair whose host end is up on its bridge and whose
-// peer is born inside another namespace, in one request, and returns the
-// peer's ifindex in its namespace (0 when the kernel does not echo new
-// links, before Linux 6.3: then look it up by name). Equivalent to:
+// AddVeth creates a veth pair whose host end is on its bridge, still
+// down, and whose peer is born inside another namespace, in one request,
+// and returns the peer's ifindex in its namespace (0 when the kernel does
+// not echo new links, before Linux 6.3: then look it up by name).
+// Equivalent to:
 //
-//	ip link add NAME mtu MTU master BRIDGE up type veth \
+//	ip link add NAME mtu MTU master BRIDGE type veth \
 //	    peer name PEER address MAC mtu MTU netns NS
 //
 // The peer cannot be born up: the kernel refuses to open one half of a
@@ -92,7 +93,6 @@ type VethSpec struct {
 // when the one asked for is taken, the kernel silently picks another.
 func (s *Sock) AddVeth(v VethSpec) (peerIndex int, err error) {
 	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
-	msg.Change, msg.Flags = unix.IFF_UP, unix.IFF_UP
 	data := []nl.NetlinkRequestData{
 		msg,
 		nl.NewRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated(v.Name)),
