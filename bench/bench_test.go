@@ -37,6 +37,10 @@ func TestSmoke(t *testing.T) {
 		{"netavark", "netavark", []string{"/usr/lib/podman/netavark"}},
 		{filepath.Join(cniDir, "bridge"), "containernetworking-plugins", []string{filepath.Join(cniDir, "bridge")}},
 		{filepath.Join(cniDir, "host-local"), "containernetworking-plugins", []string{filepath.Join(cniDir, "host-local")}},
+		{filepath.Join(cniDir, "portmap"), "containernetworking-plugins", []string{filepath.Join(cniDir, "portmap")}},
+		{"aardvark-dns", "aardvark-dns", []string{"/usr/lib/podman/aardvark-dns"}},
+		{"dnsperf", "dnsperf", nil},
+		{"dnsmasq", "dnsmasq-base", []string{"/usr/sbin/dnsmasq"}},
 	} {
 		if _, ok := lookPath(need.bin, need.also...); !ok {
 			t.Fatalf("%s not found: apt-get install -y %s", need.bin, need.pkg)
@@ -54,6 +58,7 @@ func TestSmoke(t *testing.T) {
 	bin := t.TempDir()
 	cfg := Config{
 		Ns: []int{1, 5}, Reps: 3, Window: 20, Bulk: 10, Workers: 4, DataSeconds: 1, DataReps: 1,
+		Mappings: 40, PortBudget: time.Minute, DNSRecords: 50, DNSSeconds: 1, DNSRate: 500, SoakCycles: 6,
 		CnetBin: filepath.Join(bin, "cnet"), EchoBin: filepath.Join(bin, "echo-server"),
 		Root: t.TempDir(), HostNS: hostNamespaces(t), Log: t.Logf,
 	}
@@ -108,10 +113,69 @@ func TestSmoke(t *testing.T) {
 			t.Errorf("data path %s: %.2f Gbit/s, %.0f requests/s, error %q", p.Name, p.MedianGbps(), p.MedianRPS(), p.Err)
 		}
 	}
+	checkParts(t, res, cfg)
 	if len(res.Problems) > 0 {
 		t.Errorf("problems:\n%s", strings.Join(res.Problems, "\n"))
 	}
 	checkSVG(t, res.SVG())
+}
+
+// checkParts requires a number from every part past the setup table:
+// published ports, name servers, CNI ADD/DEL and the soak.
+func checkParts(t *testing.T, res *Results, cfg Config) {
+	t.Helper()
+	if p := res.Ports; p == nil || p.Err != "" || len(p.Tools) != 2 {
+		t.Errorf("published ports: %+v", p)
+	} else {
+		for _, pt := range p.Tools {
+			if pt.Err != "" {
+				t.Errorf("published ports, %s: %s", pt.Name, pt.Err)
+				continue
+			}
+			if pt.Reached != cfg.Mappings || pt.Cut {
+				t.Errorf("published ports, %s: reached %d mappings, want %d", pt.Name, pt.Reached, cfg.Mappings)
+			}
+			if pt.AddFirst.Median <= 0 || pt.AddMany.Median <= 0 || pt.AddFirst.Samples != cfg.Reps {
+				t.Errorf("published ports, %s: add times %+v %+v", pt.Name, pt.AddFirst, pt.AddMany)
+			}
+			for i := range 2 {
+				for _, p := range []*PathResult{pt.Direct[i], pt.Published[i]} {
+					if p == nil || p.Err != "" || p.MedianGbps() <= 0 || p.MedianRPS() <= 0 || p.MedianCloseRPS() <= 0 {
+						t.Errorf("published ports, %s, stage %d: %+v", pt.Name, i, p)
+					}
+				}
+			}
+		}
+	}
+	if d := res.DNS; d == nil || d.Err != "" || len(d.Servers) != 3 {
+		t.Errorf("name servers: %+v", d)
+	} else {
+		for _, s := range d.Servers {
+			if s.Err != "" || s.MedianQPS() <= 0 || s.MedianP99() <= 0 || s.MedianRateP99() <= 0 || s.RSS <= 0 {
+				t.Errorf("name server %s: %+v", s.Name, s)
+			}
+		}
+	}
+	if len(res.CNI) != 3 {
+		t.Errorf("CNI: %d plugins measured, want 3", len(res.CNI))
+	}
+	for _, tr := range res.CNI {
+		if tr.Err != "" || len(tr.Rows) != 2 || tr.GrowthSetup <= 0 {
+			t.Errorf("CNI %s: %+v", tr.Name, tr)
+		}
+	}
+	if s := res.Soak; s == nil || s.Err != "" || s.CreateFirst.Median <= 0 || s.RmLast.Median <= 0 ||
+		s.DNSRSSFirst <= 0 || s.DNSRSSLast <= 0 || s.DBFirst <= 0 || s.CreateRSSLast <= 0 {
+		t.Errorf("soak: %+v", s)
+	} else if len(s.Leaks) > 0 {
+		t.Errorf("soak leaked:\n%s", strings.Join(s.Leaks, "\n"))
+	}
+	md := res.Markdown()
+	for _, want := range []string{"## Published ports", "## Name server", "## CNI ADD and DEL", "## Soak"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report lacks %q", want)
+		}
+	}
 }
 
 // TestReport renders a made-up run: the tables hold every tool, a tool

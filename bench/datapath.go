@@ -25,7 +25,10 @@ type DataPath struct {
 type PathResult struct {
 	Name      string
 	Gbps, RPS []float64
-	Err       string
+	// CloseRPS is requests per second with a new connection each
+	// (measured only where it says so).
+	CloseRPS []float64
+	Err      string
 }
 
 func median(v []float64) float64 {
@@ -40,15 +43,30 @@ func median(v []float64) float64 {
 	return s[len(s)/2]
 }
 
-func (p *PathResult) MedianGbps() float64 { return median(p.Gbps) }
-func (p *PathResult) MedianRPS() float64  { return median(p.RPS) }
+func (p *PathResult) MedianGbps() float64     { return median(p.Gbps) }
+func (p *PathResult) MedianRPS() float64      { return median(p.RPS) }
+func (p *PathResult) MedianCloseRPS() float64 { return median(p.CloseRPS) }
 
 // topology is a server namespace, a client namespace and the address the
 // client reaches the server at.
 type topology struct {
 	name, serverNS, clientNS, addr string
-	teardown                       func() error
-	servers                        []*background
+	// iperfPort and httpPort are where the client finds the servers
+	// (default 5201 and 8000, where they listen).
+	iperfPort, httpPort string
+	teardown            func() error
+	servers             []*background
+}
+
+func (t *topology) ports() (iperf, http string) {
+	iperf, http = t.iperfPort, t.httpPort
+	if iperf == "" {
+		iperf = "5201"
+	}
+	if http == "" {
+		http = "8000"
+	}
+	return iperf, http
 }
 
 func netnsPath(name string) string { return "/run/netns/" + name }
@@ -124,7 +142,14 @@ func (t *topology) startServers(echoBin string) error {
 		}
 		t.servers = append(t.servers, b)
 	}
-	for _, port := range []string{"5201", "8000"} {
+	return t.waitServers()
+}
+
+// waitServers waits until both servers accept connections from the
+// client namespace at the topology's address and ports.
+func (t *topology) waitServers() error {
+	iperfPort, httpPort := t.ports()
+	for _, port := range []string{iperfPort, httpPort} {
 		if err := waitListening(netnsPath(t.clientNS), t.addr+":"+port, 10*time.Second); err != nil {
 			return err
 		}
@@ -146,7 +171,8 @@ func (t *topology) stopServers() error {
 func (t *topology) iperf(seconds int) (float64, error) {
 	var last error
 	for try := 0; try < 10; try++ {
-		out, err := output("ip", "netns", "exec", t.clientNS, "iperf3", "-c", t.addr, "-t", strconv.Itoa(seconds), "-J")
+		port, _ := t.ports()
+		out, err := output("ip", "netns", "exec", t.clientNS, "iperf3", "-c", t.addr, "-p", port, "-t", strconv.Itoa(seconds), "-J")
 		var r struct {
 			End struct {
 				SumReceived struct {
@@ -178,9 +204,19 @@ var (
 )
 
 // wrk runs the HTTP load and returns requests per second.
-func (t *topology) wrk(seconds int) (float64, error) {
-	out, err := output("ip", "netns", "exec", t.clientNS, "wrk", "-t2", "-c32",
-		fmt.Sprintf("-d%ds", seconds), "http://"+t.addr+":8000/echo")
+func (t *topology) wrk(seconds int) (float64, error) { return t.wrkArgs(seconds) }
+
+// wrkClose is wrk with a new connection for every request ("Connection:
+// close"): each request is a new flow, so NAT looks its mapping up each
+// time instead of once per keep-alive connection.
+func (t *topology) wrkClose(seconds int) (float64, error) {
+	return t.wrkArgs(seconds, "-H", "Connection: close")
+}
+
+func (t *topology) wrkArgs(seconds int, extra ...string) (float64, error) {
+	_, port := t.ports()
+	args := append([]string{"netns", "exec", t.clientNS, "wrk", "-t2", "-c32", fmt.Sprintf("-d%ds", seconds)}, extra...)
+	out, err := output("ip", append(args, "http://"+t.addr+":"+port+"/echo")...)
 	if err != nil {
 		return 0, err
 	}

@@ -25,6 +25,9 @@ type command struct {
 	args  []string
 	stdin []byte
 	env   []string // nil: inherit
+	// stdout: return standard output alone (standard error is kept for
+	// the error message) instead of both.
+	stdout bool
 }
 
 // run runs c and returns its exit state and combined output; a failure
@@ -33,8 +36,11 @@ func (c command) run() (*os.ProcessState, []byte, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, c.name, c.args...)
-	var out bytes.Buffer
+	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
+	if c.stdout {
+		cmd.Stderr = &errOut
+	}
 	if c.stdin != nil {
 		cmd.Stdin = bytes.NewReader(c.stdin)
 	}
@@ -45,7 +51,7 @@ func (c command) run() (*os.ProcessState, []byte, error) {
 		if len(line) > 120 {
 			line = line[:117] + "..."
 		}
-		return cmd.ProcessState, out.Bytes(), fmt.Errorf("%s: %v: %s", line, err, strings.TrimSpace(out.String()))
+		return cmd.ProcessState, out.Bytes(), fmt.Errorf("%s: %v: %s", line, err, strings.TrimSpace(out.String()+errOut.String()))
 	}
 	return cmd.ProcessState, out.Bytes(), nil
 }
@@ -91,7 +97,8 @@ func waitNoVeths(within time.Duration) error {
 		}
 		var left []string
 		for _, l := range links {
-			if l.Type() == "veth" {
+			// The LAN's veth stays while the published-ports part runs.
+			if l.Type() == "veth" && l.Attrs().Name != lanHostIf {
 				left = append(left, l.Attrs().Name)
 			}
 		}

@@ -32,6 +32,16 @@ type Config struct {
 	// DataSeconds and DataReps: length of each iperf3 and wrk run, and
 	// how many runs of each (the median is reported).
 	DataSeconds, DataReps int
+	// Mappings is how many published ports the ports part adds;
+	// PortBudget bounds the time each tool spends adding them.
+	Mappings   int
+	PortBudget time.Duration
+	// DNSRecords is how many container names the name servers hold;
+	// DNSSeconds the length of each dnsperf run, DNSRate the fixed query
+	// rate of the latency runs.
+	DNSRecords, DNSSeconds, DNSRate int
+	// SoakCycles is how many create+rm cycles the soak runs.
+	SoakCycles int
 	// CnetBin and EchoBin are the cnet and echo-server binaries.
 	CnetBin, EchoBin string
 	// Root is cnet's state directory; it must be empty and on a real disk.
@@ -78,6 +88,11 @@ type Results struct {
 	Tools      []*ToolResult
 	Cnet       CnetFigures
 	Data       DataPath
+	Ports      *PortsResult
+	DNS        *DNSResult
+	// CNI is ADD and DEL per container for each CNI plugin.
+	CNI  []*ToolResult
+	Soak *SoakResult
 	// Problems are failures outside the per-tool table, and anything the
 	// final clean-up found left behind.
 	Problems []string
@@ -173,10 +188,19 @@ func measure(cfg *Config, t tool, subnet netip.Prefix, prefix string, onFull fun
 	}
 	maxN := slices.Max(cfg.Ns)
 	live := map[string]slot{}
+	st, isStaged := t.(staged)
+	// prepared: before ran, create not yet (or it failed).
+	prepared := map[string]slot{}
 	fail := func(err error) *ToolResult {
 		res.Err, res.Rows = err.Error(), nil
 		for _, s := range live {
 			t.remove(s)
+			prepared[s.name] = s
+		}
+		if isStaged {
+			for _, s := range prepared {
+				st.after(s)
+			}
 		}
 		t.finish()
 		return res
@@ -185,10 +209,17 @@ func measure(cfg *Config, t tool, subnet netip.Prefix, prefix string, onFull fun
 		return fail(fmt.Errorf("preparing the network: %w", err))
 	}
 	create := func(s slot) (time.Duration, error) {
+		if isStaged {
+			if err := st.before(s); err != nil {
+				return 0, fmt.Errorf("before create %s: %w", s.name, err)
+			}
+			prepared[s.name] = s
+		}
 		d, err := timed(func() error { return t.create(s) })
 		if err != nil {
 			return 0, fmt.Errorf("create %s: %w", s.name, err)
 		}
+		delete(prepared, s.name)
 		live[s.name] = s
 		return d, nil
 	}
@@ -198,6 +229,11 @@ func measure(cfg *Config, t tool, subnet netip.Prefix, prefix string, onFull fun
 			return 0, fmt.Errorf("remove %s: %w", s.name, err)
 		}
 		delete(live, s.name)
+		if isStaged {
+			if err := st.after(s); err != nil {
+				return 0, fmt.Errorf("after remove %s: %w", s.name, err)
+			}
+		}
 		return d, nil
 	}
 

@@ -2,7 +2,10 @@
 // seed's iproute2 commands, the CNI bridge plugin, netavark, and a
 // netlink-only floor. In one run on one machine it times container setup
 // and teardown at several container counts, cnet's parallel and bulk
-// operations, its memory, and the data path between two containers, then
+// operations, its memory, the data path between two containers,
+// published ports against the CNI portmap plugin, its name server against
+// aardvark-dns and dnsmasq, its CNI ADD and DEL against the bridge plugin
+// and netavark, and a create/rm soak, then
 // prints one report, writes it as OUT/results.md and plots setup time
 // against N as SVG.
 //
@@ -10,7 +13,8 @@
 // tmpfs on /run/netns and /etc/netns: scripts/bench.sh (make bench) sets
 // that up. It refuses to run in the machine's own namespaces.
 //
-//	cnetbench [-n 1,100,1000] [-quick] [-out bench/results] [-svg docs/benchmarks-setup.svg]
+//	cnetbench [-n 1,100,1000] [-quick] [-only PART,...] [-mappings 10000]
+//	          [-dns-records 10000] [-soak 10000] [-out bench/results] [-svg docs/benchmarks-setup.svg]
 package main
 
 import (
@@ -34,12 +38,23 @@ func cnetbench() int {
 		cnetBin = flag.String("cnet", "bin/cnet", "the cnet binary")
 		echoBin = flag.String("echo-server", "bin/echo-server", "the echo-server binary")
 		root    = flag.String("root", os.Getenv("CNET_ROOT"), "cnet state directory, empty and on a real disk (default: a new directory under /var/tmp, removed at the end)")
-		only    = flag.String("only", "", "comma-separated parts to run (default all): cnet-cli, cnet-lib, seed-ip, cni-bridge, netavark, floor, bulk, datapath")
+		only    = flag.String("only", "", "comma-separated parts to run (default all): cnet-cli, cnet-lib, seed-ip, cni-bridge, netavark, floor, bulk, datapath, ports, dns, cni, soak")
 	)
-	flag.Parse()
 	cfg := Config{Reps: 20, Window: 20, Bulk: 1000, Workers: 8, DataSeconds: 5, DataReps: 3}
+	flag.IntVar(&cfg.Mappings, "mappings", 10000, "ports: published mappings present for the second set of figures")
+	flag.DurationVar(&cfg.PortBudget, "port-budget", 10*time.Minute, "ports: most time each tool may spend adding the mappings (the report says when it stopped short)")
+	flag.IntVar(&cfg.DNSRecords, "dns-records", 10000, "dns: container names each server holds")
+	flag.IntVar(&cfg.DNSSeconds, "dns-seconds", 5, "dns: length of each dnsperf run")
+	flag.IntVar(&cfg.DNSRate, "dns-rate", 5000, "dns: queries/s of the fixed-rate latency runs")
+	flag.IntVar(&cfg.SoakCycles, "soak", 10000, "soak: create+rm cycles through the CLI")
+	flag.Parse()
 	if *quick {
 		cfg.Reps, cfg.Bulk, cfg.DataSeconds, cfg.DataReps = 5, 20, 1, 1
+		for name, p := range map[string]*int{"mappings": &cfg.Mappings, "dns-records": &cfg.DNSRecords, "dns-seconds": &cfg.DNSSeconds, "soak": &cfg.SoakCycles} {
+			if !flagSet(name) {
+				*p = map[string]int{"mappings": 100, "dns-records": 100, "dns-seconds": 1, "soak": 20}[name]
+			}
+		}
 		if !flagSet("n") {
 			*ns = "1,5"
 		}

@@ -184,6 +184,11 @@ func (r *Results) Markdown() string {
 		}
 	}
 
+	r.portsMarkdown(&b, note)
+	r.dnsMarkdown(&b, note)
+	r.cniMarkdown(&b, note)
+	r.soakMarkdown(&b, note)
+
 	if len(notes) > 0 {
 		fmt.Fprintf(&b, "\n## Notes\n\n")
 		for i, n := range notes {

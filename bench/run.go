@@ -17,9 +17,15 @@ import (
 
 // Parts of a run that -only can select besides the tool names.
 const (
-	partBulk = "bulk"
-	partData = "datapath"
+	partBulk  = "bulk"
+	partData  = "datapath"
+	partPorts = "ports"
+	partDNS   = "dns"
+	partCNI   = "cni"
+	partSoak  = "soak"
 )
+
+var partNames = []string{partBulk, partData, partPorts, partDNS, partCNI, partSoak}
 
 var toolNames = []string{"cnet-cli", "cnet-lib", "seed-ip", "cni-bridge", "netavark", "floor"}
 
@@ -38,9 +44,18 @@ func Run(cfg Config) (*Results, error) {
 		return nil, fmt.Errorf("-n wants container counts between 1 and 1000 (a bridge holds at most 1024 ports), got %v", cfg.Ns)
 	}
 	for _, t := range cfg.Tools {
-		if !slices.Contains(toolNames, t) && t != partBulk && t != partData {
-			return nil, fmt.Errorf("unknown part %q: want one of %s, %s, %s", t, strings.Join(toolNames, ", "), partBulk, partData)
+		if !slices.Contains(toolNames, t) && !slices.Contains(partNames, t) {
+			return nil, fmt.Errorf("unknown part %q: want one of %s, %s", t, strings.Join(toolNames, ", "), strings.Join(partNames, ", "))
 		}
+	}
+	if cfg.wants(partPorts) && cfg.Mappings < 2 {
+		return nil, fmt.Errorf("-mappings %d: want at least 2 (one for each of the two services)", cfg.Mappings)
+	}
+	if cfg.wants(partDNS) && (cfg.DNSRecords < 1 || cfg.DNSSeconds < 1 || cfg.DNSRate < 1) {
+		return nil, fmt.Errorf("-dns-records, -dns-seconds and -dns-rate want positive numbers, got %d, %d, %d", cfg.DNSRecords, cfg.DNSSeconds, cfg.DNSRate)
+	}
+	if cfg.wants(partSoak) && cfg.SoakCycles < 1 {
+		return nil, fmt.Errorf("-soak %d: want at least 1 cycle", cfg.SoakCycles)
 	}
 	if cfg.Log == nil {
 		cfg.Log = func(string, ...any) {}
@@ -109,6 +124,34 @@ func Run(cfg Config) (*Results, error) {
 	if cfg.wants(partData) {
 		cfg.Log("data path: iperf3 and wrk, %d runs of %d s", cfg.DataReps, cfg.DataSeconds)
 		res.Data = measureDataPath(&cfg)
+	}
+	if cfg.wants(partPorts) {
+		cfg.Log("published ports: %d mappings, data path %d runs of %d s", cfg.Mappings, cfg.DataReps, cfg.DataSeconds)
+		res.Ports = measurePorts(&cfg, sc)
+	}
+	if cfg.wants(partDNS) {
+		cfg.Log("dns: %d records, dnsperf %d runs of %d s", cfg.DNSRecords, cfg.DataReps, cfg.DNSSeconds)
+		res.DNS = measureDNS(&cfg, sc)
+	}
+	if cfg.wants(partCNI) {
+		for _, r := range cniTools(&cfg, sc) {
+			cfg.Log("cni %s: ADD and DEL of %d containers", r.t.name(), maxN)
+			tr := measure(&cfg, r.t, netip.MustParsePrefix(r.subnet), r.prefix, nil)
+			res.CNI = append(res.CNI, tr)
+			if tr.Err != "" {
+				cfg.Log("  %s: %s", r.t.name(), tr.Err)
+			}
+			if err := waitNoVeths(2 * time.Minute); err != nil {
+				res.Problems = append(res.Problems, fmt.Sprintf("after cni %s: %v", r.t.name(), err))
+			}
+		}
+	}
+	if cfg.wants(partSoak) {
+		cfg.Log("soak: %d create+rm cycles", cfg.SoakCycles)
+		res.Soak = measureSoak(&cfg)
+		if len(res.Soak.Leaks) > 0 {
+			res.Problems = append(res.Problems, fmt.Sprintf("soak: %d leaked objects (listed in the soak section)", len(res.Soak.Leaks)))
+		}
 	}
 	res.Problems = append(res.Problems, sweep()...)
 	res.End = time.Now()

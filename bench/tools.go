@@ -165,6 +165,9 @@ type cniBridge struct {
 	dataDir string
 	plugin  string
 	conf    []byte
+	// bridge and network name the bridge and the CNI network (default
+	// cni0 and bench); ver is the spec version prepare chose.
+	bridge, network, ver string
 }
 
 const cniDir = "/usr/lib/cni"
@@ -203,12 +206,19 @@ func (t *cniBridge) version() (string, error) {
 }
 
 func (t *cniBridge) prepare() error {
+	if t.bridge == "" {
+		t.bridge, t.network = "cni0", "bench"
+	}
+	if t.plugin == "" {
+		t.plugin = filepath.Join(cniDir, "bridge")
+	}
 	ver, err := t.version()
 	if err != nil {
 		return err
 	}
+	t.ver = ver
 	t.conf, err = json.Marshal(map[string]any{
-		"cniVersion": ver, "name": "bench", "type": "bridge", "bridge": "cni0",
+		"cniVersion": ver, "name": t.network, "type": "bridge", "bridge": t.bridge,
 		"isGateway": true, "ipMasq": true,
 		"ipam": map[string]any{
 			"type": "host-local", "subnet": t.subnet.String(), "dataDir": t.dataDir,
@@ -218,10 +228,16 @@ func (t *cniBridge) prepare() error {
 	return err
 }
 func (t *cniBridge) plug(cmd string, s slot) error {
+	_, err := t.plugOut(cmd, s)
+	return err
+}
+
+// plugOut runs the plugin and returns what it printed (ADD: the result).
+func (t *cniBridge) plugOut(cmd string, s slot) ([]byte, error) {
 	env := append(os.Environ(), "CNI_COMMAND="+cmd, "CNI_CONTAINERID="+s.name,
 		"CNI_NETNS=/run/netns/"+s.name, "CNI_IFNAME=eth0", "CNI_PATH="+cniDir)
-	_, _, err := command{name: t.plugin, env: env, stdin: t.conf}.run()
-	return err
+	_, out, err := command{name: t.plugin, env: env, stdin: t.conf, stdout: true}.run()
+	return out, err
 }
 func (t *cniBridge) create(s slot) error {
 	if err := run("ip", "netns", "add", s.name); err != nil {
@@ -237,7 +253,7 @@ func (t *cniBridge) remove(s slot) error {
 }
 func (t *cniBridge) finish() error {
 	// The plugin never removes the bridge.
-	return delLinkIfPresent("cni0")
+	return delLinkIfPresent(t.bridge)
 }
 
 // netavark runs `netavark setup` / `netavark teardown` per container on a

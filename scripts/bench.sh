@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Measures cnet against the seed's ip commands, the CNI bridge plugin,
-# netavark and a netlink-only floor, all in one run, inside a throwaway
+# netavark and a netlink-only floor, its published ports against the CNI
+# portmap plugin, its name server against aardvark-dns and dnsmasq, its
+# CNI ADD/DEL, and a create/rm soak, all in one run, inside a throwaway
 # sandbox: fresh network and mount namespaces with tmpfs over /run/netns,
 # /etc/netns and the peers' state directories, so the machine's own
 # network is never touched. cnet's state lives on the real disk (a new
@@ -10,7 +12,8 @@
 # bin/cnetbench, runs bin/cnetbench, prints the report and writes
 # bench/results/results.md and docs/benchmarks-setup.svg.
 #
-# Usage: sudo scripts/bench.sh [cnetbench flags]   e.g. -quick, -n 1,100
+# Usage: sudo scripts/bench.sh [cnetbench flags]   e.g. -quick, -n 1,100,
+# -only ports,dns, -soak 2000 (bin/cnetbench -h lists them)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH=$PATH:/usr/local/go/bin
@@ -25,8 +28,11 @@ if [ -z "${CNET_BENCH_SANDBOX:-}" ]; then
 	have unshare || need+=(util-linux)
 	have iperf3 || need+=(iperf3)
 	have wrk || need+=(wrk)
-	[ -x /usr/lib/cni/bridge ] && [ -x /usr/lib/cni/host-local ] || need+=(containernetworking-plugins)
+	[ -x /usr/lib/cni/bridge ] && [ -x /usr/lib/cni/host-local ] && [ -x /usr/lib/cni/portmap ] || need+=(containernetworking-plugins)
 	have netavark || [ -x /usr/lib/podman/netavark ] || need+=(netavark)
+	have aardvark-dns || [ -x /usr/lib/podman/aardvark-dns ] || need+=(aardvark-dns)
+	have dnsperf || need+=(dnsperf)
+	have dnsmasq || [ -x /usr/sbin/dnsmasq ] || need+=(dnsmasq-base)
 	if [ ${#need[@]} -gt 0 ]; then
 		echo "bench: installing ${need[*]}" >&2
 		export DEBIAN_FRONTEND=noninteractive
