@@ -106,11 +106,11 @@ func (now inventory) leaksSince(before inventory) []string {
 	extra := func(what string, a, b []string) {
 		for _, x := range b {
 			if !slices.Contains(a, x) {
-				leaks = append(leaks, what+" "+x)
+				leaks = append(leaks, what+x)
 			}
 		}
 	}
-	extra("link", before.links, now.links)
+	extra("link ", before.links, now.links)
 	extra("namespace /run/netns/", before.netns, now.netns)
 	extra("directory /etc/netns/", before.etcNetns, now.etcNetns)
 	if now.nft != before.nft {

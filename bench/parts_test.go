@@ -1,0 +1,98 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestPortSpecs(t *testing.T) {
+	got := strings.Join(portSpecs([][2]int{{15201, 5201}, {18000, 8000}, {20000, 20000}, {20001, 20001}, {20002, 20002}, {30000, 8000}}), " ")
+	want := "15201:5201 18000:8000 20000-20002:20000-20002 30000:8000"
+	if got != want {
+		t.Errorf("portSpecs = %q, want %q", got, want)
+	}
+}
+
+// TestLeaksSince: everything the end has beyond the start is named; what
+// went away, and the meta bucket's counters, are not leaks.
+func TestLeaksSince(t *testing.T) {
+	before := inventory{
+		links: []string{"bridge cnet-bsoak", "device lo"}, netns: []string{}, etcNetns: []string{},
+		nft:     "table inet cnet {\n\tset bridges {\n\t\telements = { \"cnet-bsoak\" }\n\t}\n}\n",
+		buckets: map[string]int{"containers": 0, "addrs/bsoak": 0, "meta": 3, "networks": 1},
+	}
+	if l := before.leaksSince(before); len(l) != 0 {
+		t.Errorf("no change reported as leaks: %v", l)
+	}
+	after := before
+	after.links = []string{"bridge cnet-bsoak", "device lo", "veth veth1234567"}
+	after.netns = []string{"soak-7"}
+	after.etcNetns = []string{"soak-7"}
+	after.nft = strings.Replace(before.nft, `"cnet-bsoak"`, `"cnet-bsoak", "veth1234567"`, 1)
+	after.buckets = map[string]int{"containers": 1, "addrs/bsoak": 1, "meta": 9, "networks": 1}
+	leaks := after.leaksSince(before)
+	for _, want := range []string{"link veth veth1234567", "namespace /run/netns/soak-7", "directory /etc/netns/soak-7",
+		"nftables table inet cnet differs", "state bucket containers: 1 keys", "state bucket addrs/bsoak: 1 keys"} {
+		found := false
+		for _, l := range leaks {
+			found = found || strings.Contains(l, want)
+		}
+		if !found {
+			t.Errorf("leaks lack %q: %v", want, leaks)
+		}
+	}
+	if len(leaks) != 6 {
+		t.Errorf("%d leaks, want 6: %v", len(leaks), leaks)
+	}
+	gone := before
+	gone.links = []string{"device lo"}
+	if l := gone.leaksSince(before); len(l) != 0 {
+		t.Errorf("a removed link reported as a leak: %v", l)
+	}
+}
+
+// TestPartsReport renders made-up figures of the four parts.
+func TestPartsReport(t *testing.T) {
+	ms := func(v float64) time.Duration { return time.Duration(v * float64(time.Millisecond)) }
+	path := func(name string, g, r, c float64) *PathResult {
+		return &PathResult{Name: name, Gbps: []float64{g}, RPS: []float64{r}, CloseRPS: []float64{c}}
+	}
+	res := &Results{Start: time.Unix(0, 0), End: time.Unix(100, 0), Ns: []int{1, 1000}}
+	res.Ports = &PortsResult{Mappings: 10000, Seconds: 5, Reps: 3, AddReps: 20, Budget: time.Minute, Tools: []*PortTool{
+		{Name: "cnet", AddFirst: Stat{ms(10), ms(12), 20}, AddMany: Stat{ms(15), ms(16), 20}, Reached: 10000,
+			Direct:    [2]*PathResult{path("direct", 10, 1000, 100), path("direct", 10, 1000, 100)},
+			Published: [2]*PathResult{path("published", 9.6, 990, 97), path("published", 9.5, 980, 95)}},
+		{Name: "portmap", Err: "portmap not found"},
+	}}
+	res.DNS = &DNSResult{Records: 10000, Seconds: 5, Reps: 3, Rate: 5000, Servers: []*DNSServerResult{
+		{Name: "cnet", QPS: []float64{30000}, P99: []float64{0.004}, RateP99: []float64{0.001}, RSS: 20480},
+		{Name: "aardvark-dns", QPS: []float64{20000}, P99: []float64{0.008}, RateP99: []float64{0.002}, RSS: 4096},
+		{Name: "dnsmasq", Err: "dnsmasq not found"},
+	}}
+	res.CNI = []*ToolResult{{Name: "cnet", GrowthSetup: 1.1, GrowthTeardown: 1.05, Rows: []Row{
+		{N: 1, Setup: Stat{ms(8), ms(9), 20}, Teardown: Stat{ms(5), ms(6), 20}},
+		{N: 1000, Setup: Stat{ms(8.8), ms(10), 20}, Teardown: Stat{ms(5.25), ms(6), 20}}}}}
+	res.Soak = &SoakResult{Cycles: 10000, Window: 1000, CreateFirst: Stat{ms(10), ms(12), 1000}, CreateLast: Stat{ms(11), ms(13), 1000},
+		RmFirst: Stat{ms(5), ms(6), 1000}, RmLast: Stat{ms(5), ms(6), 1000}, CreateRSSFirst: 16384, CreateRSSLast: 16384,
+		DNSRSSFirst: 8192, DNSRSSLast: 8704, DBFirst: 128 << 10, DBLast: 128 << 10, Leaks: []string{"link veth veth1"}}
+	md := res.Markdown()
+	for _, want := range []string{
+		"| cnet    | 1 per service   | 9.60 / 10.00 Gbit/s       | 96%",
+		"| cnet | 10000            | 0s          | 10.0 ms          | 15.0 ms           | x1.50",
+		"x1.50",
+		"portmap: portmap not found",
+		"| cnet         | 30000           | 150%              | 4.00 ms          | 1.00 ms       | 0    | 20.0 MiB",
+		"dnsmasq: dnsmasq not found",
+		"| cnet   | 1000 | 8.80 ms",
+		"x1.10",
+		"| `cnet create`                                | 10.0 ms  | 11.0 ms  | x1.10",
+		"8.5 MiB",
+		"Leaked objects (1):",
+		"- link veth veth1",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report lacks %q:\n%s", want, md)
+		}
+	}
+}
