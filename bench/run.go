@@ -225,7 +225,7 @@ func hostInfo(cfg Config) []string {
 		info = append(info, "cnet commit "+strings.TrimSpace(string(out)))
 	}
 	if out, err := output("dpkg-query", "-W", "-f", "${Package} ${Version}\n",
-		"iproute2", "iptables", "containernetworking-plugins", "netavark", "iperf3", "wrk"); err == nil || len(out) > 0 {
+		"iproute2", "iptables", "containernetworking-plugins", "netavark", "aardvark-dns", "dnsmasq-base", "dnsperf", "iperf3", "wrk"); err == nil || len(out) > 0 {
 		var pkgs []string
 		for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
 			if strings.Contains(line, " ") && !strings.HasPrefix(line, "dpkg-query") {
