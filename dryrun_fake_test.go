@@ -63,10 +63,10 @@ func TestDryRunGolden(t *testing.T) {
 			return err
 		}},
 		{"cnet disconnect seed container-2", func(e *Engine) error { return e.Disconnect("seed", "container-2") }},
+		{"cnet network rm front --force", func(e *Engine) error { return e.RemoveNetwork("front", true) }},
 		{"cnet rm container-1 container-2", func(e *Engine) error {
 			return e.RemoveContainers([]string{"container-1", "container-2"}, RemoveOptions{})
 		}},
-		{"cnet network rm front", func(e *Engine) error { return e.RemoveNetwork("front", false) }},
 		{"cnet network rm seed", func(e *Engine) error { return e.RemoveNetwork("seed", false) }},
 	}
 	kinds := map[string]bool{}
@@ -103,7 +103,7 @@ func TestDryRunGolden(t *testing.T) {
 		k.Lines()
 	}
 	golden(t, "dryrun-seed.sh", out.String())
-	for _, want := range []string{"add netns", "del netns", "add bridge", "del bridge", "add endpoint", "del endpoint",
+	for _, want := range []string{"add netns", "del namespaces", "add bridge", "del bridge", "add endpoint", "del endpoint", "del endpoints",
 		"add route", "set files", "del files", "set firewall", "add forwarding", "add ports", "del ports",
 		"add hairpin", "set dns"} {
 		if !kinds[want] {

@@ -138,6 +138,7 @@ ip -n container-1 link set lo up
 
 # add endpoint: veth pair veth9233800 (host end, on cont-br0) - eth0 (inside container-1) with 172.18.0.2/24; frames from veth9233800 must carry eth0's MAC and address
 ip link add veth9233800 mtu 1500 type veth peer name eth0 address 02:63:ac:12:00:02 mtu 1500 netns container-1
+sysctl -w net.ipv6.conf.veth9233800.disable_ipv6=1
 ip link set veth9233800 master cont-br0
 ip link set veth9233800 up
 ip -n container-1 addr add 172.18.0.2/24 dev eth0
@@ -175,6 +176,7 @@ ip -n container-2 link set lo up
 
 # add endpoint: veth pair veth7c8dc2d (host end, on cont-br0) - eth0 (inside container-2) with 172.18.0.3/24; frames from veth7c8dc2d must carry eth0's MAC and address
 ip link add veth7c8dc2d mtu 1500 type veth peer name eth0 address 02:63:ac:12:00:03 mtu 1500 netns container-2
+sysctl -w net.ipv6.conf.veth7c8dc2d.disable_ipv6=1
 ip link set veth7c8dc2d master cont-br0
 ip link set veth7c8dc2d up
 ip -n container-2 addr add 172.18.0.3/24 dev eth0
@@ -345,6 +347,7 @@ EOF
 
 # add endpoint: veth pair vetha5cd1a1 (host end, on cnet-front) - eth1 (inside container-2) with 172.19.0.2/24; frames from vetha5cd1a1 must carry eth1's MAC and address
 ip link add vetha5cd1a1 mtu 1500 type veth peer name eth1 address 02:63:ac:13:00:02 mtu 1500 netns container-2
+sysctl -w net.ipv6.conf.vetha5cd1a1.disable_ipv6=1
 ip link set vetha5cd1a1 master cnet-front
 ip link set vetha5cd1a1 up
 ip -n container-2 addr add 172.19.0.2/24 dev eth1
@@ -439,49 +442,30 @@ EOF
 # container container-2: container-2, web -> 172.19.0.2 on front
 
 #!/bin/sh -e
-# cnet rm container-1 container-2 --dry-run
+# cnet network rm front --force --dry-run
 # (dry run: nothing was changed; cnet's ownership marks are left out)
-
-# del ports: unpublish 127.0.0.1:5353->172.18.0.2:53/udp; the connections they carried are forgotten
-nft delete element inet cnet dnat_udp { 127.0.0.1 . 5353 }
-conntrack -D -p udp --orig-port-dst 5353 --reply-src 172.18.0.2 2>/dev/null || true
-
-# del files: the files of container-1 go (/etc/netns/container-1)
-rm -f /etc/netns/container-1/resolv.conf /etc/netns/container-1/hosts
-rmdir --ignore-fail-on-non-empty /etc/netns/container-1
 
 # del ports: unpublish 0.0.0.0:8080->172.19.0.2:8000/tcp; the connections they carried are forgotten
 nft delete element inet cnet dnat_tcp_any { 8080 }
 conntrack -D -p tcp --orig-port-dst 8080 --reply-src 172.19.0.2 2>/dev/null || true
 
-# del files: the files of container-2 go (/etc/netns/container-2)
-rm -f /etc/netns/container-2/resolv.conf /etc/netns/container-2/hosts
-rmdir --ignore-fail-on-non-empty /etc/netns/container-2
-
-# set dns: cnet's name server (cnet __dns, in the host's namespace) has no ip or nft equivalent
-# it answers on port 53, udp and tcp, of 172.19.0.1 (front), 172.18.0.1 (seed); other names go to the host's nameservers
-# container container-1: its names go
-# container container-2: its names go
-
-# del netns: the namespace of container-1 goes, and its veths with it, after their anti-spoofing entries
-nft -f - <<'EOF'
-delete element bridge cnet ports { "veth9233800" }
-delete element bridge cnet portmac { "veth9233800" . 02:63:ac:12:00:02 }
-delete element bridge cnet portip { "veth9233800" . 172.18.0.2 }
-EOF
-ip netns del container-1
-
-# del netns: the namespace of container-2 goes, and its veths with it, after their anti-spoofing entries
+# del endpoints: the veth pairs of 1 endpoint(s) go in one kernel batch, after their anti-spoofing entries: vetha5cd1a1
 nft -f - <<'EOF'
 delete element bridge cnet ports { "vetha5cd1a1" }
 delete element bridge cnet portmac { "vetha5cd1a1" . 02:63:ac:13:00:02 }
 delete element bridge cnet portip { "vetha5cd1a1" . 172.19.0.2 }
 EOF
-ip netns del container-2
+ip link del vetha5cd1a1
 
-#!/bin/sh -e
-# cnet network rm front --dry-run
-# (dry run: nothing was changed; cnet's ownership marks are left out)
+# set files: resolv.conf and hosts of container-2, which ip netns exec and cnet exec mount over /etc
+mkdir -p /etc/netns/container-2
+cat > /etc/netns/container-2/resolv.conf <<'EOF'
+nameserver 192.0.2.53
+EOF
+cat > /etc/netns/container-2/hosts <<'EOF'
+127.0.0.1	localhost
+::1	localhost ip6-localhost ip6-loopback
+EOF
 
 # set firewall: table inet cnet and table bridge cnet, rebuilt whole in one atomic batch: NAT for the subnets, isolation between networks, published ports, and anti-spoofing at every endpoint's bridge port
 nft -f - <<'EOF'
@@ -492,14 +476,17 @@ delete table bridge cnet
 table bridge cnet {
 	set ports {
 		type ifname
+		elements = { "veth9233800" }
 	}
 
 	set portmac {
 		type ifname . ether_addr
+		elements = { "veth9233800" . 02:63:ac:12:00:02 }
 	}
 
 	set portip {
 		type ifname . ipv4_addr
+		elements = { "veth9233800" . 172.18.0.2 }
 	}
 
 	set routers {
@@ -548,6 +535,7 @@ table inet cnet {
 
 	map dnat_udp {
 		type ipv4_addr . inet_service : ipv4_addr . inet_service
+		elements = { 127.0.0.1 . 5353 : 172.18.0.2 . 53 }
 	}
 
 	map dnat_udp_any {
@@ -598,9 +586,40 @@ EOF
 # set dns: cnet's name server (cnet __dns, in the host's namespace) has no ip or nft equivalent
 # it answers on port 53, udp and tcp, of 172.18.0.1 (seed); other names go to the host's nameservers
 # network front: no names any more
+# container container-2: no names
 
 # del bridge: the bridge cnet-front goes, with its gateway address
 ip link del cnet-front
+
+#!/bin/sh -e
+# cnet rm container-1 container-2 --dry-run
+# (dry run: nothing was changed; cnet's ownership marks are left out)
+
+# del ports: unpublish 127.0.0.1:5353->172.18.0.2:53/udp; the connections they carried are forgotten
+nft delete element inet cnet dnat_udp { 127.0.0.1 . 5353 }
+conntrack -D -p udp --orig-port-dst 5353 --reply-src 172.18.0.2 2>/dev/null || true
+
+# del files: the files of container-1 go (/etc/netns/container-1)
+rm -f /etc/netns/container-1/resolv.conf /etc/netns/container-1/hosts
+rmdir --ignore-fail-on-non-empty /etc/netns/container-1
+
+# del files: the files of container-2 go (/etc/netns/container-2)
+rm -f /etc/netns/container-2/resolv.conf /etc/netns/container-2/hosts
+rmdir --ignore-fail-on-non-empty /etc/netns/container-2
+
+# set dns: cnet's name server (cnet __dns, in the host's namespace) has no ip or nft equivalent
+# it answers on port 53, udp and tcp, of 172.18.0.1 (seed); other names go to the host's nameservers
+# container container-1: its names go
+# container container-2: its names go
+
+# del namespaces: the namespaces of container-1, container-2 go, and their veths with them, after their anti-spoofing entries
+nft -f - <<'EOF'
+delete element bridge cnet ports { "veth9233800" }
+delete element bridge cnet portmac { "veth9233800" . 02:63:ac:12:00:02 }
+delete element bridge cnet portip { "veth9233800" . 172.18.0.2 }
+EOF
+ip netns del container-1
+ip netns del container-2
 
 #!/bin/sh -e
 # cnet network rm seed --dry-run

@@ -101,6 +101,36 @@ func render(st model.Step, env Env, fresh map[string]bool) Step {
 		}
 	case model.KindEndpoint:
 		s.Comment, s.Commands = endpoint(st.Endpoint, add, fresh)
+	case model.KindEndpoints: // Del only
+		// cnet deletes the batch with one request through an interface
+		// group numbered beyond what ip accepts; one by one has the same
+		// result.
+		var hosts []string
+		var gs []model.GuardSpec
+		for i := range st.Endpoints {
+			hosts = append(hosts, st.Endpoints[i].HostIf)
+			gs = append(gs, st.Endpoints[i].Guard())
+		}
+		s.Commands = append(s.Commands, guards(gs, false)...)
+		for _, h := range hosts {
+			s.Commands = append(s.Commands, "ip link del "+Quote(h))
+		}
+		s.Comment = fmt.Sprintf("the veth pairs of %d endpoint(s) go in one kernel batch, after their anti-spoofing entries: %s", len(hosts), strings.Join(hosts, ", "))
+	case model.KindNamespaces: // Del only
+		var ns []string
+		var gs []model.GuardSpec
+		for _, n := range st.Namespaces {
+			ns = append(ns, n.Name)
+			gs = append(gs, n.Guards...)
+		}
+		s.Commands = append(s.Commands, guards(gs, false)...)
+		for _, n := range ns {
+			s.Commands = append(s.Commands, "ip netns del "+Quote(n))
+		}
+		s.Comment = fmt.Sprintf("the namespaces of %s go, and their veths with them", strings.Join(ns, ", "))
+		if len(gs) > 0 {
+			s.Comment += ", after their anti-spoofing entries"
+		}
 	case model.KindRoute:
 		r := st.Route
 		if r.Dst.IsValid() {
@@ -172,6 +202,8 @@ func endpoint(ep *model.EndpointSpec, add bool, fresh map[string]bool) (string, 
 	cmds := []string{
 		fmt.Sprintf("ip link add %s mtu %d type veth peer name %s address %s mtu %d netns %s",
 			Quote(ep.HostIf), ep.MTU, Quote(ep.ContainerIf), mac, ep.MTU, Quote(ep.Netns)),
+		// A bridge port needs no address: the host end comes up with IPv6 off.
+		"sysctl -w " + Quote(sysctlKey("net.ipv6.conf", ep.HostIf, "disable_ipv6")+"=1"),
 		fmt.Sprintf("ip link set %s master %s", Quote(ep.HostIf), Quote(ep.Bridge)),
 		fmt.Sprintf("ip link set %s up", Quote(ep.HostIf)),
 	}

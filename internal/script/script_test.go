@@ -63,6 +63,7 @@ func TestRenderCases(t *testing.T) {
 				"sysctl -w net/ipv4/conf/br.0/route_localnet=1"}},
 		{"namespace by path, own MAC, existing namespace", model.Step{Kind: model.KindEndpoint, Action: model.Add, Endpoint: ep},
 			[]string{"ip link add veth0000001 mtu 9000 type veth peer name eth0 address 02:00:00:00:00:aa mtu 9000 netns /var/run/netns/cni-1",
+				"sysctl -w net.ipv6.conf.veth0000001.disable_ipv6=1",
 				"ip link set veth0000001 master br.0", "ip link set veth0000001 up", "bridge link set dev veth0000001 hairpin on",
 				"nsenter --net=/var/run/netns/cni-1 ip addr add 10.1.0.2/24 dev eth0", "nsenter --net=/var/run/netns/cni-1 ip link set eth0 up",
 				"nsenter --net=/var/run/netns/cni-1 ip route replace default via 10.1.0.1 dev eth0 src 10.1.0.2",
@@ -92,6 +93,24 @@ func TestRenderCases(t *testing.T) {
 				t.Errorf("got\n%s\nwant\n%s", g, w)
 			}
 		})
+	}
+}
+
+// TestBatchRemovals: a batch of endpoints or namespaces loses its
+// anti-spoofing entries first, then each veth or namespace.
+func TestBatchRemovals(t *testing.T) {
+	ep := model.EndpointSpec{Netns: "web", HostIf: "veth0000001", ContainerIf: "eth0", Bridge: "br0",
+		Addr: netip.MustParsePrefix("10.1.0.2/24"), MTU: 1500}
+	ep2 := ep
+	ep2.HostIf, ep2.Addr = "veth0000002", netip.MustParsePrefix("10.1.0.3/24")
+	got := Render([]model.Step{{Kind: model.KindEndpoints, Action: model.Del, Endpoints: []model.EndpointSpec{ep, ep2}}}, Env{})[0].Commands
+	if len(got) != 3 || !strings.HasPrefix(got[0], "nft -f - ") || !strings.Contains(got[0], "10.1.0.3") ||
+		got[1] != "ip link del veth0000001" || got[2] != "ip link del veth0000002" {
+		t.Errorf("endpoints: %q", got)
+	}
+	got = Render([]model.Step{{Kind: model.KindNamespaces, Action: model.Del, Namespaces: []model.NetnsSpec{{Name: "web"}, {Name: "db 1"}}}}, Env{})[0].Commands
+	if strings.Join(got, "\n") != "ip netns del web\nip netns del 'db 1'" {
+		t.Errorf("namespaces: %q", got)
 	}
 }
 
