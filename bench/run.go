@@ -41,7 +41,7 @@ func Run(cfg Config) (*Results, error) {
 		return nil, err
 	}
 	if len(cfg.Ns) == 0 || slices.Min(cfg.Ns) < 1 || slices.Max(cfg.Ns) > 1000 {
-		return nil, fmt.Errorf("-n wants container counts between 1 and 1000 (a bridge holds at most 1024 ports), got %v", cfg.Ns)
+		return nil, fmt.Errorf("-n wants container counts between 1 and 1000 (a bridge holds at most 1023 ports), got %v", cfg.Ns)
 	}
 	for _, t := range cfg.Tools {
 		if !slices.Contains(toolNames, t) && !slices.Contains(partNames, t) {

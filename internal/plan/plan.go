@@ -460,9 +460,11 @@ func Connect(env *Env, req ConnectReq) (*Plan, error) {
 	return p, nil
 }
 
-// MaxBridgePorts is how many interfaces a Linux bridge accepts
-// (BR_MAX_PORTS: 1 << BR_PORT_BITS).
-var MaxBridgePorts = 1024
+// MaxBridgePorts is how many interfaces a Linux bridge accepts: port
+// numbers run below BR_MAX_PORTS (1 << BR_PORT_BITS, 1024) and the
+// kernel keeps number 0 for itself, so the 1024th `ip link set IF master
+// BRIDGE` fails with EXFULL ("Exchange full").
+var MaxBridgePorts = 1023
 
 // planConnect adds an endpoint on n to c (modified in place), appending
 // its step and recording c and the endpoint generation in p.Changes. want
