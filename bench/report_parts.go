@@ -180,7 +180,7 @@ func (r *Results) soakMarkdown(b *strings.Builder, note func(what, msg string) s
 	fmt.Fprintf(b, "\n## Soak\n\n")
 	fmt.Fprintf(b, "%d cycles of `cnet create soak-I --network bsoak` then `cnet rm soak-I`, one process each. "+
 		"First and last are the first and last %d cycles (medians). After the first cycle and at the end: links, "+
-		"namespaces, /etc/netns, `nft list table inet cnet`, and the key count of every state bucket; anything more at "+
+		"namespaces, /etc/netns, `nft list table inet cnet` and `nft list table bridge cnet`, and the key count of every state bucket; anything more at "+
 		"the end is a leak.\n\n", s.Cycles, s.Window)
 	if s.Err != "" {
 		fmt.Fprintf(b, "%s\n", note("Failed", s.Err))

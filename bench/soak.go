@@ -69,12 +69,15 @@ func takeInventory(root string) (inventory, error) {
 			*d.out = append(*d.out, e.Name())
 		}
 	}
-	// The table with its elements, as nft prints it (handles left out).
-	out, err := output("nft", "list", "table", "inet", "cnet")
-	if err != nil {
-		return inv, err
+	// The tables with their elements, as nft prints them (handles left
+	// out): the firewall and NAT table, and the anti-spoofing table.
+	for _, family := range []string{"inet", "bridge"} {
+		out, err := output("nft", "list", "table", family, "cnet")
+		if err != nil {
+			return inv, err
+		}
+		inv.nft += string(out)
 	}
-	inv.nft = string(out)
 	// Every bucket's key count, nested buckets by path. No cnet command
 	// runs now; the name server never opens the database.
 	db, err := bolt.Open(stateDB(root), 0o600, &bolt.Options{ReadOnly: true, Timeout: 5 * time.Second})
@@ -114,7 +117,7 @@ func (now inventory) leaksSince(before inventory) []string {
 	extra("namespace /run/netns/", before.netns, now.netns)
 	extra("directory /etc/netns/", before.etcNetns, now.etcNetns)
 	if now.nft != before.nft {
-		leaks = append(leaks, "nftables table inet cnet differs:\n"+lineDiff(before.nft, now.nft))
+		leaks = append(leaks, "nftables tables inet cnet and bridge cnet differ:\n"+lineDiff(before.nft, now.nft))
 	}
 	for path, n := range now.buckets {
 		// meta holds counters (the endpoint generation) that grow by design.
