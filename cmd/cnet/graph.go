@@ -130,11 +130,13 @@ func topology(nets []*cnet.Network, cs []*cnet.Container) graph.Topology {
 // labTopology is a lab file as apply would build it.
 func labTopology(f *lab.File) graph.Topology {
 	t := graph.Topology{Networks: []graph.Network{}, Containers: []graph.Container{}, Links: []graph.Link{}}
+	gateways := map[string]netip.Addr{}
 	for _, n := range f.Networks {
 		gw := n.Gateway
 		if !gw.IsValid() && n.Subnet.IsValid() {
 			gw = n.Subnet.Masked().Addr().Next()
 		}
+		gateways[n.Name] = gw
 		t.Networks = append(t.Networks, graph.Network{Name: n.Name, Bridge: cmp.Or(n.Bridge, names.Bridge(n.Name)),
 			Subnet: n.Subnet, Gateway: gw, Internal: n.Internal, DNS: n.DNS})
 	}
@@ -144,24 +146,18 @@ func labTopology(f *lab.File) graph.Topology {
 			gc.Ports = append(gc.Ports, graph.Port{Proto: p.Proto, HostIP: p.HostIP, HostPort: p.HostPort, Port: p.Port})
 		}
 		t.Containers = append(t.Containers, gc)
-		routed := false
+		routed := false // the default route goes through the first network that is not internal
 		for i, a := range c.Networks {
 			end := graph.End{Container: c.Name, Ifname: fmt.Sprintf("eth%d", i)}
 			n := f.Network(a.Network)
-			if a.IP.IsValid() && n != nil && n.Subnet.IsValid() {
+			switch {
+			case a.IP.IsValid() && n != nil && n.Subnet.IsValid():
 				end.Addr = netip.PrefixFrom(a.IP, n.Subnet.Bits())
-			} else if a.IP.IsValid() {
+			case a.IP.IsValid():
 				end.Addr = netip.PrefixFrom(a.IP, 32)
 			}
 			if !routed && (n == nil || !n.Internal) {
-				routed = true
-				if g := t.Networks; n != nil {
-					for _, gn := range g {
-						if gn.Name == n.Name {
-							end.Via = gn.Gateway
-						}
-					}
-				}
+				routed, end.Via = true, gateways[a.Network]
 			}
 			t.Links = append(t.Links, graph.Link{Network: a.Network, A: end, B: graph.End{Ifname: "veth"}})
 		}

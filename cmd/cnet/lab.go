@@ -44,6 +44,15 @@ func (a *app) readLab(path string) (*lab.File, error) {
 	return lab.Parse(path, data)
 }
 
+// labPlan reads and checks a lab file and plans what apply would do.
+func (a *app) labPlan(file string) (*lab.Plan, error) {
+	f, err := a.readLab(file)
+	if err != nil {
+		return nil, err
+	}
+	return lab.Diff(a.eng, f, a.starter())
+}
+
 func (a *app) starter() lab.Starter {
 	return func(container string, argv, env []string) error {
 		if a.dryRun {
@@ -145,20 +154,16 @@ anything the machine would refuse (a subnet that overlaps another network, an
 address, port or bridge name held outside the lab) is refused at its line in
 the file, and nothing changes. Then it prints the plan and runs it one object
 at a time; a failure the rehearsal could not foresee stops it, that change is
-undone, and the rest stay as applied: fix the cause and apply again. Applying the same file twice changes
-nothing the second time. Every object carries the lab's name, and names
-already taken outside the lab are refused.
+undone, and the rest stay as applied: fix the cause and apply again.
+Applying the same file twice changes nothing the second time. Every object
+carries the lab's name, and names already taken outside the lab are refused.
 
 ` + labFormat,
 		Example: "  cnet apply -f examples/seed.yaml\n  cnet diff -f examples/seed.yaml && cnet apply -f examples/seed.yaml",
 		GroupID: "labs",
 		Args:    args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, argv []string) error {
-			f, err := a.readLab(file)
-			if err != nil {
-				return err
-			}
-			p, err := lab.Diff(a.eng, f, a.starter())
+			p, err := a.labPlan(file)
 			if err != nil {
 				return err
 			}
@@ -187,11 +192,7 @@ order apply makes them. Nothing is changed.
 		GroupID: "labs",
 		Args:    args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, argv []string) error {
-			f, err := a.readLab(file)
-			if err != nil {
-				return err
-			}
-			p, err := lab.Diff(a.eng, f, a.starter())
+			p, err := a.labPlan(file)
 			if err != nil {
 				return err
 			}
