@@ -88,21 +88,7 @@ func (r *Results) Markdown() string {
 			"then removes them in reverse order. N=1 is repeated create+remove on an empty network; "+
 			"a larger N is the containers around it (91..110 for N=100, the last 20 for N=1000). "+
 			"Growth is the median at the largest N over the median at N=1.\n\n", r.Ns[len(r.Ns)-1])
-		var rows [][]string
-		for _, t := range r.Tools {
-			if t.Err != "" {
-				rows = append(rows, []string{t.Name, "-", note("did not run", t.Name+": "+t.Err)})
-				continue
-			}
-			for i, row := range t.Rows {
-				cells := []string{t.Name, fmt.Sprint(row.N), ms(row.Setup.Median), ms(row.Setup.P95),
-					ms(row.Teardown.Median), ms(row.Teardown.P95), "", ""}
-				if i == len(t.Rows)-1 && t.GrowthSetup > 0 {
-					cells[6], cells[7] = fmt.Sprintf("x%.2f", t.GrowthSetup), fmt.Sprintf("x%.2f", t.GrowthTeardown)
-				}
-				rows = append(rows, cells)
-			}
-		}
+		rows := timingRows(r.Tools, note)
 		b.WriteString(table([]string{"tool", "N", "setup median", "setup p95", "teardown median", "teardown p95",
 			"growth setup", "growth teardown"}, rows))
 		b.WriteString("\n")
@@ -347,4 +333,26 @@ func size(b int64) string {
 		return fmt.Sprintf("%d KiB", b>>10)
 	}
 	return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20))
+}
+
+// timingRows are a table's rows of per-N medians and p95s, one tool after
+// another, the growth ratios on each tool's last row; a tool that did not
+// run gets one row saying why.
+func timingRows(tools []*ToolResult, note func(what, msg string) string) [][]string {
+	var rows [][]string
+	for _, t := range tools {
+		if t.Err != "" {
+			rows = append(rows, []string{t.Name, "-", note("did not run", t.Name+": "+t.Err)})
+			continue
+		}
+		for i, row := range t.Rows {
+			cells := []string{t.Name, fmt.Sprint(row.N), ms(row.Setup.Median), ms(row.Setup.P95),
+				ms(row.Teardown.Median), ms(row.Teardown.P95), "", ""}
+			if i == len(t.Rows)-1 && t.GrowthSetup > 0 {
+				cells[6], cells[7] = fmt.Sprintf("x%.2f", t.GrowthSetup), fmt.Sprintf("x%.2f", t.GrowthTeardown)
+			}
+			rows = append(rows, cells)
+		}
+	}
+	return rows
 }

@@ -149,21 +149,7 @@ func (r *Results) cniMarkdown(b *strings.Builder, note func(what, msg string) st
 		"reverse order; only the plugin's ADD and DEL are timed: the namespace is made before (`ip netns add`) and "+
 		"removed after, untimed, as a runtime does. N as in the setup table. The ratio is the ADD (DEL) median at the "+
 		"largest N over the one at N=1.\n\n", r.Ns[len(r.Ns)-1])
-	var rows [][]string
-	for _, t := range r.CNI {
-		if t.Err != "" {
-			rows = append(rows, []string{t.Name, "-", note("did not run", t.Name+": "+t.Err)})
-			continue
-		}
-		for i, row := range t.Rows {
-			cells := []string{t.Name, fmt.Sprint(row.N), ms(row.Setup.Median), ms(row.Setup.P95),
-				ms(row.Teardown.Median), ms(row.Teardown.P95), "", ""}
-			if i == len(t.Rows)-1 && t.GrowthSetup > 0 {
-				cells[6], cells[7] = fmt.Sprintf("x%.2f", t.GrowthSetup), fmt.Sprintf("x%.2f", t.GrowthTeardown)
-			}
-			rows = append(rows, cells)
-		}
-	}
+	rows := timingRows(r.CNI, note)
 	b.WriteString(table([]string{"plugin", "N", "ADD median", "ADD p95", "DEL median", "DEL p95", "ADD ratio", "DEL ratio"}, rows))
 	b.WriteString("\n")
 	for _, t := range r.CNI {
