@@ -142,6 +142,43 @@ func TestPortsGolden(t *testing.T) {
 	goldenLines(t, "ports.golden", lines)
 }
 
+// TestHairpinFollowsPorts: hairpin goes on with a container's first
+// published port and off with its last, and no publish or unpublish in
+// between touches it.
+func TestHairpinFollowsPorts(t *testing.T) {
+	e, k := fakeEngine(t)
+	if _, err := e.CreateNetwork(NetworkSpec{Name: "front", Subnet: mustPrefix("172.18.0.0/24")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.CreateContainer(ContainerSpec{Name: "web", Network: "front"}); err != nil {
+		t.Fatal(err)
+	}
+	k.Lines()
+	hairpin := func(what string, err error, want string) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		got := ""
+		for _, l := range k.Lines() {
+			if strings.Contains(l, "hairpin") {
+				got += l
+			}
+		}
+		if !strings.Contains(got, want) || (want == "" && got != "") {
+			t.Errorf("%s: hairpin lines %q, want %q", what, got, want)
+		}
+	}
+	_, err := e.Publish("web", mustPorts("9000-9001:90-91"))
+	hairpin("first publish", err, "hairpin on")
+	_, err = e.Publish("web", mustPorts("9002:92"))
+	hairpin("second publish", err, "")
+	_, err = e.Unpublish("web", mustPorts("9000-9001:90-91"))
+	hairpin("unpublish with one left", err, "")
+	_, err = e.Unpublish("web", mustPorts("9002:92"))
+	hairpin("unpublish of the last", err, "hairpin off")
+}
+
 // TestSeedGolden walks the seed's scenario and compares every command the
 // engine ran with a golden file.
 func TestSeedGolden(t *testing.T) {

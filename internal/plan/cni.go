@@ -107,7 +107,7 @@ func AttachCNI(env *Env, req CNIReq) (*Plan, error) {
 	p.Steps[len(p.Steps)-1].Endpoint = endpointSpec(env, c, n, *ep)
 	p.Changes.PutContainer(c)
 	if len(req.Ports) > 0 {
-		if err := planPublish(env, p, c, req.Ports, len(c.Ports)); err != nil {
+		if err := planPublish(env, p, c, req.Ports, len(c.Ports) > 0); err != nil {
 			return nil, err
 		}
 	}

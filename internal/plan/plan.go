@@ -35,7 +35,9 @@ type View interface {
 	PortHolders(proto string, port uint16) []state.PortHolder
 	PortOwner(proto string, port uint16, hostIP netip.Addr) (string, uint16, bool)
 	ContainerPorts(name string) []model.PortMapping
-	PortCount(name string) int
+	// PortsAtLeast reports whether a container publishes at least n
+	// ports, reading no more than n.
+	PortsAtLeast(name string, n int) bool
 }
 
 // Facts answers questions about the live machine.
@@ -344,7 +346,7 @@ func CreateContainer(env *Env, req ContainerReq) (*Plan, error) {
 	} else if err := planConnect(env, p, c, n, model.Endpoint{Addr: req.IP, Aliases: req.Aliases, Egress: req.Egress}, nil); err != nil {
 		return nil, err
 	}
-	if err := planPublish(env, p, c, req.Ports, 0); err != nil {
+	if err := planPublish(env, p, c, req.Ports, false); err != nil {
 		return nil, err
 	}
 	p.Steps = append(p.Steps, model.Step{Kind: model.KindFiles, Action: model.Set, Files: Files(overlay{env.View, &p.Changes}, env.Marker(), c, env.Upstream)})

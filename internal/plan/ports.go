@@ -81,9 +81,9 @@ func checkPorts(env *Env, c *model.Container, want []model.PortMapping) error {
 	return nil
 }
 
-// planPublish publishes want on c, which has existing ports already.
+// planPublish publishes want on c; published says c has ports already.
 // Only the new mappings are written: the container record is untouched.
-func planPublish(env *Env, p *Plan, c *model.Container, want []model.PortMapping, existing int) error {
+func planPublish(env *Env, p *Plan, c *model.Container, want []model.PortMapping, published bool) error {
 	if len(want) == 0 {
 		return nil
 	}
@@ -95,7 +95,7 @@ func planPublish(env *Env, p *Plan, c *model.Container, want []model.PortMapping
 	if err := checkPorts(env, c, want); err != nil {
 		return err
 	}
-	if existing == 0 {
+	if !published {
 		p.Steps = append(p.Steps, model.Step{Kind: model.KindHairpin, Action: model.Add, HostIf: t.HostIf})
 	}
 	added := &model.Container{Endpoints: c.Endpoints, Ports: want}
@@ -118,7 +118,7 @@ func Publish(env *Env, container string, want []model.PortMapping) (*Plan, error
 	}
 	p := &Plan{Op: "publish", Direction: model.Rollback}
 	c = c.Clone()
-	if err := planPublish(env, p, c, want, env.View.PortCount(container)); err != nil {
+	if err := planPublish(env, p, c, want, env.View.PortsAtLeast(container, 1)); err != nil {
 		return nil, err
 	}
 	p.Container = c // with the new ports only
@@ -145,7 +145,9 @@ func Unpublish(env *Env, container string, drop []model.PortMapping) (*Plan, err
 	p := &Plan{Op: "unpublish", Direction: model.Rollforward}
 	c = c.Clone()
 	c.Ports = drop
-	planUnpublish(p, c, env.View.PortCount(container)-len(drop) == 0)
+	// Every mapping in drop is the container's and none repeats, so none
+	// remains unless it has more than len(drop).
+	planUnpublish(p, c, !env.View.PortsAtLeast(container, len(drop)+1))
 	p.Container = c // with the removed ports only
 	return p, notePlanNetworks(env, p, c)
 }

@@ -587,16 +587,28 @@ func (t *Tx) ContainerPorts(name string) []model.PortMapping {
 	return out
 }
 
-// PortCount returns how many ports a container publishes.
-func (t *Tx) PortCount(name string) int {
+// PortsAtLeast reports whether a container publishes at least n ports.
+// It reads at most n keys: bolt keeps no key count, and counting (bucket
+// Stats) would walk every page of the container's ports.
+func (t *Tx) PortsAtLeast(name string, n int) bool {
+	if n <= 0 {
+		return true
+	}
 	root := t.bucket(bCPorts)
 	if root == nil {
-		return 0
+		return false
 	}
-	if b := root.Bucket([]byte(name)); b != nil {
-		return b.Stats().KeyN
+	b := root.Bucket([]byte(name))
+	if b == nil {
+		return false
 	}
-	return 0
+	c := b.Cursor()
+	for k, _ := c.First(); k != nil; k, _ = c.Next() {
+		if n--; n == 0 {
+			return true
+		}
+	}
+	return false
 }
 
 func decodePort(k, cport []byte) (model.PortMapping, bool) {

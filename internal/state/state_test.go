@@ -183,8 +183,16 @@ func TestPorts(t *testing.T) {
 		return tx.Apply(ch)
 	})
 	s.View(func(tx *Tx) error {
-		if got := tx.ContainerPorts("web"); len(got) != 2 || tx.PortCount("web") != 2 {
+		if got := tx.ContainerPorts("web"); len(got) != 2 {
 			t.Errorf("ContainerPorts = %v", got)
+		}
+		for n, want := range []bool{true, true, true, false} {
+			if got := tx.PortsAtLeast("web", n); got != want {
+				t.Errorf("PortsAtLeast(web, %d) = %v, want %v", n, got, want)
+			}
+		}
+		if tx.PortsAtLeast("ghost", 1) {
+			t.Error("PortsAtLeast(ghost, 1) = true for a container with no ports")
 		}
 		if owner, cport, ok := tx.PortOwner("udp", 5353, addr("127.0.0.1")); !ok || owner != "web" || cport != 53 {
 			t.Errorf("PortOwner = %q %d %v", owner, cport, ok)
@@ -219,7 +227,7 @@ func TestPorts(t *testing.T) {
 		return tx.Apply(ch)
 	})
 	s.View(func(tx *Tx) error {
-		if len(tx.PortElems()) != 0 || len(tx.PortHolders("tcp", 8080)) != 0 || tx.PortCount("web") != 0 {
+		if len(tx.PortElems()) != 0 || len(tx.PortHolders("tcp", 8080)) != 0 || tx.PortsAtLeast("web", 1) {
 			t.Error("ports left after the container was removed")
 		}
 		return nil
