@@ -8,6 +8,7 @@ import (
 
 	"github.com/cnetdev/cnet/internal/dns"
 	"github.com/cnetdev/cnet/internal/link"
+	"github.com/cnetdev/cnet/internal/netns"
 )
 
 // dnsArg is the hidden command that runs cnet's name server:
@@ -21,7 +22,12 @@ func dnsMain(args []string) {
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	holder := func(proto string, ip netip.Addr, port uint16) string {
-		h, _ := link.Listener(proto, ip, port)
+		s, err := netns.DiagSocket(nil)
+		if err != nil {
+			return "" // only names the holder in a message; the bind error says the rest
+		}
+		defer s.Close()
+		h, _ := link.Listener(s, proto, ip, port)
 		return h
 	}
 	s, err := dns.NewServer(args[0], log, holder)

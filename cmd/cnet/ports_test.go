@@ -254,3 +254,46 @@ func TestPublishedPorts(t *testing.T) {
 	}
 	blocked(t, "LAN -> removed mapping", "lan", "192.168.77.1:8080")
 }
+
+// TestPublishRefusesHeldHostPort: a host process listening on a port
+// (tcp) or bound to it (udp) keeps it from being published on its
+// address and on 0.0.0.0, named in the refusal, and nothing is changed;
+// another address or protocol is free.
+func TestPublishRefusesHeldHostPort(t *testing.T) {
+	c := newCLI(t)
+	c.ok("network", "create", "held", "--subnet", "10.77.0.0/24")
+	c.ok("create", "web", "--network", "held")
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	pc, err := net.ListenPacket("udp4", "0.0.0.0:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	tcpPort, udpPort := ln.Addr().(*net.TCPAddr).Port, pc.LocalAddr().(*net.UDPAddr).Port
+	me := fmt.Sprintf("(pid %d)", os.Getpid())
+	ruleset := func() string { out, _ := testenv.Try("nft", "list", "table", "inet", "cnet"); return out }
+	before := ruleset()
+	for _, spec := range []string{
+		fmt.Sprintf("%d:80", tcpPort),
+		fmt.Sprintf("127.0.0.1:%d:80", tcpPort),
+		fmt.Sprintf("%d:53/udp", udpPort),
+		fmt.Sprintf("127.0.0.1:%d:53/udp", udpPort),
+	} {
+		r := c.run("publish", "web", spec)
+		if r.code != exitConflict || !strings.Contains(r.stderr, "in use on the host") || !strings.Contains(r.stderr, me) {
+			t.Errorf("publish %s: exit %d %q; want %d naming this process %s", spec, r.code, r.stderr, exitConflict, me)
+		}
+	}
+	if got := strings.TrimSpace(c.ok("port", "web")); got != "" {
+		t.Errorf("refused publishes left ports: %q", got)
+	}
+	if after := ruleset(); after != before {
+		t.Errorf("refused publishes changed the ruleset:\n%s\nwant:\n%s", after, before)
+	}
+	// Free: udp on the tcp listener's port, tcp on the udp socket's port.
+	c.ok("publish", "web", fmt.Sprintf("127.0.0.1:%d:53/udp", tcpPort), fmt.Sprintf("%d:80", udpPort))
+}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/nftables"
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
 
 	"github.com/cnetdev/cnet/internal/dns"
@@ -40,7 +41,8 @@ type Kernel struct {
 
 	host     *netlink.Handle
 	hostSock *link.Sock
-	ct       *netlink.Handle // netfilter socket, for conntrack
+	ct       *netlink.Handle   // netfilter socket, for conntrack
+	diag     *nl.NetlinkSocket // sock_diag socket in the host namespace
 	ns       map[string]*netns.NS
 }
 
@@ -60,6 +62,10 @@ func (k *Kernel) Close() {
 	if k.ct != nil {
 		k.ct.Close()
 		k.ct = nil
+	}
+	if k.diag != nil {
+		k.diag.Close()
+		k.diag = nil
 	}
 	for name, n := range k.ns {
 		n.Close()
@@ -643,9 +649,17 @@ func (k *Kernel) HostHasAddr(a netip.Addr) (bool, error) {
 	return link.HasAddr(h, a)
 }
 
-// Listener describes the host process holding proto ip:port.
+// Listener describes the host process holding proto ip:port, through
+// sock_diag. Equivalent to: `ss -Hlnp[tu] sport = :PORT`.
 func (k *Kernel) Listener(proto string, ip netip.Addr, port uint16) (string, error) {
-	return link.Listener(proto, ip, port)
+	if k.diag == nil {
+		s, err := netns.DiagSocket(nil)
+		if err != nil {
+			return "", err
+		}
+		k.diag = s
+	}
+	return link.Listener(k.diag, proto, ip, port)
 }
 
 func (k *Kernel) dns() dns.Client { return dns.Client{Dir: k.DNSDir} }

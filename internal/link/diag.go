@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
+	"strconv"
 
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
@@ -18,8 +19,9 @@ type BoundSocket struct {
 
 // Socket states sock_diag filters on (include/net/tcp_states.h).
 const (
-	tcpListen = 10
-	tcpClose  = 7 // an unconnected UDP socket
+	tcpEstablished = 1 // a connected UDP socket
+	tcpClose       = 7 // an unconnected UDP socket
+	tcpListen      = 10
 )
 
 // BoundSockets lists, through sock_diag on s (a NETLINK_INET_DIAG socket,
@@ -29,9 +31,39 @@ const (
 // kernel to its listening table instead of every connection. Equivalent
 // to: `ss -Hln[tu] sport = :PORT`.
 func BoundSockets(s *nl.NetlinkSocket, proto string, port uint16) ([]BoundSocket, error) {
+	return boundSockets(s, proto, port, 1<<tcpClose)
+}
+
+// Listener describes the process listening on (tcp) or bound to (udp,
+// connected or not) port on ip or on every address, in the namespace of
+// s (a NETLINK_INET_DIAG socket), as "PROGRAM (pid N)", "a process" when
+// it cannot be named, or "" when there is none. Only listening sockets
+// and bound UDP ones on port are asked for, so the kernel walks its
+// listening table, not every connection on the machine. Equivalent to:
+// `ss -Hlnp[tu] sport = :PORT`.
+func Listener(s *nl.NetlinkSocket, proto string, ip netip.Addr, port uint16) (string, error) {
+	socks, err := boundSockets(s, proto, port, 1<<tcpClose|1<<tcpEstablished)
+	if err != nil {
+		return "", err
+	}
+	var inodes []string
+	for _, b := range socks {
+		if b.Addr.IsUnspecified() || ip.IsUnspecified() || b.Addr == ip {
+			inodes = append(inodes, strconv.FormatUint(uint64(b.Inode), 10))
+		}
+	}
+	if len(inodes) == 0 {
+		return "", nil
+	}
+	return owner(inodes), nil
+}
+
+// boundSockets lists proto's sockets on port: TCP in LISTEN, UDP in
+// udpStates.
+func boundSockets(s *nl.NetlinkSocket, proto string, port uint16, udpStates uint32) ([]BoundSocket, error) {
 	req := diagReq{protocol: unix.IPPROTO_TCP, states: 1 << tcpListen, sport: port}
 	if proto == "udp" {
-		req.protocol, req.states = unix.IPPROTO_UDP, 1<<tcpClose
+		req.protocol, req.states = unix.IPPROTO_UDP, udpStates
 	}
 	var out []BoundSocket
 	for _, family := range []uint8{unix.AF_INET, unix.AF_INET6} {

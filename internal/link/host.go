@@ -1,9 +1,6 @@
 package link
 
 import (
-	"bufio"
-	"bytes"
-	"encoding/hex"
 	"fmt"
 
 	"net/netip"
@@ -97,67 +94,6 @@ func FlushConntrack(h *netlink.Handle, ps []model.PortElem, published bool) erro
 		return fmt.Errorf("conntrack -D: %w", err)
 	}
 	return nil
-}
-
-// Listener describes the process listening on (tcp) or bound to (udp)
-// port on ip or on every address, in the calling process's namespace, as
-// "PROGRAM (pid N)", "a process" when it cannot be named, or "" when there
-// is none. It reads /proc/net/{tcp,tcp6,udp,udp6}, as `ss -lntup` does.
-func Listener(proto string, ip netip.Addr, port uint16) (string, error) {
-	var inodes []string
-	for _, file := range []string{proto, proto + "6"} {
-		data, err := os.ReadFile("/proc/net/" + file)
-		if os.IsNotExist(err) {
-			continue // no IPv6
-		}
-		if err != nil {
-			return "", err
-		}
-		sc := bufio.NewScanner(bytes.NewReader(data))
-		sc.Scan() // header
-		for sc.Scan() {
-			f := strings.Fields(sc.Text())
-			if len(f) < 10 {
-				continue
-			}
-			if proto == "tcp" && f[3] != "0A" { // TCP_LISTEN
-				continue
-			}
-			addr, p, ok := parseProcAddr(f[1])
-			if !ok || p != port {
-				continue
-			}
-			if addr.IsUnspecified() || ip.IsUnspecified() || addr == ip {
-				inodes = append(inodes, f[9])
-			}
-		}
-	}
-	if len(inodes) == 0 {
-		return "", nil
-	}
-	return owner(inodes), nil
-}
-
-// parseProcAddr parses "0100007F:1F90" (IPv4) or the 32-digit IPv6 form,
-// each 32-bit word in host byte order. IPv4-mapped IPv6 reads as IPv4.
-func parseProcAddr(s string) (netip.Addr, uint16, bool) {
-	hexAddr, hexPort, ok := strings.Cut(s, ":")
-	if !ok {
-		return netip.Addr{}, 0, false
-	}
-	raw, err := hex.DecodeString(hexAddr)
-	if err != nil || (len(raw) != 4 && len(raw) != 16) {
-		return netip.Addr{}, 0, false
-	}
-	for i := 0; i < len(raw); i += 4 { // each word is little-endian on the hosts cnet runs on
-		raw[i], raw[i+1], raw[i+2], raw[i+3] = raw[i+3], raw[i+2], raw[i+1], raw[i]
-	}
-	p, err := strconv.ParseUint(hexPort, 16, 16)
-	if err != nil {
-		return netip.Addr{}, 0, false
-	}
-	a, _ := netip.AddrFromSlice(raw)
-	return a.Unmap(), uint16(p), true
 }
 
 // SocketOwner names the process holding the socket with inode ino, as

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
@@ -168,44 +169,68 @@ func TestAddVethEchoesPeerIndex(t *testing.T) {
 	}
 }
 
-func TestParseProcAddr(t *testing.T) {
-	tests := []struct {
-		in   string
-		addr string
-		port uint16
-	}{
-		{"0100007F:1F90", "127.0.0.1", 8080},
-		{"00000000:0016", "0.0.0.0", 22},
-		{"00000000000000000000000000000000:0035", "::", 53},
-		{"0000000000000000FFFF00000100007F:0050", "127.0.0.1", 80},
-	}
-	for _, tt := range tests {
-		a, p, ok := parseProcAddr(tt.in)
-		if !ok || a.String() != tt.addr || p != tt.port {
-			t.Errorf("parseProcAddr(%q) = %v %d %v, want %s %d", tt.in, a, p, ok, tt.addr, tt.port)
-		}
-	}
-}
-
-// TestListener finds a listening socket and names its process (this test).
+// TestListener finds listening and bound sockets through sock_diag and
+// names their process (this test); connections and sockets on other
+// ports or addresses do not count.
 func TestListener(t *testing.T) {
 	testenv.RequirePrivileged(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	diag, err := nl.GetNetlinkSocketAt(netns.None(), netns.None(), unix.NETLINK_INET_DIAG)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer diag.Close()
+	me := fmt.Sprintf("(pid %d)", os.Getpid())
+	holds := func(proto, ip string, port int, want bool) {
+		t.Helper()
+		got, err := Listener(diag, proto, netip.MustParseAddr(ip), uint16(port))
+		if err != nil {
+			t.Fatalf("Listener(%s %s:%d): %v", proto, ip, port, err)
+		}
+		if want && !strings.Contains(got, me) || !want && got != "" {
+			t.Errorf("Listener(%s %s:%d) = %q, want this process: %v", proto, ip, port, got, want)
+		}
+	}
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	port := uint16(ln.Addr().(*net.TCPAddr).Port)
-	for _, ip := range []string{"127.0.0.1", "0.0.0.0"} {
-		got, err := Listener("tcp", netip.MustParseAddr(ip), port)
-		if err != nil || !strings.Contains(got, fmt.Sprintf("(pid %d)", os.Getpid())) {
-			t.Errorf("Listener(tcp %s:%d) = %q, %v; want this process", ip, port, got, err)
-		}
+	port := ln.Addr().(*net.TCPAddr).Port
+	holds("tcp", "127.0.0.1", port, true)
+	holds("tcp", "0.0.0.0", port, true)
+	holds("tcp", "192.0.2.1", port, false) // another address
+	holds("udp", "0.0.0.0", port, false)   // another protocol
+	holds("tcp", "0.0.0.0", port+1, false) // another port (if free)
+
+	// A connection is not a listener: the client end of one to ln.
+	conn, err := net.Dial("tcp4", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
 	}
-	if got, _ := Listener("tcp", netip.MustParseAddr("192.0.2.1"), port); got != "" {
-		t.Errorf("a socket on 127.0.0.1 conflicts with 192.0.2.1: %q", got)
+	defer conn.Close()
+	holds("tcp", "0.0.0.0", conn.LocalAddr().(*net.TCPAddr).Port, false)
+
+	// IPv6 [::] takes every address.
+	ln6, err := net.Listen("tcp6", "[::]:0")
+	if err != nil {
+		t.Fatal(err)
 	}
-	if got, _ := Listener("udp", netip.MustParseAddr("0.0.0.0"), port); got != "" {
-		t.Errorf("a tcp socket shows as udp: %q", got)
+	defer ln6.Close()
+	holds("tcp", "10.1.2.3", ln6.Addr().(*net.TCPAddr).Port, true)
+
+	// UDP: a bound socket, and a connected one, both hold the port.
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
 	}
+	defer pc.Close()
+	holds("udp", "0.0.0.0", pc.LocalAddr().(*net.UDPAddr).Port, true)
+	holds("udp", "127.0.0.1", pc.LocalAddr().(*net.UDPAddr).Port, true)
+	holds("tcp", "127.0.0.1", pc.LocalAddr().(*net.UDPAddr).Port, false)
+	uc, err := net.Dial("udp4", pc.LocalAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer uc.Close()
+	holds("udp", "127.0.0.1", uc.LocalAddr().(*net.UDPAddr).Port, true)
 }
