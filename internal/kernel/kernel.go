@@ -16,6 +16,7 @@ import (
 	"github.com/google/nftables"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
+	vnetns "github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
 	"github.com/cnetdev/cnet/internal/dns"
@@ -42,6 +43,7 @@ type Kernel struct {
 	host     *netlink.Handle
 	hostSock *link.Sock
 	ct       *netlink.Handle   // netfilter socket, for conntrack
+	ctSock   *nl.NetlinkSocket // netfilter socket, for filtered conntrack dumps
 	diag     *nl.NetlinkSocket // sock_diag socket in the host namespace
 	ns       map[string]*netns.NS
 }
@@ -66,6 +68,10 @@ func (k *Kernel) Close() {
 	if k.diag != nil {
 		k.diag.Close()
 		k.diag = nil
+	}
+	if k.ctSock != nil {
+		k.ctSock.Close()
+		k.ctSock = nil
 	}
 	for name, n := range k.ns {
 		n.Close()
@@ -596,11 +602,11 @@ func (k *Kernel) AddPorts(ps []model.PortElem) error {
 	if err := firewall.AddPorts(c, ps); err != nil {
 		return err
 	}
-	h, err := k.conntrack()
+	h, s, err := k.conntrack()
 	if err != nil {
 		return err
 	}
-	return link.FlushConntrack(h, ps, true)
+	return link.FlushConntrack(s, h, ps, true)
 }
 
 // DelPorts deletes published ports from the DNAT maps in one batch, then
@@ -613,22 +619,29 @@ func (k *Kernel) DelPorts(ps []model.PortElem) error {
 	if err := firewall.DelPorts(c, ps); err != nil {
 		return err
 	}
-	h, err := k.conntrack()
+	h, s, err := k.conntrack()
 	if err != nil {
 		return err
 	}
-	return link.FlushConntrack(h, ps, false)
+	return link.FlushConntrack(s, h, ps, false)
 }
 
-func (k *Kernel) conntrack() (*netlink.Handle, error) {
+func (k *Kernel) conntrack() (*netlink.Handle, *nl.NetlinkSocket, error) {
 	if k.ct == nil {
 		h, err := netlink.NewHandle(unix.NETLINK_NETFILTER)
 		if err != nil {
-			return nil, fmt.Errorf("netfilter netlink socket: %w", err)
+			return nil, nil, fmt.Errorf("netfilter netlink socket: %w", err)
 		}
 		k.ct = h
 	}
-	return k.ct, nil
+	if k.ctSock == nil {
+		s, err := nl.GetNetlinkSocketAt(vnetns.None(), vnetns.None(), unix.NETLINK_NETFILTER)
+		if err != nil {
+			return nil, nil, fmt.Errorf("netfilter netlink socket: %w", err)
+		}
+		k.ctSock = s
+	}
+	return k.ct, k.ctSock, nil
 }
 
 // SetHairpin switches hairpin mode on an endpoint's bridge port.

@@ -10,8 +10,6 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
-
-	"github.com/cnetdev/cnet/internal/model"
 )
 
 // HasAddr reports whether a is assigned to an interface of h's namespace.
@@ -46,52 +44,6 @@ func SetHairpin(h *netlink.Handle, name string, on bool) error {
 	}
 	if err := h.LinkSetHairpin(l, on); err != nil {
 		return fmt.Errorf("bridge link set dev %s hairpin %v: %w", name, on, err)
-	}
-	return nil
-}
-
-// FlushConntrack deletes connection-tracking entries of published ports.
-//
-// Unpublishing (published false) deletes the entries the mapping created,
-// so a flow (UDP above all, which never ends by itself) does not keep
-// reaching the container: `conntrack -D -p PROTO --orig-port-dst HOSTPORT
-// --reply-src ADDR`.
-//
-// Publishing deletes every entry for the host port (and address): a
-// datagram sent while nothing was published leaves an entry without NAT
-// that would otherwise keep the flow off the new mapping:
-// `conntrack -D -p PROTO --orig-port-dst HOSTPORT [--orig-dst HOSTIP]`.
-func FlushConntrack(h *netlink.Handle, ps []model.PortElem, published bool) error {
-	var filters []netlink.CustomConntrackFilter
-	for _, p := range ps {
-		f := &netlink.ConntrackFilter{}
-		proto := uint8(unix.IPPROTO_TCP)
-		if p.Proto == "udp" {
-			proto = unix.IPPROTO_UDP
-		}
-		if err := f.AddProtocol(proto); err != nil {
-			return err
-		}
-		if err := f.AddPort(netlink.ConntrackOrigDstPort, p.HostPort); err != nil {
-			return err
-		}
-		switch {
-		case !published:
-			if err := f.AddIP(netlink.ConntrackReplySrcIP, p.Addr.AsSlice()); err != nil {
-				return err
-			}
-		case !p.HostIP.IsUnspecified():
-			if err := f.AddIP(netlink.ConntrackOrigDstIP, p.HostIP.AsSlice()); err != nil {
-				return err
-			}
-		}
-		filters = append(filters, f)
-	}
-	if len(filters) == 0 {
-		return nil
-	}
-	if _, err := h.ConntrackDeleteFilters(netlink.ConntrackTable, unix.AF_INET, filters...); err != nil {
-		return fmt.Errorf("conntrack -D: %w", err)
 	}
 	return nil
 }
