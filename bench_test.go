@@ -42,3 +42,56 @@ func BenchmarkCreateRemove(b *testing.B) {
 	e.RemoveContainers(names, RemoveOptions{})
 	e.RemoveNetwork("b", true)
 }
+
+// BenchmarkPublishAt publishes one mapping (and, untimed, unpublishes
+// it) on a container that already has N-1 published (filled in
+// publishes of 100), with state durably committed on disk: the cost of
+// the 1st and of the 10,000th mapping through the library. The two run
+// one after the other; scripts/publish-growth.sh compares them side by
+// side through the whole CLI.
+func BenchmarkPublishAt(b *testing.B) {
+	for _, n := range []int{1, 10000} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			testenv.RequirePrivileged(b)
+			dir, err := os.MkdirTemp("/var/tmp", "cnet-bench-")
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer os.RemoveAll(dir)
+			opts := Root(dir)
+			opts.DNSCommand = []string{cnetBin, "__dns"}
+			e, err := Open(opts)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := e.CreateNetwork(NetworkSpec{Name: "b", Subnet: mustPrefix("10.50.0.0/24")}); err != nil {
+				b.Fatal(err)
+			}
+			defer e.RemoveNetwork("b", true)
+			if _, err := e.CreateContainer(ContainerSpec{Name: "srv", Network: "b"}); err != nil {
+				b.Fatal(err)
+			}
+			defer e.RemoveContainers([]string{"srv"}, RemoveOptions{})
+			for have := 0; have < n-1; {
+				k := min(100, n-1-have)
+				spec := fmt.Sprintf("%d-%d:%d-%d", 20000+have, 20000+have+k-1, 20000+have, 20000+have+k-1)
+				if _, err := e.Publish("srv", mustPorts(spec)); err != nil {
+					b.Fatal(err)
+				}
+				have += k
+			}
+			probe := mustPorts("30000:8000")
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if _, err := e.Publish("srv", probe); err != nil {
+					b.Fatal(err)
+				}
+				b.StopTimer()
+				if _, err := e.Unpublish("srv", probe); err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+			}
+		})
+	}
+}
