@@ -14,17 +14,24 @@
 # over /run/netns and /etc/netns); the state databases live on the real
 # disk under /var/tmp, as in use, and are removed at the end.
 #
-# Usage: sudo scripts/publish-growth.sh [-n REPS] [-m MAPPINGS] [CNET]
-# (defaults: 21 reps, 10000 mappings, bin/cnet)
+# With -f FLOWS, the second side's namespace also tracks FLOWS UDP flows
+# (made with `conntrack -I`, 10 minutes' timeout) while it is timed, as
+# the benchmark's data-path runs leave them between its 1st and its
+# 10,000th add.
+#
+# Usage: sudo scripts/publish-growth.sh [-n REPS] [-m MAPPINGS] [-f FLOWS] [CNET]
+# (defaults: 21 reps, 10000 mappings, no flows, bin/cnet)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 reps=21
 mappings=10000
-while getopts n:m: o; do
+flows=0
+while getopts n:m:f: o; do
 	case $o in
 	n) reps=$OPTARG ;;
 	m) mappings=$OPTARG ;;
+	f) flows=$OPTARG ;;
 	*) exit 2 ;;
 	esac
 done
@@ -34,7 +41,7 @@ bin=$(realpath "${1:-bin/cnet}")
 
 if [ -z "${CNET_GROWTH_SANDBOX:-}" ]; then
 	[ "$(id -u)" = 0 ] || { echo "publish-growth: needs root to make namespaces" >&2; exit 1; }
-	exec env CNET_GROWTH_SANDBOX=1 unshare --net --mount --propagation private -- "$0" -n "$reps" -m "$mappings" "$bin"
+	exec env CNET_GROWTH_SANDBOX=1 unshare --net --mount --propagation private -- "$0" -n "$reps" -m "$mappings" -f "$flows" "$bin"
 fi
 
 # Inside the sandbox.
@@ -116,6 +123,13 @@ while ((have < mappings - 1)); do
 	ask many publish srvmany "$next-$((next + n - 1)):$next-$((next + n - 1))" >/dev/null
 	next=$((next + n)) have=$((have + n))
 done
+for ((i = 0; i < flows; i++)); do
+	nsenter --net=/run/netns/pgmany conntrack -I -p udp -s 198.18.$((i / 250 % 250)).$((i % 250 + 1)) -d 198.19.0.1 \
+		--sport $((10000 + i % 50000)) --dport 5201 -t 600 2>/dev/null
+done
+if ((flows > 0)); then
+	echo "publish-growth: $(nsenter --net=/run/netns/pgmany conntrack -C) flows tracked on the second side" >&2
+fi
 echo "publish-growth: $have mappings on the second side; timing $reps adds on each, alternating" >&2
 
 declare -A wall cpu
