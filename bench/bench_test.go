@@ -59,10 +59,10 @@ func TestSmoke(t *testing.T) {
 	cfg := Config{
 		Ns: []int{1, 5}, Reps: 3, Window: 20, Bulk: 10, Workers: 4, DataSeconds: 1, DataReps: 1,
 		Mappings: 40, PortBudget: time.Minute, DNSRecords: 50, DNSSeconds: 1, DNSRate: 500, SoakCycles: 6,
-		CnetBin: filepath.Join(bin, "cnet"), EchoBin: filepath.Join(bin, "echo-server"),
+		CnetBin: filepath.Join(bin, "cnet"), EchoBin: filepath.Join(bin, "echo-server"), FloorBin: filepath.Join(bin, "cnetfloor"),
 		Root: t.TempDir(), HostNS: hostNamespaces(t), Log: t.Logf,
 	}
-	for _, b := range [][2]string{{cfg.CnetBin, "../cmd/cnet"}, {cfg.EchoBin, "../cmd/echo-server"}} {
+	for _, b := range [][2]string{{cfg.CnetBin, "../cmd/cnet"}, {cfg.EchoBin, "../cmd/echo-server"}, {cfg.FloorBin, "./cnetfloor"}} {
 		if out, err := exec.Command(goTool(), "build", "-o", b[0], b[1]).CombinedOutput(); err != nil {
 			t.Fatalf("go build %s: %v\n%s", b[1], err, out)
 		}
@@ -211,10 +211,18 @@ func TestReport(t *testing.T) {
 		"loopback: iperf3: boom",
 		"80 and 81 containers/s",
 		"3.0 MiB",
+		// Side by side at N=1: cni-bridge 4 ms / cnet-cli 1 ms; cnet-cli
+		// 1 ms / floor-cli 7 ms; cnet-lib 2 ms / floor 6 ms.
+		"| 1    | cnet-cli vs cni-bridge | x4.0 faster    | x4.0 faster    |",
+		"cnet-cli vs floor-cli  | x0.1 the floor",
+		"cnet-lib vs floor      | x0.3 the floor",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("report lacks %q:\n%s", want, md)
 		}
+	}
+	if strings.Contains(md, "cnet-cli vs netavark") {
+		t.Errorf("report compares with netavark, which did not run:\n%s", md)
 	}
 	checkSVG(t, res.SVG())
 }

@@ -42,8 +42,9 @@ type Config struct {
 	DNSRecords, DNSSeconds, DNSRate int
 	// SoakCycles is how many create+rm cycles the soak runs.
 	SoakCycles int
-	// CnetBin and EchoBin are the cnet and echo-server binaries.
-	CnetBin, EchoBin string
+	// CnetBin and EchoBin are the cnet and echo-server binaries; FloorBin
+	// is cnetfloor, the floor as a command.
+	CnetBin, EchoBin, FloorBin string
 	// Root is cnet's state directory; it must be empty and on a real disk.
 	Root string
 	// HostNS holds the inodes of the machine's own "net" and "mnt"

@@ -31,14 +31,15 @@ func main() { os.Exit(cnetbench()) }
 
 func cnetbench() int {
 	var (
-		ns      = flag.String("n", "1,100,1000", "container counts to report setup and teardown at (the largest is how many each tool creates, at most 1000)")
-		quick   = flag.Bool("quick", false, "smoke pass: N=1,5, 5 repetitions, 20 bulk containers, 1 s data-path runs once")
-		out     = flag.String("out", "bench/results", "directory for results.md")
-		svg     = flag.String("svg", "docs/benchmarks-setup.svg", "where to write the setup-time plot (empty: none)")
-		cnetBin = flag.String("cnet", "bin/cnet", "the cnet binary")
-		echoBin = flag.String("echo-server", "bin/echo-server", "the echo-server binary")
-		root    = flag.String("root", os.Getenv("CNET_ROOT"), "cnet state directory, empty and on a real disk (default: a new directory under /var/tmp, removed at the end)")
-		only    = flag.String("only", "", "comma-separated parts to run (default all): cnet-cli, cnet-lib, seed-ip, cni-bridge, netavark, floor, bulk, datapath, ports, dns, cni, soak")
+		ns       = flag.String("n", "1,100,1000", "container counts to report setup and teardown at (the largest is how many each tool creates, at most 1000)")
+		quick    = flag.Bool("quick", false, "smoke pass: N=1,5, 5 repetitions, 20 bulk containers, 1 s data-path runs once")
+		out      = flag.String("out", "bench/results", "directory for results.md")
+		svg      = flag.String("svg", "docs/benchmarks-setup.svg", "where to write the setup-time plot (empty: none)")
+		cnetBin  = flag.String("cnet", "bin/cnet", "the cnet binary")
+		echoBin  = flag.String("echo-server", "bin/echo-server", "the echo-server binary")
+		floorBin = flag.String("floor", "bin/cnetfloor", "the cnetfloor binary (floor-cli)")
+		root     = flag.String("root", os.Getenv("CNET_ROOT"), "cnet state directory, empty and on a real disk (default: a new directory under /var/tmp, removed at the end)")
+		only     = flag.String("only", "", "comma-separated parts to run (default all): cnet-cli, cnet-lib, seed-ip, cni-bridge, netavark, floor, floor-cli, bulk, datapath, ports, dns, cni, soak")
 	)
 	cfg := Config{Reps: 20, Window: 20, Bulk: 1000, Workers: 8, DataSeconds: 5, DataReps: 3}
 	flag.IntVar(&cfg.Mappings, "mappings", 10000, "ports: published mappings present for the second set of figures")
@@ -74,6 +75,9 @@ func cnetbench() int {
 		return fail(err)
 	}
 	if cfg.EchoBin, err = filepath.Abs(*echoBin); err != nil {
+		return fail(err)
+	}
+	if cfg.FloorBin, err = filepath.Abs(*floorBin); err != nil {
 		return fail(err)
 	}
 	// The namespaces the sandbox was made from, recorded by scripts/bench.sh.

@@ -15,6 +15,7 @@ var toolDescriptions = map[string]string{
 	"cni-bridge": "`ip netns add`, then the CNI `bridge` plugin with `host-local` IPAM and a default route (ADD); DEL, then `ip netns del`. lo stays down (a runtime would also run the `loopback` plugin) and no resolv.conf is written",
 	"netavark":   "`ip netns add`, then `netavark setup` with a static address (the caller does IPAM, as podman does) and the iptables driver; `netavark teardown`, then `ip netns del`",
 	"floor":      "netlink only, in process: unshare + bind mount, lo up, veth with its peer born inside, master + up, address, peer up, default route; unmount",
+	"floor-cli":  "the same netlink-only work as floor, one `cnetfloor` process per container (a static Go program with nothing else linked in): the floor of a whole command on this machine, process start-up included",
 }
 
 func ms(d time.Duration) string {
@@ -99,6 +100,13 @@ func (r *Results) Markdown() string {
 					float64(t.Filled)/t.FillTime.Seconds())
 			}
 			b.WriteString(".\n")
+		}
+		if rows := r.comparisonRows(); len(rows) > 0 {
+			fmt.Fprintf(&b, "\nSide by side, from the medians above: how many times faster cnet is than each peer "+
+				"(peer median / cnet median), and how many times the floor it takes (cnet median / floor median). "+
+				"The CLI is compared with whole processes (the peers run one or more processes per container, and "+
+				"floor-cli is one process), the library with the in-process floor.\n\n")
+			b.WriteString(table([]string{"N", "comparison", "setup", "teardown"}, rows))
 		}
 	}
 
@@ -207,6 +215,7 @@ var toolColors = map[string]string{
 	"cni-bridge": "#9467bd",
 	"netavark":   "#d62728",
 	"floor":      "#7f7f7f",
+	"floor-cli":  "#bcbd22",
 }
 
 // SVG plots the setup median against N for every tool that ran, on log
@@ -355,4 +364,54 @@ func timingRows(tools []*ToolResult, note func(what, msg string) string) [][]str
 		}
 	}
 	return rows
+}
+
+// comparisonRows set cnet's medians against its peers' and the floors' at
+// every N where both ran.
+func (r *Results) comparisonRows() [][]string {
+	pairs := []struct {
+		cnet, other string
+		faster      bool // true: other/cnet "faster"; false: cnet/other "the floor"
+	}{
+		{"cnet-cli", "cni-bridge", true},
+		{"cnet-cli", "netavark", true},
+		{"cnet-cli", "seed-ip", true},
+		{"cnet-cli", "floor-cli", false},
+		{"cnet-lib", "floor", false},
+	}
+	var rows [][]string
+	for _, n := range r.Ns {
+		for _, p := range pairs {
+			a, b := r.row(p.cnet, n), r.row(p.other, n)
+			if a == nil || b == nil {
+				continue
+			}
+			f := func(c, o time.Duration) string {
+				if c <= 0 || o <= 0 {
+					return "-"
+				}
+				if p.faster {
+					return fmt.Sprintf("x%.1f faster", float64(o)/float64(c))
+				}
+				return fmt.Sprintf("x%.1f the floor", float64(c)/float64(o))
+			}
+			what := p.cnet + " vs " + p.other
+			rows = append(rows, []string{fmt.Sprint(n), what, f(a.Setup.Median, b.Setup.Median), f(a.Teardown.Median, b.Teardown.Median)})
+		}
+	}
+	return rows
+}
+
+// row is the tool's row at N, or nil when it did not run there.
+func (r *Results) row(tool string, n int) *Row {
+	t := r.tool(tool)
+	if t == nil || t.Err != "" {
+		return nil
+	}
+	for i := range t.Rows {
+		if t.Rows[i].N == n {
+			return &t.Rows[i]
+		}
+	}
+	return nil
 }

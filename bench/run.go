@@ -27,7 +27,7 @@ const (
 
 var partNames = []string{partBulk, partData, partPorts, partDNS, partCNI, partSoak}
 
-var toolNames = []string{"cnet-cli", "cnet-lib", "seed-ip", "cni-bridge", "netavark", "floor"}
+var toolNames = []string{"cnet-cli", "cnet-lib", "seed-ip", "cni-bridge", "netavark", "floor", "floor-cli"}
 
 func (cfg *Config) wants(part string) bool {
 	return len(cfg.Tools) == 0 || slices.Contains(cfg.Tools, part)
@@ -95,6 +95,7 @@ func Run(cfg Config) (*Results, error) {
 		{&cniBridge{subnet: netip.MustParsePrefix("10.74.0.0/16"), dataDir: sc.path("cni")}, "10.74.0.0/16", "cni", nil},
 		{&netavark{subnet: netip.MustParsePrefix("10.75.0.0/16"), bridge: "nvbr0", configDir: sc.path("netavark")}, "10.75.0.0/16", "nv", nil},
 		{&floor{bridge: "floorbr0", subnet: netip.MustParsePrefix("10.76.0.0/16")}, "10.76.0.0/16", "floor", nil},
+		{&floorCLI{floor{bridge: "floorbr1", subnet: netip.MustParsePrefix("10.77.0.0/16")}, cfg.FloorBin}, "10.77.0.0/16", "floorc", nil},
 	}
 	for _, r := range runs {
 		if !cfg.wants(r.t.name()) {

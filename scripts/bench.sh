@@ -41,6 +41,7 @@ if [ -z "${CNET_BENCH_SANDBOX:-}" ]; then
 	fi
 	make --no-print-directory build
 	go build -o bin/cnetbench ./bench
+	CGO_ENABLED=0 go build -trimpath -o bin/cnetfloor ./bench/cnetfloor
 	state=$(mktemp -d /var/tmp/cnet-bench.XXXXXX)
 	trap 'rm -rf "$state"' EXIT
 	rc=0
@@ -60,7 +61,7 @@ done
 ip link set lo up
 
 rc=0
-bin/cnetbench -cnet bin/cnet -echo-server bin/echo-server -root "$CNET_ROOT" "$@" || rc=$?
+bin/cnetbench -cnet bin/cnet -echo-server bin/echo-server -floor bin/cnetfloor -root "$CNET_ROOT" "$@" || rc=$?
 
 # Nothing may be left: no namespaces, no links but lo, no firewall tables,
 # no process in the sandbox but this script.
