@@ -1,6 +1,7 @@
 package cnet
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -141,21 +142,24 @@ func (s *session) syncDNS(r rulesets, after bool) error {
 	if len(v.nets) == 0 {
 		return s.k.DNSStop()
 	}
-	if !s.k.DNSRunning() {
-		ch := r.ch
-		if !after {
-			ch = model.Changes{}
-		}
-		snap, err := s.dnsSnapshot(ch)
-		if err != nil {
-			return err
-		}
-		return s.k.DNSStart(snap)
-	}
 	if v.change.Empty() {
-		return nil
+		if s.k.DNSRunning() {
+			return nil
+		}
+	} else if err := s.k.DNSApply(v.change); !errors.Is(err, dns.ErrNotRunning) {
+		// Sent (or refused) in one exchange; only a server that is not
+		// there at all is started below.
+		return err
 	}
-	return s.k.DNSApply(v.change)
+	ch := r.ch
+	if !after {
+		ch = model.Changes{}
+	}
+	snap, err := s.dnsSnapshot(ch)
+	if err != nil {
+		return err
+	}
+	return s.k.DNSStart(snap)
 }
 
 // reviveDNS restarts the name server if networks want it and it died.

@@ -645,3 +645,38 @@ func TestCrashRecovery(t *testing.T) {
 }
 
 var errCrash = errors.New("simulated crash")
+
+// TestNameServerGoneMidCommand: a name server that is gone when a
+// command sends it its change is started with every record, the change
+// included, and the command succeeds.
+func TestNameServerGoneMidCommand(t *testing.T) {
+	e, k := fakeEngine(t)
+	if _, err := e.CreateNetwork(NetworkSpec{Name: "front", Subnet: mustPrefix("172.18.0.0/24")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.CreateContainer(ContainerSpec{Name: "web", Network: "front"}); err != nil {
+		t.Fatal(err)
+	}
+	if k.Names == nil {
+		t.Fatal("the name server is not running after the first container")
+	}
+	// The server dies after the command has checked on it, before its
+	// change is sent (step 0 runs once the intent is written).
+	e.opts.Hook = func(op string, step int) error {
+		if op == "create" && step == 0 {
+			k.Names = nil
+		}
+		return nil
+	}
+	if _, err := e.CreateContainer(ContainerSpec{Name: "api", Network: "front"}); err != nil {
+		t.Fatal(err)
+	}
+	if k.Names == nil {
+		t.Fatal("the name server was not started again")
+	}
+	for _, name := range []string{"web", "api"} {
+		if _, ok := k.Names.Containers[name]; !ok {
+			t.Errorf("the restarted name server lacks %s: %s", name, k.Names.String())
+		}
+	}
+}

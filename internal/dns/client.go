@@ -94,6 +94,19 @@ func (c Client) Ping() (int, error) {
 	return rep.PID, nil
 }
 
+// Listening reports whether a server listens on the control socket, by
+// connecting and hanging up: unlike Ping it does not wait for the server
+// to be scheduled and answer. A server too busy to accept at once still
+// listens.
+func (c Client) Listening() bool {
+	conn, err := net.DialTimeout("unix", filepath.Join(c.Dir, SocketFile), callTimeout)
+	if err != nil {
+		return listening(err)
+	}
+	conn.Close()
+	return true
+}
+
 // Apply sends a change and returns once the server serves it.
 func (c Client) Apply(ch Change) error {
 	rep, err := c.call(Request{Op: "apply", Change: &ch})

@@ -94,7 +94,7 @@ func shortCalls(t *testing.T, d time.Duration) {
 	t.Cleanup(func() { callTimeout = old })
 }
 
-// TestPingTellsGoneFromBusy: no socket, or a socket nothing accepts on,
+// TestPingTellsGoneFromBusy: for Ping and Listening, no socket, or a socket nothing accepts on,
 // is a server that is not running; a socket whose listener does not
 // answer is a server that runs but is busy, which must never be taken
 // for gone (a command would start a second one).
@@ -104,6 +104,9 @@ func TestPingTellsGoneFromBusy(t *testing.T) {
 	c := Client{Dir: dir}
 	if _, err := c.Ping(); !errors.Is(err, ErrNotRunning) {
 		t.Errorf("no socket: got %v, want ErrNotRunning", err)
+	}
+	if c.Listening() {
+		t.Error("no socket: Listening says a server listens")
 	}
 
 	sock := filepath.Join(dir, SocketFile)
@@ -117,6 +120,9 @@ func TestPingTellsGoneFromBusy(t *testing.T) {
 	} else if !strings.Contains(err.Error(), sock) {
 		t.Errorf("the error %q does not name the socket", err)
 	}
+	if !c.Listening() {
+		t.Error("a listener that does not answer: Listening says none listens")
+	}
 
 	ln.(*net.UnixListener).SetUnlinkOnClose(false)
 	ln.Close()
@@ -125,6 +131,9 @@ func TestPingTellsGoneFromBusy(t *testing.T) {
 	}
 	if _, err := c.Ping(); !errors.Is(err, ErrNotRunning) {
 		t.Errorf("a socket left by a dead server: got %v, want ErrNotRunning", err)
+	}
+	if c.Listening() {
+		t.Error("a socket left by a dead server: Listening says a server listens")
 	}
 }
 

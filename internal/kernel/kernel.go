@@ -680,10 +680,7 @@ func (k *Kernel) dns() dns.Client { return dns.Client{Dir: k.DNSDir} }
 // DNSRunning reports whether the name server runs: whether it listens on
 // its control socket. One too busy to answer at once still runs; starting
 // another would only fight it for port 53.
-func (k *Kernel) DNSRunning() bool {
-	_, err := k.dns().Ping()
-	return !errors.Is(err, dns.ErrNotRunning)
-}
+func (k *Kernel) DNSRunning() bool { return k.dns().Listening() }
 
 // DNSStart starts the name server with every record, or, when one turns
 // out to be running already, gives it every record.
