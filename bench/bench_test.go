@@ -288,3 +288,23 @@ func goTool() string {
 	}
 	return filepath.Join(runtime.GOROOT(), "bin", "go")
 }
+
+// TestRunRefusesBadCounts: counts a run cannot use are refused, named,
+// before anything is built.
+func TestRunRefusesBadCounts(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	for _, c := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{Ns: []int{1}, Tools: []string{"ports"}, DataReps: 0, Mappings: 10}, "-data-reps 0: want at least 1"},
+		{Config{Ns: []int{1}, Tools: []string{"datapath"}, DataReps: -2}, "-data-reps -2: want at least 1"},
+		{Config{Ns: []int{1}, Tools: []string{"ports"}, DataReps: 1, Mappings: 1}, "-mappings 1: want at least 2"},
+		{Config{Ns: []int{1}, Tools: []string{"nosuch"}}, `unknown part "nosuch"`},
+	} {
+		c.cfg.HostNS, c.cfg.Root = hostNamespaces(t), t.TempDir()
+		if _, err := Run(c.cfg); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%+v: got %v, want an error containing %q", c.cfg.Tools, err, c.want)
+		}
+	}
+}

@@ -42,6 +42,7 @@ func cnetbench() int {
 		only     = flag.String("only", "", "comma-separated parts to run (default all): cnet-cli, cnet-lib, seed-ip, cni-bridge, netavark, floor, floor-cli, bulk, datapath, ports, dns, cni, soak")
 	)
 	cfg := Config{Reps: 20, Window: 20, Bulk: 1000, Workers: 8, DataSeconds: 5, DataReps: 3}
+	flag.IntVar(&cfg.DataReps, "data-reps", cfg.DataReps, "datapath, ports and dns: runs of each load (the median is reported)")
 	flag.IntVar(&cfg.Mappings, "mappings", 10000, "ports: published mappings present for the second set of figures")
 	flag.DurationVar(&cfg.PortBudget, "port-budget", 10*time.Minute, "ports: most time each tool may spend adding the mappings (the report says when it stopped short)")
 	flag.IntVar(&cfg.DNSRecords, "dns-records", 10000, "dns: container names each server holds")
@@ -50,7 +51,10 @@ func cnetbench() int {
 	flag.IntVar(&cfg.SoakCycles, "soak", 10000, "soak: create+rm cycles through the CLI")
 	flag.Parse()
 	if *quick {
-		cfg.Reps, cfg.Bulk, cfg.DataSeconds, cfg.DataReps = 5, 20, 1, 1
+		cfg.Reps, cfg.Bulk, cfg.DataSeconds = 5, 20, 1
+		if !flagSet("data-reps") {
+			cfg.DataReps = 1
+		}
 		for name, p := range map[string]*int{"mappings": &cfg.Mappings, "dns-records": &cfg.DNSRecords, "dns-seconds": &cfg.DNSSeconds, "soak": &cfg.SoakCycles} {
 			if !flagSet(name) {
 				*p = map[string]int{"mappings": 100, "dns-records": 100, "dns-seconds": 1, "soak": 20}[name]

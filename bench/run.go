@@ -48,6 +48,9 @@ func Run(cfg Config) (*Results, error) {
 			return nil, fmt.Errorf("unknown part %q: want one of %s, %s", t, strings.Join(toolNames, ", "), strings.Join(partNames, ", "))
 		}
 	}
+	if (cfg.wants(partData) || cfg.wants(partPorts) || cfg.wants(partDNS)) && cfg.DataReps < 1 {
+		return nil, fmt.Errorf("-data-reps %d: want at least 1 run", cfg.DataReps)
+	}
 	if cfg.wants(partPorts) && cfg.Mappings < 2 {
 		return nil, fmt.Errorf("-mappings %d: want at least 2 (one for each of the two services)", cfg.Mappings)
 	}
