@@ -61,7 +61,7 @@ func TestPartsReport(t *testing.T) {
 	res := &Results{Start: time.Unix(0, 0), End: time.Unix(100, 0), Ns: []int{1, 1000}}
 	res.Ports = &PortsResult{Mappings: 10000, Seconds: 5, Reps: 3, AddReps: 20, Budget: time.Minute, Tools: []*PortTool{
 		{Name: "cnet", AddFirst: Stat{ms(10), ms(12), 20}, AddMany: Stat{ms(15), ms(16), 20}, Reached: 10000,
-			Direct:    [2]*PathResult{path("direct", 10, 1000, 100), path("direct", 10, 1000, 100)},
+			Direct:    [2]*PathResult{path("direct", 10, 1000, 100), path("direct", 5, 500, 50)},
 			Published: [2]*PathResult{path("published", 9.6, 990, 97), path("published", 9.5, 980, 95)}},
 		{Name: "portmap", Err: "portmap not found"},
 	}}
@@ -81,6 +81,8 @@ func TestPartsReport(t *testing.T) {
 		"| cnet    | 1 per service   | 9.60 / 10.00 Gbit/s       | 96%",
 		"| cnet | 10000            | 0s          | 10.0 ms          | 15.0 ms           | x1.50",
 		"x1.50",
+		// many / one: 9.5 / 9.6; each over its direct: (9.5/5) / (9.6/10).
+		"| 99% / 99% / 98%                                    | 198% / 198% / 196%",
 		"portmap: portmap not found",
 		"| cnet         | 30000           | 150%              | 4.00 ms          | 1.00 ms       | 0    | 20.0 MiB",
 		"dnsmasq: dnsmasq not found",
