@@ -17,7 +17,6 @@
 # Usage: sudo scripts/ports-sidebyside.sh [-r ROUNDS] [-s SECONDS] [-m MAPPINGS] [CNET [ECHO-SERVER]]
 # (defaults: 7 rounds, 5 s, 10000 mappings, bin/cnet, bin/echo-server)
 set -euo pipefail
-[ -n "${SBS_TRACE:-}" ] && set -x
 cd "$(dirname "$0")/.."
 
 rounds=7
