@@ -22,6 +22,30 @@ func ratio(a, b time.Duration) string {
 	return fmt.Sprintf("x%.2f", float64(a)/float64(b))
 }
 
+// ok reports whether a path was measured.
+func ok(p *PathResult) bool { return p != nil && p.Err == "" }
+
+// medians are a path's iperf3, wrk and wrk-close medians.
+func (p *PathResult) medians() [3]float64 {
+	return [3]float64{p.MedianGbps(), p.MedianRPS(), p.MedianCloseRPS()}
+}
+
+// over divides a by b figure by figure; a figure over nothing is 0,
+// which pct shows as "-".
+func over(a, b [3]float64) (q [3]float64) {
+	for i := range a {
+		if b[i] > 0 {
+			q[i] = a[i] / b[i]
+		}
+	}
+	return q
+}
+
+// pcts renders a as percentages of b: "iperf3 / wrk / wrk close".
+func pcts(a, b [3]float64) string {
+	return fmt.Sprintf("%s / %s / %s", pct(a[0], b[0]), pct(a[1], b[1]), pct(a[2], b[2]))
+}
+
 func (r *Results) portsMarkdown(b *strings.Builder, note func(what, msg string) string) {
 	p := r.Ports
 	if p == nil {
@@ -79,23 +103,13 @@ func (r *Results) portsMarkdown(b *strings.Builder, note func(what, msg string) 
 			reached += fmt.Sprintf(" (budget spent; %d asked)", p.Mappings)
 		}
 		var keep, keepNorm string
-		if one != nil && many != nil && one.Err == "" && many.Err == "" {
-			keep = fmt.Sprintf("%s / %s / %s", pct(many.MedianGbps(), one.MedianGbps()), pct(many.MedianRPS(), one.MedianRPS()),
-				pct(many.MedianCloseRPS(), one.MedianCloseRPS()))
+		if ok(one) && ok(many) {
+			keep = pcts(many.medians(), one.medians())
 			// The same, each stage over its own direct runs: what the
 			// mappings cost, with the machine's drift between the two
 			// stages taken out.
-			d1, dm := t.Direct[0], t.Direct[1]
-			if d1 != nil && dm != nil && d1.Err == "" && dm.Err == "" {
-				norm := func(pm, dmv, p1, d1v float64) string {
-					if dmv <= 0 || d1v <= 0 {
-						return "-"
-					}
-					return pct(pm/dmv, p1/d1v)
-				}
-				keepNorm = fmt.Sprintf("%s / %s / %s", norm(many.MedianGbps(), dm.MedianGbps(), one.MedianGbps(), d1.MedianGbps()),
-					norm(many.MedianRPS(), dm.MedianRPS(), one.MedianRPS(), d1.MedianRPS()),
-					norm(many.MedianCloseRPS(), dm.MedianCloseRPS(), one.MedianCloseRPS(), d1.MedianCloseRPS()))
+			if d1, dm := t.Direct[0], t.Direct[1]; ok(d1) && ok(dm) {
+				keepNorm = pcts(over(many.medians(), dm.medians()), over(one.medians(), d1.medians()))
 			}
 		}
 		rows = append(rows, []string{t.Name, reached, t.FillTime.Round(time.Second).String(),
