@@ -209,7 +209,15 @@ func TestGuardsMatchNft(t *testing.T) {
 	if err := DelGuards(conn, gs[1:]); err != nil {
 		t.Errorf("deleting an absent guard: %v", err)
 	}
-	if err := AddGuards(conn, gs[1:]); err != nil {
+	// One present, one absent: the first batch fails whole, and the
+	// second deletes the present one.
+	if err := DelGuards(conn, gs[:2]); err != nil {
+		t.Errorf("deleting a present and an absent guard: %v", err)
+	}
+	if out := testenv.Run(t, "nft", "list", "set", "bridge", Table, "ports"); strings.Contains(out, gs[0].HostIf) {
+		t.Errorf("%s still guarded after DelGuards:\n%s", gs[0].HostIf, out)
+	}
+	if err := AddGuards(conn, gs); err != nil {
 		t.Fatal(err)
 	}
 	if again := testenv.Run(t, "nft", "list", "table", "bridge", Table); again != got {

@@ -183,12 +183,22 @@ func AddGuards(conn *nftables.Conn, gs []model.GuardSpec) error {
 }
 
 // DelGuards deletes endpoints' anti-spoofing elements in one batch, those
-// present: deleting an absent one would fail the batch. Equivalent to
-// `nft delete element bridge cnet ports { VETH }` and the same in portmac,
-// portip and (for a container that routes) routers.
+// present. Equivalent to `nft delete element bridge cnet ports { VETH }`
+// and the same in portmac, portip and (for a container that routes)
+// routers.
+//
+// It first sends the batch for every endpoint, which is the whole job
+// when all are present, as they are unless something interrupted cnet.
+// Deleting an absent element fails the batch, and the kernel then
+// changes nothing; only then does DelGuards list the ports set and send
+// the batch again for those present. Listing first would cost every
+// removal a dump of the set, which grows with the number of containers.
 func DelGuards(conn *nftables.Conn, gs []model.GuardSpec) error {
 	if len(gs) == 0 {
 		return nil
+	}
+	if err := delGuards(conn, gs); err == nil || !errors.Is(err, unix.ENOENT) {
+		return err
 	}
 	live, err := conn.GetSetElements(portsSet)
 	if err != nil {
@@ -204,10 +214,16 @@ func DelGuards(conn *nftables.Conn, gs []model.GuardSpec) error {
 			del = append(del, g)
 		}
 	}
-	if len(del) == 0 {
+	return delGuards(conn, del)
+}
+
+// delGuards deletes gs's elements in one batch, which fails (changing
+// nothing) with ENOENT if one is absent.
+func delGuards(conn *nftables.Conn, gs []model.GuardSpec) error {
+	if len(gs) == 0 {
 		return nil
 	}
-	elems := guardElems(del)
+	elems := guardElems(gs)
 	for i, s := range guardSets {
 		if len(elems[i]) == 0 {
 			continue
@@ -217,7 +233,7 @@ func DelGuards(conn *nftables.Conn, gs []model.GuardSpec) error {
 		}
 	}
 	if err := conn.Flush(); err != nil {
-		return fmt.Errorf("nft delete element bridge %s ports %s: %w", Table, guardNames(del), err)
+		return fmt.Errorf("nft delete element bridge %s ports %s: %w", Table, guardNames(gs), err)
 	}
 	return nil
 }

@@ -116,6 +116,27 @@ func (k *Kernel) Netns(name string) (*netns.NS, error) {
 	return n, nil
 }
 
+// netnsMark returns the alias of lo in the namespace bound at name. It
+// asks from the host, through the id the host has for the namespace
+// (every container with an endpoint has one), so nothing switches
+// namespace; only a namespace without an id is read from inside, as
+// netns.Mark does. Equivalent to: `ip -n NAME link show lo`.
+func (k *Kernel) netnsMark(name string) (string, error) {
+	_, fd, err := netns.OpenFd(k.NetnsDir, name)
+	if err != nil {
+		return "", err
+	}
+	defer unix.Close(fd)
+	if s, err := k.HostSock(); err == nil {
+		if id, err := s.NsID(fd); err == nil && id >= 0 {
+			if lo, ok, err := s.LinkIn(id, "lo"); err == nil && ok {
+				return lo.Alias, nil
+			}
+		}
+	}
+	return netns.Mark(k.NetnsDir, name)
+}
+
 func (k *Kernel) forget(name string) {
 	if n, ok := k.ns[name]; ok {
 		n.Close()
@@ -135,7 +156,7 @@ func (k *Kernel) EnsureNetns(s model.NetnsSpec) error {
 		return raw.SetLink(1, "lo", s.Mark, true)
 	})
 	if errors.Is(err, unix.EEXIST) {
-		mark, merr := netns.Mark(k.NetnsDir, s.Name)
+		mark, merr := k.netnsMark(s.Name)
 		if merr != nil || mark != s.Mark {
 			return errs.Conflict("namespace", s.Name, "a namespace cnet did not create", "")
 		}
@@ -159,7 +180,7 @@ func (k *Kernel) RemoveNetns(s model.NetnsSpec) error {
 	case netns.Missing:
 		return nil
 	case netns.Bound:
-		mark, err := netns.Mark(k.NetnsDir, s.Name)
+		mark, err := k.netnsMark(s.Name)
 		if err != nil {
 			return err
 		}
@@ -210,7 +231,7 @@ func (k *Kernel) RemoveNamespaces(specs []model.NetnsSpec) error {
 		if netns.Stat(k.NetnsDir, s.Name) != netns.Bound {
 			continue
 		}
-		mark, err := netns.Mark(k.NetnsDir, s.Name)
+		mark, err := k.netnsMark(s.Name)
 		if err != nil {
 			return err
 		}
@@ -569,7 +590,7 @@ func (k *Kernel) MarkedNetns() (map[string]string, error) {
 		case netns.Incomplete:
 			out[name] = ""
 		case netns.Bound:
-			if mark, err := netns.Mark(k.NetnsDir, name); err == nil {
+			if mark, err := k.netnsMark(name); err == nil {
 				if _, ok := names.ParseMark(mark); ok {
 					out[name] = mark
 				}

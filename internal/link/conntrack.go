@@ -122,7 +122,7 @@ func (f flowFilter) flush(s *nl.NetlinkSocket) error {
 	filter.AddRtAttr(ctaFilterOrigFlags, binary.NativeEndian.AppendUint32(nil, origFlags))
 	filter.AddRtAttr(ctaFilterReplyFlags, binary.NativeEndian.AppendUint32(nil, replyFlags))
 	req.AddData(filter)
-	flows, err := req.Execute(unix.NETLINK_NETFILTER, 0)
+	flows, err := collect(req, unix.NETLINK_NETFILTER, 0)
 	if err != nil {
 		return err
 	}
@@ -133,7 +133,7 @@ func (f flowFilter) flush(s *nl.NetlinkSocket) error {
 		}
 		del := ctRequest(s, nl.IPCTNL_MSG_CT_DELETE, unix.NLM_F_ACK)
 		del.AddRawData(raw[4:]) // the flow's own attributes name it
-		if _, err := del.Execute(unix.NETLINK_NETFILTER, 0); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := execute(del, unix.NETLINK_NETFILTER, 0, nil); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			errs = append(errs, err) // gone meanwhile is fine
 		}
 	}

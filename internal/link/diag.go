@@ -72,7 +72,7 @@ func boundSockets(s *nl.NetlinkSocket, proto string, port uint16, udpStates uint
 		nreq.Sockets = map[int]*nl.SocketHandle{unix.NETLINK_INET_DIAG: {Socket: s}}
 		nreq.AddData(&req)
 		var perr error
-		err := nreq.ExecuteIter(unix.NETLINK_INET_DIAG, nl.SOCK_DIAG_BY_FAMILY, func(msg []byte) bool {
+		err := execute(nreq, unix.NETLINK_INET_DIAG, nl.SOCK_DIAG_BY_FAMILY, func(msg []byte) bool {
 			b, ok := parseDiagMsg(msg)
 			if !ok {
 				perr = fmt.Errorf("short sock_diag message (%d bytes)", len(msg))

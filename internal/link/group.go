@@ -41,7 +41,7 @@ func (s *Sock) Links() ([]LinkInfo, error) {
 			Sockets:  map[int]*nl.SocketHandle{unix.NETLINK_ROUTE: s.h},
 		}
 		req.AddData(nl.NewIfInfomsg(unix.AF_UNSPEC))
-		err = req.ExecuteIter(unix.NETLINK_ROUTE, unix.RTM_NEWLINK, func(m []byte) bool {
+		err = execute(req, unix.NETLINK_ROUTE, unix.RTM_NEWLINK, func(m []byte) bool {
 			if l, ok := parseLinkInfo(m); ok {
 				out = append(out, l)
 			}
@@ -284,4 +284,54 @@ func delOne(s *Sock, l LinkInfo) error {
 		return fmt.Errorf("ip link del %s: %w", l.Name, err)
 	}
 	return nil
+}
+
+// NsID returns the id this socket's namespace has given the namespace
+// open at fd, or -1 when it has given none. The kernel gives one the
+// first time a link is made across the two (a veth peer), so every
+// container with an endpoint has one on the host. Equivalent to:
+// `ip netns list-id`, for one namespace.
+func (s *Sock) NsID(fd int) (int, error) {
+	echo, err := s.execEcho(unix.RTM_GETNSID, 0, unix.RTM_NEWNSID, nl.NewRtGenMsg(),
+		nl.NewRtAttr(unix.NETNSA_FD, nl.Uint32Attr(uint32(fd))))
+	if err != nil {
+		return -1, fmt.Errorf("ip netns list-id: %w", err)
+	}
+	for _, m := range echo {
+		if len(m) < unix.NLMSG_ALIGNTO {
+			continue
+		}
+		attrs, err := nl.ParseRouteAttr(m[unix.NLMSG_ALIGNTO:]) // after struct rtgenmsg, aligned
+		if err != nil {
+			continue
+		}
+		for _, a := range attrs {
+			if a.Attr.Type == unix.NETNSA_NSID && len(a.Value) == 4 {
+				return int(int32(native.Uint32(a.Value))), nil
+			}
+		}
+	}
+	return -1, nil
+}
+
+// LinkIn returns the link called name in the namespace this socket's
+// namespace knows by nsid, read from outside it: nothing enters the
+// namespace. Equivalent to: `ip -n NS -d link show dev NAME`, without
+// the switch into NS.
+func (s *Sock) LinkIn(nsid int, name string) (LinkInfo, bool, error) {
+	echo, err := s.execEcho(unix.RTM_GETLINK, 0, unix.RTM_NEWLINK, nl.NewIfInfomsg(unix.AF_UNSPEC),
+		nl.NewRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated(name)),
+		nl.NewRtAttr(unix.IFLA_TARGET_NETNSID, nl.Uint32Attr(uint32(int32(nsid)))))
+	if isNotFound(err) {
+		return LinkInfo{}, false, nil
+	}
+	if err != nil {
+		return LinkInfo{}, false, fmt.Errorf("ip link show %s in netns id %d: %w", name, nsid, err)
+	}
+	for _, m := range echo {
+		if l, ok := parseLinkInfo(m); ok {
+			return l, true, nil
+		}
+	}
+	return LinkInfo{}, false, nil
 }

@@ -220,3 +220,54 @@ func BenchmarkRemoveLinks(b *testing.B) {
 		})
 	}
 }
+
+// TestLinkInReadsAnotherNamespace reads lo's alias in a container
+// namespace from the host, through the id the host gives the namespace
+// once a veth joins the two; a namespace with no such link has no id, and
+// an unknown id is refused by the kernel.
+func TestLinkInReadsAnotherNamespace(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	t.Cleanup(func() {
+		testenv.Try("ip", "netns", "del", "nsidpeer")
+		testenv.Try("ip", "netns", "del", "nsidlone")
+	})
+	testenv.Run(t, "ip", "netns", "add", "nsidpeer")
+	testenv.Run(t, "ip", "netns", "add", "nsidlone")
+	testenv.Run(t, "ip", "-n", "nsidpeer", "link", "set", "lo", "alias", "cnet/t/ns/nsidpeer")
+	vethsInto(t, "nsidpeer", "vn", 1)
+	sock, err := OpenSock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sock.Close()
+	open := func(name string) int {
+		fd, err := os.Open("/run/netns/" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { fd.Close() })
+		return int(fd.Fd())
+	}
+
+	id, err := sock.NsID(open("nsidpeer"))
+	if err != nil || id < 0 {
+		t.Fatalf("NsID of a namespace with a veth peer on the host = %d, %v; want an id", id, err)
+	}
+	lo, ok, err := sock.LinkIn(id, "lo")
+	if err != nil || !ok {
+		t.Fatalf("LinkIn(%d, lo) = %v, %v", id, ok, err)
+	}
+	if lo.Alias != "cnet/t/ns/nsidpeer" || lo.Index != 1 {
+		t.Errorf("lo read from the host = %+v, want index 1 and the alias set inside", lo)
+	}
+	if _, ok, err := sock.LinkIn(id, "nosuchlink"); ok || err != nil {
+		t.Errorf("LinkIn of a missing link = %v, %v; want not found and no error", ok, err)
+	}
+
+	if id, err := sock.NsID(open("nsidlone")); err != nil || id != -1 {
+		t.Errorf("NsID of a namespace without links to the host = %d, %v; want -1", id, err)
+	}
+	if _, _, err := sock.LinkIn(id+1000, "lo"); err == nil {
+		t.Errorf("LinkIn with an id the host never gave: no error")
+	}
+}

@@ -44,7 +44,7 @@ func (s *Sock) execEcho(typ uint16, flags int, resType uint16, data ...nl.Netlin
 	for _, d := range data {
 		req.AddData(d)
 	}
-	return req.Execute(unix.NETLINK_ROUTE, resType)
+	return collect(req, unix.NETLINK_ROUTE, resType)
 }
 
 // SetLink changes an existing link, found by index if index > 0, else by

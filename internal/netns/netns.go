@@ -141,17 +141,9 @@ func createOnThread(path string, inside func() error) (ns *NS, err error, restor
 // Open opens the namespace bound at dir/name, or at name itself when it
 // is an absolute path (a container runtime's namespace).
 func Open(dir, name string) (*NS, error) {
-	path := filepath.Join(dir, name)
-	if filepath.IsAbs(name) {
-		path = name
-	}
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	path, fd, err := OpenFd(dir, name)
 	if err != nil {
-		return nil, fmt.Errorf("open netns %s: %w", path, err)
-	}
-	if !isNsfs(fd) {
-		unix.Close(fd)
-		return nil, fmt.Errorf("open netns %s: not a network namespace mount: %w", path, fs.ErrNotExist)
+		return nil, err
 	}
 	h, err := netlink.NewHandleAt(netns.NsHandle(fd), unix.NETLINK_ROUTE)
 	if err != nil {
@@ -159,6 +151,25 @@ func Open(dir, name string) (*NS, error) {
 		return nil, fmt.Errorf("netlink socket in netns %s: %w", name, err)
 	}
 	return &NS{Name: name, Path: path, fd: fd, Link: h}, nil
+}
+
+// OpenFd opens the namespace bound at dir/name (or at name, an absolute
+// path) as a file, without a socket inside it: enough to name it to the
+// kernel. The caller closes fd.
+func OpenFd(dir, name string) (path string, fd int, err error) {
+	path = filepath.Join(dir, name)
+	if filepath.IsAbs(name) {
+		path = name
+	}
+	fd, err = unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return path, -1, fmt.Errorf("open netns %s: %w", path, err)
+	}
+	if !isNsfs(fd) {
+		unix.Close(fd)
+		return path, -1, fmt.Errorf("open netns %s: not a network namespace mount: %w", path, fs.ErrNotExist)
+	}
+	return path, fd, nil
 }
 
 // DiagSocket opens a sock_diag netlink socket inside n (in the calling
