@@ -147,13 +147,8 @@ func (k *Kernel) forget(name string) {
 // EnsureNetns creates a namespace, or accepts one that carries s.Mark.
 func (k *Kernel) EnsureNetns(s model.NetnsSpec) error {
 	// Inside the new namespace: ip link set lo alias MARK up (lo is ifindex 1).
-	n, err := netns.Create(k.NetnsDir, s.Name, func() error {
-		raw, err := link.OpenSock()
-		if err != nil {
-			return err
-		}
-		defer raw.Close()
-		return raw.SetLink(1, "lo", s.Mark, true)
+	n, err := netns.Create(k.NetnsDir, s.Name, func(route *nl.SocketHandle) error {
+		return link.SockOn(route).SetLink(1, "lo", s.Mark, true)
 	})
 	if errors.Is(err, unix.EEXIST) {
 		mark, merr := k.netnsMark(s.Name)
@@ -288,7 +283,11 @@ func (k *Kernel) EnsureEndpoint(ep model.EndpointSpec) error {
 	if err != nil {
 		return err
 	}
-	if err := link.EnsureEndpoint(h, hs, n.Link, n.Fd(), ep); err != nil {
+	route, err := n.Route()
+	if err != nil {
+		return err
+	}
+	if err := link.EnsureEndpoint(h, hs, link.SockOn(route), n.Fd(), ep); err != nil {
 		return err
 	}
 	if ep.Egress != 0 {

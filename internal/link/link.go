@@ -178,13 +178,16 @@ func RemoveLink(h *netlink.Handle, name, mark string) error {
 // and every link coming up or going away walks that table: with a
 // thousand endpoints, creating one and deleting them all cost twice as
 // much. The container end keeps IPv6 as the kernel sets it up.
-func EnsureEndpoint(host *netlink.Handle, hostSock *Sock, ns *netlink.Handle, nsFd int, ep model.EndpointSpec) error {
-	bridge, err := host.LinkByName(ep.Bridge)
+func EnsureEndpoint(host *netlink.Handle, hostSock *Sock, ns *Sock, nsFd int, ep model.EndpointSpec) error {
+	bridge, ok, err := hostSock.Link(ep.Bridge)
+	if err == nil && !ok {
+		err = unix.ENODEV
+	}
 	if err != nil {
 		return fmt.Errorf("find bridge %s: %w", ep.Bridge, err)
 	}
 	v := VethSpec{
-		Name: ep.HostIf, MTU: ep.MTU, Master: bridge.Attrs().Index,
+		Name: ep.HostIf, MTU: ep.MTU, Master: bridge.Index,
 		PeerName: ep.ContainerIf, PeerMAC: mac(ep), PeerNetnsFd: nsFd,
 	}
 	peerIndex, err := hostSock.AddVeth(v)
@@ -207,7 +210,7 @@ func EnsureEndpoint(host *netlink.Handle, hostSock *Sock, ns *netlink.Handle, ns
 		if mark != ep.Mark {
 			return errs.Conflict("interface", ep.HostIf, describe(l, mark), "")
 		}
-		if err := host.LinkSetMasterByIndex(l, bridge.Attrs().Index); err != nil {
+		if err := host.LinkSetMasterByIndex(l, bridge.Index); err != nil {
 			return fmt.Errorf("ip link set %s master %s: %w", ep.HostIf, ep.Bridge, err)
 		}
 		if err := DisableIPv6(ep.HostIf); err != nil {
@@ -220,13 +223,17 @@ func EnsureEndpoint(host *netlink.Handle, hostSock *Sock, ns *netlink.Handle, ns
 	default:
 		return fmt.Errorf("ip link add %s type veth peer name %s netns %s: %w", ep.HostIf, ep.ContainerIf, ep.Netns, err)
 	}
-	var peer netlink.Link = &netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: peerIndex, Name: ep.ContainerIf}}
 	if peerIndex == 0 {
-		if peer, err = ns.LinkByName(ep.ContainerIf); err != nil {
+		peer, ok, err := ns.Link(ep.ContainerIf)
+		if err == nil && !ok {
+			err = unix.ENODEV
+		}
+		if err != nil {
 			return fmt.Errorf("find %s in netns %s: %w", ep.ContainerIf, ep.Netns, err)
 		}
+		peerIndex = peer.Index
 	}
-	if err := ns.LinkSetUp(peer); err != nil {
+	if err := ns.SetLink(peerIndex, ep.ContainerIf, "", true); err != nil {
 		return fmt.Errorf("ip -n %s link set %s up: %w", ep.Netns, ep.ContainerIf, err)
 	}
 	if ep.Hairpin {
@@ -234,11 +241,13 @@ func EnsureEndpoint(host *netlink.Handle, hostSock *Sock, ns *netlink.Handle, ns
 			return err
 		}
 	}
-	if err := ns.AddrAdd(peer, &netlink.Addr{IPNet: ipnet(ep.Addr)}); err != nil && !errors.Is(err, unix.EEXIST) {
+	if err := ns.AddAddr(peerIndex, ep.Addr); err != nil && !errors.Is(err, unix.EEXIST) {
 		return fmt.Errorf("ip -n %s addr add %s dev %s: %w", ep.Netns, ep.Addr, ep.ContainerIf, err)
 	}
 	if ep.DefaultRoute {
-		return EnsureDefaultRoute(ns, ep.Netns, peer, ep.Gateway, ep.Addr.Addr())
+		if err := ns.ReplaceDefaultRoute(peerIndex, ep.Gateway, ep.Addr.Addr()); err != nil {
+			return fmt.Errorf("ip -n %s route replace default via %s dev %s: %w", ep.Netns, ep.Gateway, ep.ContainerIf, err)
+		}
 	}
 	return nil
 }

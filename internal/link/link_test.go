@@ -51,11 +51,12 @@ func TestEnsureEndpoint(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer unix.Close(fd)
-	nsh, err := netlink.NewHandleAt(netns.NsHandle(fd), unix.NETLINK_ROUTE)
+	inside, err := nl.GetNetlinkSocketAt(netns.NsHandle(fd), netns.None(), unix.NETLINK_ROUTE)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer nsh.Close()
+	defer inside.Close()
+	nsh := SockOn(&nl.SocketHandle{Socket: inside})
 	ep := model.EndpointSpec{Netns: "ept", HostIf: "vethtest1", ContainerIf: "eth0", Bridge: "br-t",
 		Addr: netip.MustParsePrefix("10.9.0.2/24"), Gateway: netip.MustParseAddr("10.9.0.1"), MTU: 1400,
 		DefaultRoute: true, Mark: "cnet/t/ep/ept/n"}
@@ -86,10 +87,10 @@ func TestEnsureEndpoint(t *testing.T) {
 			t.Errorf("peer lacks %q:\n%s", want, peer)
 		}
 	}
-	if out := testenv.Run(t, "ip", "-n", "ept", "-4", "addr", "show", "eth0"); !strings.Contains(out, "10.9.0.2/24") {
+	if out := testenv.Run(t, "ip", "-n", "ept", "-4", "addr", "show", "eth0"); !strings.Contains(out, "10.9.0.2/24 brd 10.9.0.255") {
 		t.Errorf("peer address:\n%s", out)
 	}
-	if out := testenv.Run(t, "ip", "-n", "ept", "route"); !strings.Contains(out, "default via 10.9.0.1 dev eth0") {
+	if out := testenv.Run(t, "ip", "-n", "ept", "route"); !strings.Contains(out, "default via 10.9.0.1 dev eth0 src 10.9.0.2") {
 		t.Errorf("routes:\n%s", out)
 	}
 	// ifindex 3 taken in the namespace: eth1 gets another, and only eth1 is configured.

@@ -1,7 +1,9 @@
 package link
 
 import (
+	"encoding/binary"
 	"fmt"
+	"net/netip"
 
 	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
@@ -21,6 +23,10 @@ func OpenSock() (*Sock, error) {
 	}
 	return &Sock{h: &nl.SocketHandle{Socket: s}}, nil
 }
+
+// SockOn wraps a socket someone else owns (a namespace's, see
+// netns.NS.Route); whoever opened it closes it.
+func SockOn(h *nl.SocketHandle) *Sock { return &Sock{h: h} }
 
 // Close closes the socket.
 func (s *Sock) Close() {
@@ -130,3 +136,38 @@ func (s *Sock) AddVeth(v VethSpec) (peerIndex int, err error) {
 }
 
 var native = nl.NativeEndian()
+
+// AddAddr adds an address to a link, by index.
+// Equivalent to: `ip addr add PREFIX dev NAME`.
+func (s *Sock) AddAddr(index int, p netip.Prefix) error {
+	family := unix.AF_INET
+	if p.Addr().Is6() {
+		family = unix.AF_INET6
+	}
+	msg := nl.NewIfAddrmsg(family)
+	msg.Index = uint32(index)
+	msg.Prefixlen = uint8(p.Bits())
+	addr := p.Addr().AsSlice()
+	data := []nl.NetlinkRequestData{msg, nl.NewRtAttr(unix.IFA_LOCAL, addr), nl.NewRtAttr(unix.IFA_ADDRESS, addr)}
+	if p.Addr().Is4() && p.Bits() < 31 { // brd +, as the library's AddrAdd sets it
+		a := p.Addr().As4()
+		brd := binary.BigEndian.Uint32(a[:]) | (1<<(32-p.Bits()) - 1)
+		data = append(data, nl.NewRtAttr(unix.IFA_BROADCAST, binary.BigEndian.AppendUint32(nil, brd)))
+	}
+	return s.exec(unix.RTM_NEWADDR, unix.NLM_F_CREATE|unix.NLM_F_EXCL, data...)
+}
+
+// ReplaceDefaultRoute adds or replaces the IPv4 default route of the main
+// table: through gw on the link with index, preferring source src.
+// Equivalent to: `ip route replace default via GW dev NAME src SRC`.
+func (s *Sock) ReplaceDefaultRoute(index int, gw, src netip.Addr) error {
+	msg := nl.NewRtMsg() // main table, proto boot, scope universe, unicast
+	msg.Family = unix.AF_INET
+	if gw.Is6() {
+		msg.Family = unix.AF_INET6
+	}
+	return s.exec(unix.RTM_NEWROUTE, unix.NLM_F_CREATE|unix.NLM_F_REPLACE, msg,
+		nl.NewRtAttr(unix.RTA_GATEWAY, gw.AsSlice()),
+		nl.NewRtAttr(unix.RTA_OIF, nl.Uint32Attr(uint32(index))),
+		nl.NewRtAttr(unix.RTA_PREFSRC, src.AsSlice()))
+}

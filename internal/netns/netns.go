@@ -28,19 +28,37 @@ const nsfsMagic = 0x6e736673 // NSFS_MAGIC
 // NS is an open named namespace: a descriptor that keeps it alive, and a
 // netlink handle whose socket lives inside it, usable from any goroutine.
 type NS struct {
-	Name string
-	Path string
-	fd   int
-	Link *netlink.Handle
+	Name  string
+	Path  string
+	fd    int
+	Link  *netlink.Handle
+	route *nl.SocketHandle
 }
 
 // Fd returns the namespace descriptor (for IFLA_NET_NS_FD and setns).
 func (n *NS) Fd() int { return n.fd }
 
-// Close releases the descriptor and the netlink socket.
+// Route returns a bare route netlink socket inside the namespace, for
+// requests cnet builds itself; it is opened on first use (a namespace
+// cnet creates gets it while being created, from inside).
+func (n *NS) Route() (*nl.SocketHandle, error) {
+	if n.route == nil {
+		s, err := nl.GetNetlinkSocketAt(netns.NsHandle(n.fd), netns.None(), unix.NETLINK_ROUTE)
+		if err != nil {
+			return nil, fmt.Errorf("netlink socket in netns %s: %w", n.Name, err)
+		}
+		n.route = &nl.SocketHandle{Socket: s}
+	}
+	return n.route, nil
+}
+
+// Close releases the descriptor and the netlink sockets.
 func (n *NS) Close() {
 	if n.Link != nil {
 		n.Link.Close()
+	}
+	if n.route != nil {
+		n.route.Close()
 	}
 	if n.fd >= 0 {
 		unix.Close(n.fd)
@@ -72,7 +90,7 @@ func ensureDir(dir string) error {
 // at a cnet path is always recognisable as cnet's. Equivalent to:
 //
 //	ip netns add NAME
-func Create(dir, name string, inside func() error) (*NS, error) {
+func Create(dir, name string, inside func(route *nl.SocketHandle) error) (*NS, error) {
 	if err := ensureDir(dir); err != nil {
 		return nil, err
 	}
@@ -106,7 +124,7 @@ func Create(dir, name string, inside func() error) (*NS, error) {
 	return r.ns, nil
 }
 
-func createOnThread(path string, inside func() error) (ns *NS, err error, restored bool) {
+func createOnThread(path string, inside func(route *nl.SocketHandle) error) (ns *NS, err error, restored bool) {
 	orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("open current netns: %w", err), true
@@ -121,11 +139,18 @@ func createOnThread(path string, inside func() error) (ns *NS, err error, restor
 	if err != nil {
 		return nil, fmt.Errorf("netlink socket in new netns: %w", err), restore()
 	}
+	route, err := nl.GetNetlinkSocketAt(netns.None(), netns.None(), unix.NETLINK_ROUTE)
+	if err != nil {
+		h.Close()
+		return nil, fmt.Errorf("netlink socket in new netns: %w", err), restore()
+	}
+	rh := &nl.SocketHandle{Socket: route}
 	fail := func(err error) (*NS, error, bool) {
 		h.Close()
+		rh.Close()
 		return nil, err, restore()
 	}
-	if err := inside(); err != nil {
+	if err := inside(rh); err != nil {
 		return fail(err)
 	}
 	if err := unix.Mount("/proc/thread-self/ns/net", path, "none", unix.MS_BIND, ""); err != nil {
@@ -135,7 +160,7 @@ func createOnThread(path string, inside func() error) (ns *NS, err error, restor
 	if err != nil {
 		return fail(fmt.Errorf("open %s: %w", path, err))
 	}
-	return &NS{Path: path, fd: fd, Link: h}, nil, restore()
+	return &NS{Path: path, fd: fd, Link: h, route: rh}, nil, restore()
 }
 
 // Open opens the namespace bound at dir/name, or at name itself when it
