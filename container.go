@@ -2,9 +2,11 @@ package cnet
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -257,52 +259,41 @@ func (e *Engine) RemoveContainers(names []string, opts RemoveOptions) error {
 	if opts.Grace == 0 {
 		opts.Grace = 5 * time.Second
 	}
-	byNs, err := netns.ProcessesByNetns()
-	if err != nil {
-		return err
-	}
-	busy := map[string][]int{}
-	for _, name := range names {
-		if id, err := netns.IDOf(e.NetnsPath(name)); err == nil && len(byNs[id]) > 0 {
-			busy[name] = byNs[id]
-		}
-	}
-	var pre []PreviewStep
-	if len(busy) > 0 {
-		read := e.read
-		if e.opts.DryRun != nil {
-			read = e.view
-		}
-		// Only signal processes in namespaces that are cnet's containers.
-		if err := read(func(tx *state.Tx) error {
-			for name := range busy {
-				if c, err := tx.Container(name); err != nil || c == nil {
-					return cmp.Or(err, notFound("container", name, "nothing was removed; see `cnet ls`"))
+	// Finding the processes inside takes a scan of /proc, whose cost
+	// grows with the machine's processes. It runs while the transaction
+	// opens the state and finishes any interrupted operation; the plan
+	// waits for it.
+	scan := scanProcesses()
+	var (
+		scanned bool
+		busy    map[string][]int
+	)
+	build := func(env *plan.Env) (*plan.Plan, error) {
+		if !scanned {
+			byNs, err := scan()
+			if err != nil {
+				return nil, err
+			}
+			scanned = true
+			busy = map[string][]int{}
+			for _, name := range names {
+				if id, err := netns.IDOf(e.NetnsPath(name)); err == nil && len(byNs[id]) > 0 {
+					busy[name] = byNs[id]
 				}
 			}
-			return nil
-		}); err != nil {
-			return err
-		}
-		if !opts.Force {
-			name := sortedKeys(busy)[0]
-			return &errs.BusyError{What: "container", Name: name,
-				Reason: fmt.Sprintf("has %d running process(es) (pid %s)", len(busy[name]), joinInts(busy[name])),
-				Hint:   "stop them or use -f to send SIGTERM, then SIGKILL; nothing was removed"}
-		}
-		for _, name := range sortedKeys(busy) {
-			if e.opts.DryRun != nil {
-				pre = append(pre, stopPreview(name, busy[name], opts.Grace))
-				continue
+			if len(busy) > 0 {
+				return nil, errProcessesInside
 			}
-			if err := stopProcesses(e.NetnsPath(name), busy[name], opts.Grace); err != nil {
-				return fmt.Errorf("stop processes in %s: %w", name, err)
-			}
+		}
+		return plan.RemoveContainers(env, names)
+	}
+	_, err := e.mutateOrPreview(nil, build)
+	if errors.Is(err, errProcessesInside) {
+		var pre []PreviewStep
+		if pre, err = e.stopInside(busy, opts); err == nil {
+			_, err = e.mutateOrPreview(pre, build)
 		}
 	}
-	_, err = e.mutateOrPreview(pre, func(env *plan.Env) (*plan.Plan, error) {
-		return plan.RemoveContainers(env, names)
-	})
 	if err != nil || e.opts.DryRun != nil {
 		return err
 	}
@@ -310,6 +301,67 @@ func (e *Engine) RemoveContainers(names []string, opts RemoveOptions) error {
 		e.removeLog(name)
 	}
 	return nil
+}
+
+// errProcessesInside stops a removal's first plan: some of the
+// containers have processes inside, which must be refused or stopped
+// outside the lock before planning again.
+var errProcessesInside = errors.New("processes inside")
+
+// scanProcesses starts netns.ProcessesByNetns and returns a function that
+// waits for its result.
+func scanProcesses() func() (map[netns.ID][]int, error) {
+	type result struct {
+		byNs map[netns.ID][]int
+		err  error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		byNs, err := netns.ProcessesByNetns()
+		ch <- result{byNs, err}
+	}()
+	return sync.OnceValues(func() (map[netns.ID][]int, error) {
+		r := <-ch
+		return r.byNs, r.err
+	})
+}
+
+// stopInside refuses to remove containers with processes inside unless
+// opts.Force, and then stops those processes (or, in a dry run, returns
+// the steps that would).
+func (e *Engine) stopInside(busy map[string][]int, opts RemoveOptions) ([]PreviewStep, error) {
+	read := e.read
+	if e.opts.DryRun != nil {
+		read = e.view
+	}
+	// Only signal processes in namespaces that are cnet's containers.
+	if err := read(func(tx *state.Tx) error {
+		for name := range busy {
+			if c, err := tx.Container(name); err != nil || c == nil {
+				return cmp.Or(err, notFound("container", name, "nothing was removed; see `cnet ls`"))
+			}
+		}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	if !opts.Force {
+		name := sortedKeys(busy)[0]
+		return nil, &errs.BusyError{What: "container", Name: name,
+			Reason: fmt.Sprintf("has %d running process(es) (pid %s)", len(busy[name]), joinInts(busy[name])),
+			Hint:   "stop them or use -f to send SIGTERM, then SIGKILL; nothing was removed"}
+	}
+	var pre []PreviewStep
+	for _, name := range sortedKeys(busy) {
+		if e.opts.DryRun != nil {
+			pre = append(pre, stopPreview(name, busy[name], opts.Grace))
+			continue
+		}
+		if err := stopProcesses(e.NetnsPath(name), busy[name], opts.Grace); err != nil {
+			return nil, fmt.Errorf("stop processes in %s: %w", name, err)
+		}
+	}
+	return pre, nil
 }
 
 // stopPreview is what stopProcesses does, as commands that find the
