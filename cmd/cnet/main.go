@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"runtime/debug"
 
 	"github.com/cnetdev/cnet"
@@ -57,6 +58,10 @@ type usageError struct{ error }
 func (u usageError) Unwrap() []error { return []error{u.error, errUsage} }
 
 func main() {
+	// No allocation sampling for the memory profile, which nothing reads:
+	// each sample unwinds the stack through tables a short command never
+	// otherwise touches.
+	runtime.MemProfileRate = 0
 	if len(os.Args) > 1 && os.Args[1] == nsexecArg {
 		nsexecMain(os.Args[2:]) // never returns
 	}

@@ -83,7 +83,7 @@ func (rs Ruleset) Eval(chain string, p Packet) Verdict {
 	if rs.Empty() {
 		return Verdict{Chain: chain}
 	}
-	for _, r := range rules {
+	for _, r := range allRules() {
 		if r.chain != chain {
 			continue
 		}

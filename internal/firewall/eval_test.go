@@ -65,7 +65,7 @@ func TestEval(t *testing.T) {
 			seen[tt.chain+": "+v.Rule] = true
 		})
 	}
-	for _, r := range rules {
+	for _, r := range allRules() {
 		if !seen[r.chain+": "+r.nft] {
 			t.Errorf("no case is decided by rule %q in chain %s", r.nft, r.chain)
 		}

@@ -18,6 +18,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
@@ -236,7 +237,7 @@ type rule struct {
 
 type exprs = []expr.Any
 
-var rules = []rule{
+var baseRules = []rule{
 	// route_localnet is on for cnet bridges, so that 127.0.0.1-bound ports
 	// reach containers. Without this, anything that sends a packet for
 	// 127.0.0.0/8 to the host (a container, or a LAN neighbour on an
@@ -255,7 +256,8 @@ var rules = []rule{
 		}},
 }
 
-func init() {
+func buildRules() []rule {
+	rules := slices.Clone(baseRules)
 	// Published ports: DNAT to the container, for packets to a host address
 	// (prerouting: from the LAN and from containers; output: from the host
 	// itself, 127.0.0.1 included). Host-address mappings come first.
@@ -369,7 +371,12 @@ func init() {
 				return Verdict{Action: Masquerade, ID: RuleHairpin}, slices.Contains(rs.Bridges, p.OIf) && p.DNAT && rs.masq(p.Src)
 			}},
 	)
+	return rules
 }
+
+// allRules is every rule of the table, in order, built on first use:
+// most commands never need them.
+var allRules = sync.OnceValue(buildRules)
 
 func meta(k expr.MetaKey, reg uint32) expr.Any { return &expr.Meta{Key: k, Register: reg} }
 
@@ -457,7 +464,7 @@ func (rs Ruleset) String() string {
 	}
 	for i, c := range chains {
 		fmt.Fprintf(&b, "\tchain %s {\n\t\ttype %s; policy accept;\n", c.name, c.typText)
-		for _, r := range rules {
+		for _, r := range allRules() {
 			if r.chain == c.name {
 				fmt.Fprintf(&b, "\t\t%s\n", r.nft)
 			}

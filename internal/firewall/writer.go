@@ -45,7 +45,7 @@ func Sync(conn *nftables.Conn, rs Ruleset) error {
 				Table: t, Name: cd.name, Type: cd.typ, Hooknum: cd.hook, Priority: cd.prio, Policy: &accept,
 			})
 		}
-		for _, r := range rules {
+		for _, r := range allRules() {
 			conn.AddRule(&nftables.Rule{Table: t, Chain: chainByName[r.chain], Exprs: r.exprs(set)})
 		}
 	}
@@ -188,7 +188,7 @@ func Check(conn *nftables.Conn, rs Ruleset) (string, error) {
 			return "", fmt.Errorf("nft list chain inet %s %s: %w", Table, cd.name, err)
 		}
 		want := 0
-		for _, r := range rules {
+		for _, r := range allRules() {
 			if r.chain == cd.name {
 				want++
 			}

@@ -18,7 +18,6 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
-	"regexp"
 	"strings"
 
 	"github.com/cnetdev/cnet/internal/firewall"
@@ -317,11 +316,23 @@ func heredoc(text string) string {
 	return "<<'" + delim + "'\n" + text + delim
 }
 
-var plain = regexp.MustCompile(`^[A-Za-z0-9_./:=@%+,-]+$`)
+// plain reports whether s is one shell word as it stands: not empty, and
+// only letters, digits and _./:=@%+,-
+func plain(s string) bool {
+	for _, c := range []byte(s) {
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte("_./:=@%+,-", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return s != ""
+}
 
 // Quote returns s as one shell word.
 func Quote(s string) string {
-	if plain.MatchString(s) {
+	if plain(s) {
 		return s
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"

@@ -18,6 +18,9 @@ func TestQuote(t *testing.T) {
 		{"it's", `'it'\''s'`},
 		{"$HOME", "'$HOME'"},
 		{"", "''"},
+		{"a=b,c:d@e%f+g_h.i-j", "a=b,c:d@e%f+g_h.i-j"},
+		{"naïve", "'naïve'"},
+		{"a\tb", "'a\tb'"},
 	}
 	for _, tt := range tests {
 		if got := Quote(tt.in); got != tt.want {
