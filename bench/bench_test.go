@@ -165,7 +165,7 @@ func checkParts(t *testing.T, res *Results, cfg Config) {
 		}
 	}
 	if s := res.Soak; s == nil || s.Err != "" || s.CreateFirst.Median <= 0 || s.RmLast.Median <= 0 ||
-		s.DNSRSSFirst <= 0 || s.DNSRSSLast <= 0 || s.DBFirst <= 0 || s.CreateRSSLast <= 0 {
+		s.DNSRSSFirst <= 0 || s.DNSRSSWarm <= 0 || s.DNSRSSLast <= 0 || s.DBFirst <= 0 || s.CreateRSSLast <= 0 {
 		t.Errorf("soak: %+v", s)
 	} else if len(s.Leaks) > 0 {
 		t.Errorf("soak leaked:\n%s", strings.Join(s.Leaks, "\n"))

@@ -75,7 +75,7 @@ func TestPartsReport(t *testing.T) {
 		{N: 1000, Setup: Stat{ms(8.8), ms(10), 20}, Teardown: Stat{ms(5.25), ms(6), 20}}}}}
 	res.Soak = &SoakResult{Cycles: 10000, Window: 1000, CreateFirst: Stat{ms(10), ms(12), 1000}, CreateLast: Stat{ms(11), ms(13), 1000},
 		RmFirst: Stat{ms(5), ms(6), 1000}, RmLast: Stat{ms(5), ms(6), 1000}, CreateRSSFirst: 16384, CreateRSSLast: 16384,
-		DNSRSSFirst: 8192, DNSRSSLast: 8704, DBFirst: 128 << 10, DBLast: 128 << 10, Leaks: []string{"link veth veth1"}}
+		DNSRSSFirst: 4096, DNSRSSWarm: 8192, DNSRSSLast: 8704, DBFirst: 128 << 10, DBLast: 128 << 10, Leaks: []string{"link veth veth1"}}
 	md := res.Markdown()
 	for _, want := range []string{
 		"| cnet    | 1 per service   | 9.60 / 10.00 Gbit/s       | 96%",
@@ -88,8 +88,9 @@ func TestPartsReport(t *testing.T) {
 		"dnsmasq: dnsmasq not found",
 		"| cnet   | 1000 | 8.80 ms",
 		"x1.10",
-		"| `cnet create`                                | 10.0 ms  | 11.0 ms  | x1.10",
-		"8.5 MiB",
+		"| `cnet create`                                              | 10.0 ms  | 11.0 ms  | x1.10",
+		"| name server RSS (after the first 1000 cycles / at the end) | 8.0 MiB  | 8.5 MiB  | x1.06",
+		"RSS after cycle 1 was 4.0 MiB",
 		"Leaked objects (1):",
 		"- link veth veth1",
 	} {

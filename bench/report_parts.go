@@ -15,7 +15,7 @@ func pct(a, b float64) string {
 	return fmt.Sprintf("%.0f%%", 100*a/b)
 }
 
-func ratio(a, b time.Duration) string {
+func ratio[T ~int64](a, b T) string {
 	if a <= 0 || b <= 0 {
 		return "-"
 	}
@@ -208,10 +208,11 @@ func (r *Results) soakMarkdown(b *strings.Builder, note func(what, msg string) s
 		{"`cnet create`", ms(s.CreateFirst.Median), ms(s.CreateLast.Median), ratio(s.CreateLast.Median, s.CreateFirst.Median)},
 		{"`cnet rm`", ms(s.RmFirst.Median), ms(s.RmLast.Median), ratio(s.RmLast.Median, s.RmFirst.Median)},
 		{"peak RSS of `cnet create`", mib(s.CreateRSSFirst), mib(s.CreateRSSLast), ""},
-		{"name server RSS (after cycle 1 / at the end)", mib(s.DNSRSSFirst), mib(s.DNSRSSLast), ""},
+		{fmt.Sprintf("name server RSS (after the first %d cycles / at the end)", s.Window), mib(s.DNSRSSWarm), mib(s.DNSRSSLast), ratio(s.DNSRSSLast, s.DNSRSSWarm)},
 		{"state.db (after cycle 1 / at the end)", size(s.DBFirst), size(s.DBLast), ""},
 	}
 	b.WriteString(table([]string{"figure", "first", "last", "last / first"}, rows))
+	fmt.Fprintf(b, "\nThe name server's RSS after cycle 1 was %s: it grows over its first cycles to the garbage collector's working size, then stays there.\n", mib(s.DNSRSSFirst))
 	fmt.Fprintf(b, "\n%d cycles took %s. ", s.Cycles, s.Elapsed.Round(time.Second))
 	if len(s.Leaks) == 0 {
 		b.WriteString("Leaked objects: none.\n")

@@ -31,10 +31,13 @@ type SoakResult struct {
 	// CreateRSS: median peak RSS (KiB) of `cnet create` in the first and
 	// last Window cycles.
 	CreateRSSFirst, CreateRSSLast int64
-	// DNSRSS: the name server's RSS (KiB) after the first cycle and at
-	// the end; DB: state.db's size then.
-	DNSRSSFirst, DNSRSSLast int64
-	DBFirst, DBLast         int64
+	// DNSRSS: the name server's RSS (KiB) after the first cycle, after
+	// the first Window cycles and at the end; DB: state.db's size after
+	// the first cycle and at the end. A Go process's RSS rises over its
+	// first cycles to the garbage collector's working size, so the
+	// server is flat when the end matches the warm figure.
+	DNSRSSFirst, DNSRSSWarm, DNSRSSLast int64
+	DBFirst, DBLast                     int64
 	// Leaks lists what the end has that the start did not.
 	Leaks   []string
 	Elapsed time.Duration
@@ -226,6 +229,9 @@ func measureSoak(cfg *Config) *SoakResult {
 				return r
 			}
 			r.DNSRSSFirst, r.DBFirst = dnsServerRSS(cfg.Root), fileSize(stateDB(cfg.Root))
+		}
+		if i == r.Window {
+			r.DNSRSSWarm = dnsServerRSS(cfg.Root)
 		}
 		if i%1000 == 0 {
 			cfg.Log("  soak: %d cycles (%s)", i, time.Since(start).Round(time.Second))
