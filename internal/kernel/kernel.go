@@ -42,8 +42,7 @@ type Kernel struct {
 
 	host     *netlink.Handle
 	hostSock *link.Sock
-	ct       *netlink.Handle   // netfilter socket, for conntrack
-	ctSock   *nl.NetlinkSocket // netfilter socket, for filtered conntrack dumps
+	ctSock   *nl.NetlinkSocket // netfilter socket, for conntrack
 	diag     *nl.NetlinkSocket // sock_diag socket in the host namespace
 	ns       map[string]*netns.NS
 }
@@ -61,10 +60,6 @@ func (k *Kernel) Close() {
 	}
 	k.hostSock.Close()
 	k.hostSock = nil
-	if k.ct != nil {
-		k.ct.Close()
-		k.ct = nil
-	}
 	if k.diag != nil {
 		k.diag.Close()
 		k.diag = nil
@@ -622,11 +617,11 @@ func (k *Kernel) AddPorts(ps []model.PortElem) error {
 	if err := firewall.AddPorts(c, ps); err != nil {
 		return err
 	}
-	h, s, err := k.conntrack()
+	s, err := k.conntrack()
 	if err != nil {
 		return err
 	}
-	return link.FlushConntrack(s, h, ps, true)
+	return link.FlushConntrack(s, ps, true)
 }
 
 // DelPorts deletes published ports from the DNAT maps in one batch, then
@@ -639,29 +634,22 @@ func (k *Kernel) DelPorts(ps []model.PortElem) error {
 	if err := firewall.DelPorts(c, ps); err != nil {
 		return err
 	}
-	h, s, err := k.conntrack()
+	s, err := k.conntrack()
 	if err != nil {
 		return err
 	}
-	return link.FlushConntrack(s, h, ps, false)
+	return link.FlushConntrack(s, ps, false)
 }
 
-func (k *Kernel) conntrack() (*netlink.Handle, *nl.NetlinkSocket, error) {
-	if k.ct == nil {
-		h, err := netlink.NewHandle(unix.NETLINK_NETFILTER)
-		if err != nil {
-			return nil, nil, fmt.Errorf("netfilter netlink socket: %w", err)
-		}
-		k.ct = h
-	}
+func (k *Kernel) conntrack() (*nl.NetlinkSocket, error) {
 	if k.ctSock == nil {
 		s, err := nl.GetNetlinkSocketAt(vnetns.None(), vnetns.None(), unix.NETLINK_NETFILTER)
 		if err != nil {
-			return nil, nil, fmt.Errorf("netfilter netlink socket: %w", err)
+			return nil, fmt.Errorf("netfilter netlink socket: %w", err)
 		}
 		k.ctSock = s
 	}
-	return k.ct, k.ctSock, nil
+	return k.ctSock, nil
 }
 
 // SetHairpin switches hairpin mode on an endpoint's bridge port.

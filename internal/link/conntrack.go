@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"net/netip"
 
-	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
 
@@ -22,7 +21,7 @@ import (
 const perPortDumps = 4
 
 // FlushConntrack deletes connection-tracking entries of published ports,
-// through s (a NETLINK_NETFILTER socket) or, for many ports at once, h.
+// through s (a NETLINK_NETFILTER socket).
 //
 // Unpublishing (published false) deletes the entries the mapping created,
 // so a flow (UDP above all, which never ends by itself) does not keep
@@ -33,7 +32,7 @@ const perPortDumps = 4
 // datagram sent while nothing was published leaves an entry without NAT
 // that would otherwise keep the flow off the new mapping:
 // `conntrack -D -p PROTO --orig-port-dst HOSTPORT [--orig-dst HOSTIP]`.
-func FlushConntrack(s *nl.NetlinkSocket, h *netlink.Handle, ps []model.PortElem, published bool) error {
+func FlushConntrack(s *nl.NetlinkSocket, ps []model.PortElem, published bool) error {
 	filters := make([]flowFilter, 0, len(ps))
 	for _, p := range ps {
 		f := flowFilter{proto: unix.IPPROTO_TCP, port: p.HostPort}
@@ -49,10 +48,13 @@ func FlushConntrack(s *nl.NetlinkSocket, h *netlink.Handle, ps []model.PortElem,
 		filters = append(filters, f)
 	}
 	if len(filters) > perPortDumps {
-		return flushAll(h, filters)
+		if err := flushMatching(s, ctRequest(s, nl.IPCTNL_MSG_CT_GET, unix.NLM_F_DUMP), filters); err != nil {
+			return fmt.Errorf("conntrack -D: %w", err)
+		}
+		return nil
 	}
 	for _, f := range filters {
-		if err := f.flush(s); err != nil {
+		if err := flushMatching(s, f.dumpRequest(s), []flowFilter{f}); err != nil {
 			return fmt.Errorf("conntrack -D %s: %w", f, err)
 		}
 	}
@@ -87,18 +89,16 @@ const (
 	ctaFilterOrigFlags  = 1
 	ctaFilterReplyFlags = 2
 
-	nlaTypeMask = ^uint16(unix.NLA_F_NESTED | unix.NLA_F_NET_BYTEORDER)
-
 	filterIPSrc    = 1 << 0
 	filterIPDst    = 1 << 1
 	filterProtoNum = 1 << 3
 	filterDstPort  = 1 << 5
 )
 
-// flush lists the filter's flows, with the kernel filtering them, and
-// deletes each. A kernel older than the filter lists every flow; each is
-// matched here again, so that only costs time.
-func (f flowFilter) flush(s *nl.NetlinkSocket) error {
+// dumpRequest asks for the filter's flows, with the kernel filtering
+// them. A kernel older than the filter lists every flow; flushMatching
+// matches each again, so that only costs time.
+func (f flowFilter) dumpRequest(s *nl.NetlinkSocket) *nl.NetlinkRequest {
 	req := ctRequest(s, nl.IPCTNL_MSG_CT_GET, unix.NLM_F_DUMP)
 	orig := nl.NewRtAttr(unix.NLA_F_NESTED|nl.CTA_TUPLE_ORIG, nil)
 	origFlags, replyFlags := uint32(filterProtoNum|filterDstPort), uint32(0)
@@ -122,17 +122,53 @@ func (f flowFilter) flush(s *nl.NetlinkSocket) error {
 	filter.AddRtAttr(ctaFilterOrigFlags, binary.NativeEndian.AppendUint32(nil, origFlags))
 	filter.AddRtAttr(ctaFilterReplyFlags, binary.NativeEndian.AppendUint32(nil, replyFlags))
 	req.AddData(filter)
-	flows, err := collect(req, unix.NETLINK_NETFILTER, 0)
-	if err != nil {
+	return req
+}
+
+// flushMatching takes the dump req asks for and deletes each flow under
+// any of filters. Each flow's tuples are read once, without decoding the rest
+// of it (counters, timeouts, marks), and looked up by protocol and port,
+// so one dump of every flow the machine tracks stays cheap however many
+// mappings it serves. A dump the kernel reports as interrupted (flows
+// changed meanwhile) is taken again, and after dumpRetries the flows it
+// did list are deleted, as the best that can be done.
+func flushMatching(s *nl.NetlinkSocket, req *nl.NetlinkRequest, filters []flowFilter) error {
+	type key struct {
+		proto uint8
+		port  uint16
+	}
+	byKey := map[key][]flowFilter{}
+	for _, f := range filters {
+		byKey[key{f.proto, f.port}] = append(byKey[key{f.proto, f.port}], f)
+	}
+	var doomed [][]byte
+	var err error
+	for range dumpRetries {
+		doomed = doomed[:0]
+		err = execute(req, unix.NETLINK_NETFILTER, 0, func(m []byte) bool {
+			if len(m) < 4 {
+				return true
+			}
+			orig, reply := parseFlow(m[4:]) // after struct nfgenmsg
+			for _, f := range byKey[key{orig.proto, orig.dport}] {
+				if f.covers(orig, reply) {
+					doomed = append(doomed, append([]byte(nil), m[4:]...))
+					break
+				}
+			}
+			return true
+		})
+		if !errors.Is(err, nl.ErrDumpInterrupted) {
+			break
+		}
+	}
+	if err != nil && !errors.Is(err, nl.ErrDumpInterrupted) {
 		return err
 	}
 	var errs []error
-	for _, raw := range flows {
-		if len(raw) < 4 || !f.matches(raw[4:]) {
-			continue
-		}
+	for _, attrs := range doomed {
 		del := ctRequest(s, nl.IPCTNL_MSG_CT_DELETE, unix.NLM_F_ACK)
-		del.AddRawData(raw[4:]) // the flow's own attributes name it
+		del.AddRawData(attrs) // the flow's own attributes name it
 		if err := execute(del, unix.NETLINK_NETFILTER, 0, nil); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			errs = append(errs, err) // gone meanwhile is fine
 		}
@@ -148,22 +184,24 @@ func ctRequest(s *nl.NetlinkSocket, op, flags int) *nl.NetlinkRequest {
 	return req
 }
 
-// matches reports whether a flow's attributes (after its nfgenmsg) fall
-// under the filter.
-func (f flowFilter) matches(attrs []byte) bool {
-	var orig, reply tuple
-	as, err := nl.ParseRouteAttr(attrs)
-	if err != nil {
-		return false
-	}
-	for _, a := range as {
-		switch a.Attr.Type & nlaTypeMask {
+// parseFlow reads a flow's original and reply tuples from its attributes
+// (after its nfgenmsg); a flow it cannot read has zero tuples, which no
+// filter covers. It allocates nothing: a dump can hold tens of thousands
+// of flows, and a command does not collect its garbage.
+func parseFlow(attrs []byte) (orig, reply tuple) {
+	eachAttr(attrs, func(typ uint16, v []byte) {
+		switch typ {
 		case nl.CTA_TUPLE_ORIG:
-			orig = parseTuple(a.Value)
+			orig = parseTuple(v)
 		case nl.CTA_TUPLE_REPLY:
-			reply = parseTuple(a.Value)
+			reply = parseTuple(v)
 		}
-	}
+	})
+	return orig, reply
+}
+
+// covers reports whether a flow with these tuples falls under the filter.
+func (f flowFilter) covers(orig, reply tuple) bool {
 	return orig.proto == f.proto && orig.dport == f.port &&
 		(!f.origDst.IsValid() || orig.dst == f.origDst) &&
 		(!f.replySrc.IsValid() || reply.src == f.replySrc)
@@ -177,67 +215,29 @@ type tuple struct {
 
 func parseTuple(b []byte) tuple {
 	var t tuple
-	as, _ := nl.ParseRouteAttr(b)
-	for _, a := range as {
-		inner, _ := nl.ParseRouteAttr(a.Value)
-		switch a.Attr.Type & nlaTypeMask {
+	eachAttr(b, func(typ uint16, v []byte) {
+		switch typ {
 		case nl.CTA_TUPLE_IP:
-			for _, x := range inner {
-				addr, ok := netip.AddrFromSlice(x.Value)
-				switch x.Attr.Type & nlaTypeMask {
-				case nl.CTA_IP_V4_SRC:
-					if ok {
-						t.src = addr
-					}
-				case nl.CTA_IP_V4_DST:
-					if ok {
-						t.dst = addr
-					}
+			eachAttr(v, func(typ uint16, v []byte) {
+				addr, ok := netip.AddrFromSlice(v)
+				switch {
+				case !ok:
+				case typ == nl.CTA_IP_V4_SRC:
+					t.src = addr
+				case typ == nl.CTA_IP_V4_DST:
+					t.dst = addr
 				}
-			}
+			})
 		case nl.CTA_TUPLE_PROTO:
-			for _, x := range inner {
-				switch x.Attr.Type & nlaTypeMask {
-				case nl.CTA_PROTO_NUM:
-					if len(x.Value) == 1 {
-						t.proto = x.Value[0]
-					}
-				case nl.CTA_PROTO_DST_PORT:
-					if len(x.Value) == 2 {
-						t.dport = binary.BigEndian.Uint16(x.Value)
-					}
+			eachAttr(v, func(typ uint16, v []byte) {
+				switch {
+				case typ == nl.CTA_PROTO_NUM && len(v) == 1:
+					t.proto = v[0]
+				case typ == nl.CTA_PROTO_DST_PORT && len(v) == 2:
+					t.dport = binary.BigEndian.Uint16(v)
 				}
-			}
+			})
 		}
-	}
+	})
 	return t
-}
-
-// flushAll deletes the flows under any of fs with one dump of every flow.
-func flushAll(h *netlink.Handle, fs []flowFilter) error {
-	var filters []netlink.CustomConntrackFilter
-	for _, f := range fs {
-		cf := &netlink.ConntrackFilter{}
-		if err := cf.AddProtocol(f.proto); err != nil {
-			return err
-		}
-		if err := cf.AddPort(netlink.ConntrackOrigDstPort, f.port); err != nil {
-			return err
-		}
-		if f.replySrc.IsValid() {
-			if err := cf.AddIP(netlink.ConntrackReplySrcIP, f.replySrc.AsSlice()); err != nil {
-				return err
-			}
-		}
-		if f.origDst.IsValid() {
-			if err := cf.AddIP(netlink.ConntrackOrigDstIP, f.origDst.AsSlice()); err != nil {
-				return err
-			}
-		}
-		filters = append(filters, cf)
-	}
-	if _, err := h.ConntrackDeleteFilters(netlink.ConntrackTable, unix.AF_INET, filters...); err != nil {
-		return fmt.Errorf("conntrack -D: %w", err)
-	}
-	return nil
 }

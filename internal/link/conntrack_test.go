@@ -100,6 +100,8 @@ func TestFlushConntrack(t *testing.T) {
 			[]string{"other-addr", "other-port"}},
 		{"publish on 0.0.0.0 deletes its port's flows to every address", []model.PortElem{elem("udp", "0.0.0.0", 5300, "10.9.0.2")}, true,
 			[]string{"other-port"}},
+		{"one port on two host addresses deletes the flows to both", []model.PortElem{elem("udp", "10.0.0.1", 5300, "10.9.0.2"), elem("udp", "10.0.0.2", 5300, "10.9.0.2")}, true,
+			[]string{"other-port"}},
 		{"another protocol deletes nothing", []model.PortElem{elem("tcp", "0.0.0.0", 5300, "10.9.0.2"), elem("tcp", "0.0.0.0", 5400, "10.9.0.2")}, true,
 			[]string{"nat", "other-addr", "other-port", "stale"}},
 		{"unpublish of another container's mapping deletes nothing", []model.PortElem{elem("udp", "0.0.0.0", 5400, "10.9.0.3")}, false,
@@ -115,7 +117,7 @@ func TestFlushConntrack(t *testing.T) {
 				if many {
 					ps = append(slices.Clone(tt.ps), padding...)
 				}
-				if err := FlushConntrack(s, h, ps, tt.published); err != nil {
+				if err := FlushConntrack(s, ps, tt.published); err != nil {
 					t.Fatal(err)
 				}
 				if got := left(); !slices.Equal(got, tt.want) {

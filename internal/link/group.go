@@ -84,14 +84,7 @@ func parseLinkInfo(m []byte) (LinkInfo, bool) {
 		return LinkInfo{}, false
 	}
 	l := LinkInfo{Index: int(int32(native.Uint32(m[4:8])))}
-	b := m[unix.SizeofIfInfomsg:]
-	for len(b) >= unix.SizeofRtAttr {
-		alen := int(native.Uint16(b[0:2]))
-		typ := native.Uint16(b[2:4]) &^ (unix.NLA_F_NESTED | unix.NLA_F_NET_BYTEORDER)
-		if alen < unix.SizeofRtAttr || alen > len(b) {
-			break
-		}
-		v := b[unix.SizeofRtAttr:alen]
+	eachAttr(m[unix.SizeofIfInfomsg:], func(typ uint16, v []byte) {
 		switch typ {
 		case unix.IFLA_IFNAME:
 			l.Name = cString(v)
@@ -102,12 +95,7 @@ func parseLinkInfo(m []byte) (LinkInfo, bool) {
 				l.Group = native.Uint32(v)
 			}
 		}
-		next := (alen + unix.RTA_ALIGNTO - 1) &^ (unix.RTA_ALIGNTO - 1)
-		if next > len(b) {
-			break
-		}
-		b = b[next:]
-	}
+	})
 	return l, l.Index > 0 && l.Name != ""
 }
 

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/cnetdev/cnet/internal/errs"
 	"github.com/cnetdev/cnet/internal/testenv"
 )
@@ -269,5 +271,20 @@ func TestLinkInReadsAnotherNamespace(t *testing.T) {
 	}
 	if _, _, err := sock.LinkIn(id+1000, "lo"); err == nil {
 		t.Errorf("LinkIn with an id the host never gave: no error")
+	}
+}
+
+// TestRequestErrorsCarryTheKernelsReason: a refused request's error keeps
+// its errno and adds the text the kernel gave for it.
+func TestRequestErrorsCarryTheKernelsReason(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	sock, err := OpenSock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sock.Close()
+	_, err = sock.AddVeth(VethSpec{Name: strings.Repeat("x", 20), MTU: 1500, PeerName: "p", PeerNetnsFd: -1})
+	if !errors.Is(err, unix.ERANGE) || !strings.Contains(err.Error(), "policy validation") {
+		t.Errorf("AddVeth with a 20-character name: %v; want ERANGE with the kernel's reason", err)
 	}
 }

@@ -178,19 +178,29 @@ func ackError(m syscall.NetlinkMessage) error {
 	if reqLen > len(rest) {
 		return err
 	}
-	for b := rest[reqLen:]; len(b) >= unix.SizeofRtAttr; {
+	eachAttr(rest[reqLen:], func(typ uint16, v []byte) {
+		if typ == errorReport {
+			err = fmt.Errorf("%w: %s", err, cString(v))
+		}
+	})
+	return err
+}
+
+// eachAttr calls fn with the type (without the nested and byte-order
+// flags) and the value of each netlink attribute in b, in place: unlike
+// nl.ParseRouteAttr it allocates nothing. It stops at the first malformed
+// attribute.
+func eachAttr(b []byte, fn func(typ uint16, v []byte)) {
+	for len(b) >= unix.SizeofRtAttr {
 		alen := int(native.Uint16(b[0:2]))
 		if alen < unix.SizeofRtAttr || alen > len(b) {
-			break
+			return
 		}
-		if native.Uint16(b[2:4]) == errorReport {
-			return fmt.Errorf("%w: %s", err, cString(b[unix.SizeofRtAttr:alen]))
-		}
+		fn(native.Uint16(b[2:4])&^(unix.NLA_F_NESTED|unix.NLA_F_NET_BYTEORDER), b[unix.SizeofRtAttr:alen])
 		next := (alen + unix.RTA_ALIGNTO - 1) &^ (unix.RTA_ALIGNTO - 1)
 		if next > len(b) {
-			break
+			return
 		}
 		b = b[next:]
 	}
-	return err
 }

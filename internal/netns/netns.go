@@ -47,6 +47,7 @@ func (n *NS) Route() (*nl.SocketHandle, error) {
 		if err != nil {
 			return nil, fmt.Errorf("netlink socket in netns %s: %w", n.Name, err)
 		}
+		s.SetExtAck(true) // the kernel's reason joins the error
 		n.route = &nl.SocketHandle{Socket: s}
 	}
 	return n.route, nil
@@ -144,6 +145,7 @@ func createOnThread(path string, inside func(route *nl.SocketHandle) error) (ns 
 		h.Close()
 		return nil, fmt.Errorf("netlink socket in new netns: %w", err), restore()
 	}
+	route.SetExtAck(true) // the kernel's reason joins the error
 	rh := &nl.SocketHandle{Socket: route}
 	fail := func(err error) (*NS, error, bool) {
 		h.Close()
