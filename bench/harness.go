@@ -181,8 +181,81 @@ func timed(f func() error) (time.Duration, error) {
 // create+remove pairs on an empty network for N=1, then containers
 // 1..max one after another and their removal in reverse order.
 // onFull, if set, runs when all max containers exist.
-func measure(cfg *Config, t tool, subnet netip.Prefix, prefix string, onFull func()) (res *ToolResult) {
+// n1 is one tool's N=1 figures, timed in turns with the other tools: a
+// create and a remove per round, or the error that stopped it.
+type n1 struct {
+	setup, teardown []time.Duration
+	err             error
+}
+
+// inTurns times N=1 for every tool side by side. Each prepares its
+// network; then, round after round, every tool creates and removes its
+// one container, the order rotating each round, so that drift in the
+// machine's speed (other work on a shared host, the kernel's deferred
+// cleanup) falls on all of them alike; then each removes its network
+// again. A tool that fails drops out, and the others go on.
+func inTurns(cfg *Config, ts []tool, subnets []netip.Prefix, prefixes []string) map[string]*n1 {
+	maxN := slices.Max(cfg.Ns)
+	out := map[string]*n1{}
+	var active []int
+	for i, t := range ts {
+		out[t.name()] = &n1{}
+		if err := t.check(); err != nil {
+			out[t.name()].err = err
+			continue
+		}
+		if err := t.prepare(); err != nil {
+			out[t.name()].err = fmt.Errorf("preparing the network: %w", err)
+			t.finish()
+			continue
+		}
+		active = append(active, i)
+	}
+	for r := 1; r <= cfg.Reps; r++ {
+		for k := range active {
+			i := active[(k+r)%len(active)]
+			t, res := ts[i], out[ts[i].name()]
+			if res.err != nil {
+				continue
+			}
+			s := slot{name: fmt.Sprintf("%s-r%d", prefixes[i], r), ip: nthAddr(subnets[i], 2), id: maxN + r}
+			res.err = func() error {
+				st, isStaged := t.(staged)
+				if isStaged {
+					if err := st.before(s); err != nil {
+						return fmt.Errorf("before create %s: %w", s.name, err)
+					}
+					defer st.after(s)
+				}
+				d, err := timed(func() error { return t.create(s) })
+				if err != nil {
+					return fmt.Errorf("create %s: %w", s.name, err)
+				}
+				res.setup = append(res.setup, d)
+				if d, err = timed(func() error { return t.remove(s) }); err != nil {
+					return fmt.Errorf("remove %s: %w", s.name, err)
+				}
+				res.teardown = append(res.teardown, d)
+				return nil
+			}()
+		}
+	}
+	for _, i := range active {
+		if err := ts[i].finish(); err != nil && out[ts[i].name()].err == nil {
+			out[ts[i].name()].err = fmt.Errorf("removing the network: %w", err)
+		}
+	}
+	return out
+}
+
+// measure times one tool: N=1 (timed here, unless the figures come from
+// inTurns), then containers 1..max N one after another and back.
+func measure(cfg *Config, t tool, subnet netip.Prefix, prefix string, onFull func(), turns *n1) (res *ToolResult) {
 	res = &ToolResult{Name: t.name()}
+	if turns != nil && turns.err != nil {
+		res.Err = turns.err.Error()
+		return res
+	}
 	if err := t.check(); err != nil {
 		res.Err = err.Error()
 		return res
@@ -240,7 +313,9 @@ func measure(cfg *Config, t tool, subnet netip.Prefix, prefix string, onFull fun
 
 	// N=1: the only container on the network, created and removed Reps times.
 	var repSetup, repTeardown []time.Duration
-	if slices.Contains(cfg.Ns, 1) {
+	if turns != nil {
+		repSetup, repTeardown = turns.setup, turns.teardown
+	} else if slices.Contains(cfg.Ns, 1) {
 		for r := 1; r <= cfg.Reps; r++ {
 			s := slot{name: fmt.Sprintf("%s-r%d", prefix, r), ip: nthAddr(subnet, 2), id: maxN + r}
 			d, err := create(s)

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"errors"
+	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -97,5 +100,55 @@ func TestPartsReport(t *testing.T) {
 		if !strings.Contains(md, want) {
 			t.Errorf("report lacks %q:\n%s", want, md)
 		}
+	}
+}
+
+// fakeTool records what inTurns asks of it in a log shared by all the
+// fake tools; it fails its create in round failRound (0: never).
+type fakeTool struct {
+	n         string
+	log       *[]string
+	failRound int
+	round     int
+}
+
+func (f *fakeTool) name() string   { return f.n }
+func (f *fakeTool) check() error   { return nil }
+func (f *fakeTool) prepare() error { *f.log = append(*f.log, f.n+" prepare"); return nil }
+func (f *fakeTool) create(s slot) error {
+	f.round++
+	if f.round == f.failRound {
+		return errors.New("no room")
+	}
+	*f.log = append(*f.log, f.n+" create "+s.name)
+	return nil
+}
+func (f *fakeTool) remove(s slot) error { *f.log = append(*f.log, f.n+" remove "+s.name); return nil }
+func (f *fakeTool) finish() error       { *f.log = append(*f.log, f.n+" finish"); return nil }
+
+// TestInTurns: every tool creates and removes its container once a
+// round, the order rotating round by round; a tool that fails drops out
+// and the others go on; every prepared network is removed at the end.
+func TestInTurns(t *testing.T) {
+	var log []string
+	ts := []tool{&fakeTool{n: "a", log: &log}, &fakeTool{n: "b", log: &log, failRound: 2}, &fakeTool{n: "c", log: &log}}
+	subnet := netip.MustParsePrefix("10.0.0.0/24")
+	cfg := &Config{Ns: []int{1, 10}, Reps: 3}
+	got := inTurns(cfg, ts, []netip.Prefix{subnet, subnet, subnet}, []string{"pa", "pb", "pc"})
+	want := []string{
+		"a prepare", "b prepare", "c prepare",
+		"b create pb-r1", "b remove pb-r1", "c create pc-r1", "c remove pc-r1", "a create pa-r1", "a remove pa-r1",
+		"c create pc-r2", "c remove pc-r2", "a create pa-r2", "a remove pa-r2", // b fails in round 2
+		"a create pa-r3", "a remove pa-r3", "c create pc-r3", "c remove pc-r3",
+		"a finish", "b finish", "c finish",
+	}
+	if !slices.Equal(log, want) {
+		t.Errorf("calls:\n%s\nwant:\n%s", strings.Join(log, "\n"), strings.Join(want, "\n"))
+	}
+	if n := len(got["a"].setup); n != 3 || len(got["a"].teardown) != 3 || got["a"].err != nil {
+		t.Errorf("a: %d setups, %d teardowns, %v; want 3, 3, no error", n, len(got["a"].teardown), got["a"].err)
+	}
+	if got["b"].err == nil || len(got["b"].setup) != 1 {
+		t.Errorf("b: %d setups, %v; want 1 and the error of round 2", len(got["b"].setup), got["b"].err)
 	}
 }

@@ -86,7 +86,7 @@ func (r *Results) Markdown() string {
 	if len(r.Tools) > 0 {
 		fmt.Fprintf(&b, "\n## Setup and teardown per container\n\n")
 		fmt.Fprintf(&b, "Each tool creates containers 1..%d one after another on one network (a /16), "+
-			"then removes them in reverse order. N=1 is repeated create+remove on an empty network; "+
+			"then removes them in reverse order. N=1 is repeated create+remove on an empty network, timed before the rest with the tools taking turns round by round (the order rotating), so that drift in the machine's speed falls on all of them alike; "+
 			"a larger N is the containers around it (91..110 for N=100, the last 20 for N=1000). "+
 			"Growth is the median at the largest N over the median at N=1.\n\n", r.Ns[len(r.Ns)-1])
 		rows := timingRows(r.Tools, note)

@@ -100,13 +100,32 @@ func Run(cfg Config) (*Results, error) {
 		{&floor{bridge: "floorbr0", subnet: netip.MustParsePrefix("10.76.0.0/16")}, "10.76.0.0/16", "floor", nil},
 		{&floorCLI{floor{bridge: "floorbr1", subnet: netip.MustParsePrefix("10.77.0.0/16")}, cfg.FloorBin}, "10.77.0.0/16", "floorc", nil},
 	}
+	// N=1 first, every tool in turn, round by round.
+	var turns map[string]*n1
+	if slices.Contains(cfg.Ns, 1) {
+		var ts []tool
+		var subnets []netip.Prefix
+		var prefixes []string
+		for _, r := range runs {
+			if cfg.wants(r.t.name()) {
+				ts, subnets, prefixes = append(ts, r.t), append(subnets, netip.MustParsePrefix(r.subnet)), append(prefixes, r.prefix)
+			}
+		}
+		if len(ts) > 0 {
+			cfg.Log("N=1: %d rounds of one create and remove per tool, the tools in turn", cfg.Reps)
+			turns = inTurns(&cfg, ts, subnets, prefixes)
+			if err := waitNoVeths(2 * time.Minute); err != nil {
+				res.Problems = append(res.Problems, fmt.Sprintf("after N=1: %v", err))
+			}
+		}
+	}
 	for _, r := range runs {
 		if !cfg.wants(r.t.name()) {
 			continue
 		}
 		cfg.Log("%s: %d containers one after another", r.t.name(), maxN)
 		start := time.Now()
-		tr := measure(&cfg, r.t, netip.MustParsePrefix(r.subnet), r.prefix, r.onFull)
+		tr := measure(&cfg, r.t, netip.MustParsePrefix(r.subnet), r.prefix, r.onFull, turns[r.t.name()])
 		res.Tools = append(res.Tools, tr)
 		if tr.Err != "" {
 			cfg.Log("  %s: %s", r.t.name(), tr.Err)
@@ -140,7 +159,7 @@ func Run(cfg Config) (*Results, error) {
 	if cfg.wants(partCNI) {
 		for _, r := range cniTools(&cfg, sc) {
 			cfg.Log("cni %s: ADD and DEL of %d containers", r.t.name(), maxN)
-			tr := measure(&cfg, r.t, netip.MustParsePrefix(r.subnet), r.prefix, nil)
+			tr := measure(&cfg, r.t, netip.MustParsePrefix(r.subnet), r.prefix, nil, nil)
 			res.CNI = append(res.CNI, tr)
 			if tr.Err != "" {
 				cfg.Log("  %s: %s", r.t.name(), tr.Err)
