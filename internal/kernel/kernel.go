@@ -339,11 +339,19 @@ func (k *Kernel) EnsureRoute(r model.RouteSpec) error {
 	if r.Dst.IsValid() {
 		return link.EnsureStaticRoute(n.Link, r.Netns, r.Dst, r.Gateway)
 	}
-	dev, err := n.Link.LinkByName(r.Dev)
+	route, err := n.Route()
+	if err != nil {
+		return err
+	}
+	s := link.SockOn(route)
+	dev, ok, err := s.Link(r.Dev)
+	if err == nil && !ok {
+		err = unix.ENODEV
+	}
 	if err != nil {
 		return fmt.Errorf("find %s in netns %s: %w", r.Dev, r.Netns, err)
 	}
-	return link.EnsureDefaultRoute(n.Link, r.Netns, dev, r.Gateway, r.Src)
+	return link.EnsureDefaultRoute(s, r.Netns, dev.Index, r.Dev, r.Gateway, r.Src)
 }
 
 // RemoveRoute deletes a container's default route through r.Dev, or a

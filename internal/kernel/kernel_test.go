@@ -2,6 +2,8 @@ package kernel
 
 import (
 	"errors"
+	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/cnetdev/cnet/internal/errs"
@@ -71,5 +73,43 @@ func TestRemoveNetnsChecksMark(t *testing.T) {
 				t.Error("the namespace is still bound after RemoveNetns with its own mark")
 			}
 		})
+	}
+}
+
+// TestEnsureRouteDefault sets a container's default route through a
+// named link, with and without a preferred source, replacing the one
+// before; a missing link is refused by name.
+func TestEnsureRouteDefault(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	const dir = "/run/netns"
+	k := New(dir, t.TempDir(), "# cnet test")
+	defer k.Close()
+	if err := k.EnsureNetns(model.NetnsSpec{Name: "routed", Mark: "cnet/t/ns/routed"}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { netns.Remove(dir, "routed") })
+	testenv.Run(t, "ip", "link", "add", "vrouted", "type", "veth", "peer", "name", "eth0", "netns", dir+"/routed")
+	t.Cleanup(func() { testenv.Try("ip", "link", "del", "vrouted") })
+	testenv.Run(t, "ip", "-n", "routed", "addr", "add", "10.7.0.2/24", "dev", "eth0")
+	testenv.Run(t, "ip", "-n", "routed", "link", "set", "eth0", "up")
+
+	for _, src := range []string{"10.7.0.2", ""} {
+		r := model.RouteSpec{Netns: "routed", Dev: "eth0", Gateway: netip.MustParseAddr("10.7.0.1")}
+		want := "default via 10.7.0.1 dev eth0"
+		if src != "" {
+			r.Src = netip.MustParseAddr(src)
+			want += " src " + src
+		}
+		if err := k.EnsureRoute(r); err != nil {
+			t.Fatalf("src %q: %v", src, err)
+		}
+		out := testenv.Run(t, "ip", "-n", "routed", "route", "show", "default")
+		if !strings.Contains(out, want) || src == "" && strings.Contains(out, " src ") || strings.Count(out, "default") != 1 {
+			t.Errorf("src %q: routes %q, want one %q", src, out, want)
+		}
+	}
+	err := k.EnsureRoute(model.RouteSpec{Netns: "routed", Dev: "eth9", Gateway: netip.MustParseAddr("10.7.0.1")})
+	if err == nil || !strings.Contains(err.Error(), "eth9") {
+		t.Errorf("a route through a missing link: %v, want an error naming eth9", err)
 	}
 }

@@ -285,21 +285,18 @@ func (s *Sock) NsID(fd int) (int, error) {
 	if err != nil {
 		return -1, fmt.Errorf("ip netns list-id: %w", err)
 	}
+	id := -1
 	for _, m := range echo {
 		if len(m) < unix.NLMSG_ALIGNTO {
 			continue
 		}
-		attrs, err := nl.ParseRouteAttr(m[unix.NLMSG_ALIGNTO:]) // after struct rtgenmsg, aligned
-		if err != nil {
-			continue
-		}
-		for _, a := range attrs {
-			if a.Attr.Type == unix.NETNSA_NSID && len(a.Value) == 4 {
-				return int(int32(native.Uint32(a.Value))), nil
+		eachAttr(m[unix.NLMSG_ALIGNTO:], func(typ uint16, v []byte) { // after struct rtgenmsg, aligned
+			if typ == unix.NETNSA_NSID && len(v) == 4 {
+				id = int(int32(native.Uint32(v)))
 			}
-		}
+		})
 	}
-	return -1, nil
+	return id, nil
 }
 
 // LinkIn returns the link called name in the namespace this socket's

@@ -245,19 +245,17 @@ func EnsureEndpoint(host *netlink.Handle, hostSock *Sock, ns *Sock, nsFd int, ep
 		return fmt.Errorf("ip -n %s addr add %s dev %s: %w", ep.Netns, ep.Addr, ep.ContainerIf, err)
 	}
 	if ep.DefaultRoute {
-		if err := ns.ReplaceDefaultRoute(peerIndex, ep.Gateway, ep.Addr.Addr()); err != nil {
-			return fmt.Errorf("ip -n %s route replace default via %s dev %s: %w", ep.Netns, ep.Gateway, ep.ContainerIf, err)
-		}
+		return EnsureDefaultRoute(ns, ep.Netns, peerIndex, ep.ContainerIf, ep.Gateway, ep.Addr.Addr())
 	}
 	return nil
 }
 
-// EnsureDefaultRoute adds or replaces the default route in a container.
+// EnsureDefaultRoute adds or replaces the default route in a container,
+// through the link dev (with its index) on ns, a socket inside it.
 // Equivalent to: `ip -n NS route replace default via GATEWAY dev DEV src SRC`.
-func EnsureDefaultRoute(ns *netlink.Handle, nsName string, dev netlink.Link, gw, src netip.Addr) error {
-	r := &netlink.Route{LinkIndex: dev.Attrs().Index, Gw: gw.AsSlice(), Src: src.AsSlice()}
-	if err := ns.RouteReplace(r); err != nil {
-		return fmt.Errorf("ip -n %s route replace default via %s dev %s: %w", nsName, gw, dev.Attrs().Name, err)
+func EnsureDefaultRoute(ns *Sock, nsName string, index int, dev string, gw, src netip.Addr) error {
+	if err := ns.ReplaceDefaultRoute(index, gw, src); err != nil {
+		return fmt.Errorf("ip -n %s route replace default via %s dev %s: %w", nsName, gw, dev, err)
 	}
 	return nil
 }

@@ -123,14 +123,13 @@ func (s *Sock) AddVeth(v VethSpec) (peerIndex int, err error) {
 		if len(m) < unix.SizeofIfInfomsg {
 			continue
 		}
-		attrs, err := nl.ParseRouteAttr(m[unix.SizeofIfInfomsg:])
-		if err != nil {
-			continue
-		}
-		for _, a := range attrs {
-			if a.Attr.Type == unix.IFLA_LINK && len(a.Value) == 4 {
-				return int(native.Uint32(a.Value)), nil
+		eachAttr(m[unix.SizeofIfInfomsg:], func(typ uint16, v []byte) {
+			if typ == unix.IFLA_LINK && len(v) == 4 {
+				peerIndex = int(native.Uint32(v))
 			}
+		})
+		if peerIndex > 0 {
+			return peerIndex, nil
 		}
 	}
 	return 0, nil
@@ -158,17 +157,21 @@ func (s *Sock) AddAddr(index int, p netip.Prefix) error {
 	return s.exec(unix.RTM_NEWADDR, unix.NLM_F_CREATE|unix.NLM_F_EXCL, data...)
 }
 
-// ReplaceDefaultRoute adds or replaces the IPv4 default route of the main
-// table: through gw on the link with index, preferring source src.
-// Equivalent to: `ip route replace default via GW dev NAME src SRC`.
+// ReplaceDefaultRoute adds or replaces the default route of the main
+// table: through gw on the link with index, preferring source src when
+// it is valid. Equivalent to: `ip route replace default via GW dev NAME
+// [src SRC]`.
 func (s *Sock) ReplaceDefaultRoute(index int, gw, src netip.Addr) error {
 	msg := nl.NewRtMsg() // main table, proto boot, scope universe, unicast
 	msg.Family = unix.AF_INET
 	if gw.Is6() {
 		msg.Family = unix.AF_INET6
 	}
-	return s.exec(unix.RTM_NEWROUTE, unix.NLM_F_CREATE|unix.NLM_F_REPLACE, msg,
+	data := []nl.NetlinkRequestData{msg,
 		nl.NewRtAttr(unix.RTA_GATEWAY, gw.AsSlice()),
-		nl.NewRtAttr(unix.RTA_OIF, nl.Uint32Attr(uint32(index))),
-		nl.NewRtAttr(unix.RTA_PREFSRC, src.AsSlice()))
+		nl.NewRtAttr(unix.RTA_OIF, nl.Uint32Attr(uint32(index)))}
+	if src.IsValid() {
+		data = append(data, nl.NewRtAttr(unix.RTA_PREFSRC, src.AsSlice()))
+	}
+	return s.exec(unix.RTM_NEWROUTE, unix.NLM_F_CREATE|unix.NLM_F_REPLACE, data...)
 }
