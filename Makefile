@@ -2,7 +2,7 @@
 GO ?= go
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: build demo test test-unprivileged fuzz bench pictures clean
+.PHONY: build demo test check-tree test-unprivileged fuzz bench pictures clean
 
 # Static binaries: no dynamic loader at start-up, which a command that runs
 # for milliseconds notices.
@@ -19,9 +19,17 @@ demo: build
 # Every test. As root, privileged tests run inside private network and
 # mount namespaces; as a regular user they skip and say so. The race
 # detector needs cgo (gcc), whatever the binaries are built with.
-test:
+test: check-tree
 	$(GO) vet ./...
 	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 15m ./...
+
+# The tree holds sources only: go.mod and go.sum as `go mod tidy` leaves
+# them, gofmt'd Go, and no tracked file over 1 MB (a built binary).
+check-tree:
+	@$(GO) mod tidy -diff || { echo "go.mod/go.sum are not tidy: run go mod tidy"; exit 1; }
+	@f=$$(gofmt -l $$(git ls-files '*.go')); [ -z "$$f" ] || { echo "not gofmt'd: $$f"; exit 1; }
+	@big=$$(git ls-files -z | xargs -0 -r stat -c '%s %n' 2>/dev/null | awk '$$1 > 1000000 {print $$2}'); \
+		[ -z "$$big" ] || { echo "tracked files over 1 MB (build outputs belong in .gitignore): $$big"; exit 1; }
 
 # Every fuzz target for FUZZTIME each (default 5s; CI runs 2s). Inputs
 # that crash one are written to the package's testdata/fuzz/FUZZNAME/,
