@@ -36,7 +36,11 @@ type Config struct {
 	Subnet   string `json:"subnet"`
 	Gateway  string `json:"gateway"`
 	Internal bool   `json:"internal"`
-	NoDNS    bool   `json:"noDNS"`
+	// CnetDNS starts cnet's name server on the gateway of a network this
+	// configuration creates. Off by default: the runtime's own DNS plugin
+	// (Podman's dnsname, aardvark-dns) binds the gateway's port 53.
+	CnetDNS *bool `json:"cnetDNS"`
+	NoDNS   bool  `json:"noDNS"`
 	// CnetRoot is the state directory (default: CNET_ROOT, else cnet's).
 	CnetRoot string `json:"cnetRoot"`
 	// LockTimeout bounds the wait for cnet's lock; past it the plugin
@@ -140,7 +144,13 @@ func (c *Config) Attach(containerID, ifname, netnsPath, cniArgs string) (cnet.CN
 	if c.IPAM.Type != "" && c.IPAM.Type != "host-local" && c.IPAM.Type != "cnet" {
 		return a, unsupported("ipam type "+c.IPAM.Type, "cnet allocates addresses itself; use host-local style keys (subnet, ranges) or none")
 	}
-	spec := cnet.NetworkSpec{Name: c.Name, Bridge: c.Bridge, MTU: c.MTU, Internal: c.Internal, NoDNS: c.NoDNS}
+	if c.CnetDNS != nil && *c.CnetDNS && c.NoDNS {
+		return a, invalid("cnetDNS", "true", `"noDNS": true turns the name server off; set one of the two`)
+	}
+	// cnet's name server only when asked: the gateway's port 53 is left
+	// to the runtime's DNS plugin.
+	spec := cnet.NetworkSpec{Name: c.Name, Bridge: c.Bridge, MTU: c.MTU, Internal: c.Internal, NoDNS: c.CnetDNS == nil || !*c.CnetDNS}
+	a.DNSSet = c.CnetDNS != nil || c.NoDNS
 	subnet, gateway, start, end := c.Subnet, c.Gateway, c.IPAM.RangeStart, c.IPAM.RangeEnd
 	if subnet == "" {
 		subnet, gateway = c.IPAM.Subnet, firstOf(gateway, c.IPAM.Gateway)
