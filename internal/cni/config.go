@@ -8,12 +8,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/containernetworking/cni/pkg/types"
 
 	"github.com/cnetdev/cnet"
+	"github.com/cnetdev/cnet/internal/names"
 )
 
 // Config is a network configuration for `"type": "cnet"`. It accepts the
@@ -252,6 +254,12 @@ func (c *Config) Attach(containerID, ifname, netnsPath, cniArgs string) (cnet.CN
 			list = byNet[c.Name]
 		}
 		a.Aliases = list
+	}
+	// The container's name: Podman passes it as K8S_POD_NAME (dnsname
+	// serves it), as Kubernetes runtimes pass the pod's. cnet's name
+	// server serves it too when it is a name cnet accepts.
+	if pod := args["K8S_POD_NAME"]; pod != "" && names.CheckName("alias", pod) == nil && !slices.Contains(a.Aliases, pod) {
+		a.Aliases = append(a.Aliases, pod)
 	}
 	return a, nil
 }
