@@ -440,7 +440,8 @@ func TestCNINameServer(t *testing.T) {
 	t.Run("opt in", func(t *testing.T) {
 		conf := bridgeConf("0.4.0", "named", "10.72.0.0/24", `,"cnetDNS":true`)
 		withAlias := strings.TrimSuffix(strings.TrimSpace(conf), "}") + `,"runtimeConfig":{"aliases":{"named":["alpha"]}}}`
-		out, err := c.cni(cniCall{verb: "ADD", id: "namedid", netns: "/run/netns/named1", ifname: "eth0", conf: withAlias})
+		// Podman passes the container's name as K8S_POD_NAME.
+		out, err := c.cni(cniCall{verb: "ADD", id: "namedid", netns: "/run/netns/named1", ifname: "eth0", args: "IgnoreUnknown=1;K8S_POD_NAME=beta", conf: withAlias})
 		if err != nil {
 			t.Fatalf("ADD: %+v", err)
 		}
@@ -451,6 +452,9 @@ func TestCNINameServer(t *testing.T) {
 		m, _ := askDNS(t, "named1", "10.72.0.1", "alpha.named.cnet.", mdns.TypeA, "udp")
 		if got := answers(m); got != "10.72.0.2" {
 			t.Errorf("alpha.named.cnet from the container: %q, want 10.72.0.2", got)
+		}
+		if m, _ := askDNS(t, "named1", "10.72.0.1", "beta.named.cnet.", mdns.TypeA, "udp"); answers(m) != "10.72.0.2" {
+			t.Errorf("beta.named.cnet (K8S_POD_NAME) from the container: %q, want 10.72.0.2", answers(m))
 		}
 		if _, err := c.cni(cniCall{verb: "DEL", id: "namedid", netns: "/run/netns/named1", ifname: "eth0", conf: conf}); err != nil {
 			t.Errorf("DEL: %+v", err)
