@@ -423,18 +423,26 @@ func TestCNINameServer(t *testing.T) {
 		// that asks for it must say so, not silently differ.
 		testenv.Run(t, "ip", "netns", "add", "quiet2")
 		t.Cleanup(func() { testenv.Try("ip", "netns", "del", "quiet2") })
+		before := testenv.Snapshot(t)
 		asks := bridgeConf("0.4.0", "quiet", "10.71.0.0/24", `,"cnetDNS":true`)
 		if _, err := c.cni(cniCall{verb: "ADD", id: "quiet2id", netns: "/run/netns/quiet2", ifname: "eth0", conf: asks}); err == nil || err.Code != 7 || !strings.Contains(err.Msg, "cnetDNS") {
 			t.Errorf("ADD asking for a name server the network lacks: %+v, want code 7 naming cnetDNS", err)
+		}
+		if after := testenv.Snapshot(t); after != before {
+			t.Errorf("the refused ADD changed the sandbox:\n%s", testenv.Diff(after, before))
 		}
 		if _, err := c.cni(cniCall{verb: "DEL", id: "quietid", netns: "/run/netns/quiet1", ifname: "eth0", conf: conf}); err != nil {
 			t.Errorf("DEL: %+v", err)
 		}
 	})
 	t.Run("cnetDNS and noDNS", func(t *testing.T) {
+		before := testenv.Snapshot(t)
 		both := bridgeConf("0.4.0", "both", "10.73.0.0/24", `,"cnetDNS":true,"noDNS":true`)
 		if _, err := c.cni(cniCall{verb: "ADD", id: "bothid", netns: "/run/netns/quiet1", ifname: "eth0", conf: both}); err == nil || err.Code != 7 || !strings.Contains(err.Msg, "cnetDNS") {
 			t.Errorf("ADD with cnetDNS and noDNS: %+v, want code 7 naming cnetDNS", err)
+		}
+		if after := testenv.Snapshot(t); after != before {
+			t.Errorf("the refused ADD changed the sandbox:\n%s", testenv.Diff(after, before))
 		}
 	})
 	t.Run("opt in", func(t *testing.T) {
