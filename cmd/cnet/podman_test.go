@@ -179,21 +179,31 @@ func (p *podman) isolateHostDirs() {
 	if err := os.Mkdir(parked, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	mount("/run/netns", parked, "", unix.MS_MOVE, "")
-	overlay("/run")
-	mount(parked, "/run/netns", "", unix.MS_MOVE, "")
-	t.Cleanup(func() {
-		if err := unix.Mount("/run/netns", parked, "", unix.MS_MOVE, ""); err != nil {
-			t.Errorf("move /run/netns back: %v", err)
-			return
+	var moved, overlaid, back bool
+	t.Cleanup(func() { // undoes as much as was done, in reverse
+		if back {
+			if err := unix.Mount("/run/netns", parked, "", unix.MS_MOVE, ""); err != nil {
+				t.Errorf("move /run/netns out of the overlay: %v", err)
+				return
+			}
 		}
-		if err := unix.Unmount("/run", unix.MNT_DETACH); err != nil {
-			t.Errorf("unmount the overlay on /run: %v", err)
+		if overlaid {
+			if err := unix.Unmount("/run", unix.MNT_DETACH); err != nil {
+				t.Errorf("unmount the overlay on /run: %v", err)
+			}
 		}
-		if err := unix.Mount(parked, "/run/netns", "", unix.MS_MOVE, ""); err != nil {
-			t.Errorf("move /run/netns back: %v", err)
+		if moved {
+			if err := unix.Mount(parked, "/run/netns", "", unix.MS_MOVE, ""); err != nil {
+				t.Errorf("move /run/netns back: %v", err)
+			}
 		}
 	})
+	mount("/run/netns", parked, "", unix.MS_MOVE, "")
+	moved = true
+	overlay("/run")
+	overlaid = true
+	mount(parked, "/run/netns", "", unix.MS_MOVE, "")
+	back = true
 	var root, unified unix.Statfs_t
 	if unix.Statfs("/sys/fs/cgroup", &root) == nil && root.Type != unix.CGROUP2_SUPER_MAGIC &&
 		unix.Statfs("/sys/fs/cgroup/unified", &unified) == nil && unified.Type == unix.CGROUP2_SUPER_MAGIC {
