@@ -29,6 +29,9 @@ type CNIAttach struct {
 	Aliases      []string
 	DefaultRoute bool
 	Hairpin      bool
+	// DNSSet says the configuration chose Network.NoDNS itself; if not,
+	// an existing network's choice stands.
+	DNSSet bool
 }
 
 // CNIRef names one attachment.
@@ -55,7 +58,7 @@ func (e *Engine) AttachCNI(a CNIAttach) (*CNIResult, error) {
 	p, err := e.mutateOrPreview(nil, func(env *plan.Env) (*plan.Plan, error) {
 		return plan.AttachCNI(env, plan.CNIReq{
 			ContainerID: a.ContainerID, IfName: a.IfName, Netns: a.Netns, Network: plan.NetworkReq(a.Network),
-			IP: a.IP, MAC: a.MAC, Ports: a.Ports, Aliases: a.Aliases, DefaultRoute: a.DefaultRoute, Hairpin: a.Hairpin,
+			IP: a.IP, MAC: a.MAC, Ports: a.Ports, Aliases: a.Aliases, DefaultRoute: a.DefaultRoute, Hairpin: a.Hairpin, DNSSet: a.DNSSet,
 		})
 	})
 	if err != nil {

@@ -680,3 +680,23 @@ func TestNameServerGoneMidCommand(t *testing.T) {
 		}
 	}
 }
+
+// TestCNIPortsOwnedByRuntime: a CNI ADD publishes a host port a process
+// holds (the runtime's own reservation, as Podman's conmon holds it); a
+// CLI publish onto a held port is still refused.
+func TestCNIPortsOwnedByRuntime(t *testing.T) {
+	e, k := fakeEngine(t)
+	k.Listeners = map[string]string{"tcp 0.0.0.0:8080": "conmon (pid 7)", "tcp 0.0.0.0:8081": "conmon (pid 7)"}
+	k.Netns["/run/netns/pod"] = &fakekernel.Namespace{Links: map[string]netip.Prefix{}, Static: map[string]bool{}}
+	_, err := e.AttachCNI(CNIAttach{ContainerID: "podid", IfName: "eth0", Netns: "/run/netns/pod", DefaultRoute: true,
+		Network: NetworkSpec{Name: "podman", Subnet: netip.MustParsePrefix("10.88.0.0/16"), NoDNS: true}, Ports: mustPorts("8080:80")})
+	if err != nil {
+		t.Fatalf("CNI ADD with the runtime holding its port: %v", err)
+	}
+	if _, err := e.CreateContainer(ContainerSpec{Name: "cli", Network: "podman"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Publish("cli", mustPorts("8081:80")); !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), "conmon (pid 7)") {
+		t.Errorf("cnet publish onto a held port: %v, want a conflict naming the holder", err)
+	}
+}

@@ -329,6 +329,7 @@ var cniBads = []cniBad{
 	{field: "gateway", raw: `"10.99.0.1"`, code: 7, says: []string{`"10.99.0.1"`, "inside 10.64.0.0/24"}},
 	{field: "internal", raw: `"yes"`, code: 6, says: []string{"internal", "bool"}},
 	{field: "noDNS", raw: `"yes"`, code: 6, says: []string{"noDNS", "bool"}},
+	{field: "cnetDNS", raw: `"yes"`, code: 6, says: []string{"cnetDNS", "bool"}},
 	{field: "cnetRoot", raw: `"/proc/version"`, code: 999, says: []string{"/proc/version"}},
 	{field: "lockTimeout", raw: `"soon"`, code: 7, says: []string{`"soon"`, "duration"}},
 	{field: "lockTimeout", raw: `"-1s"`, code: 7, says: []string{`"-1s"`, "duration"}},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/containernetworking/cni/pkg/types/create"
+	mdns "github.com/miekg/dns"
 
 	"github.com/cnetdev/cnet/internal/state"
 	"github.com/cnetdev/cnet/internal/testenv"
@@ -154,7 +156,7 @@ func TestCNIPodman(t *testing.T) {
 	testenv.Run(t, "ip", "netns", "add", "pod1")
 	testenv.Run(t, "ip", "netns", "add", "pod2")
 	t.Cleanup(func() { testenv.Try("ip", "netns", "del", "pod1"); testenv.Try("ip", "netns", "del", "pod2") })
-	conf := bridgeConf("0.4.0", "podman", "10.88.0.0/16", "")
+	conf := bridgeConf("0.4.0", "podman", "10.88.0.0/16", `,"cnetDNS":true`)
 	// Podman 4.3: a static address in CNI_ARGS, the capabilities in runtimeConfig.
 	withCaps := strings.TrimSuffix(strings.TrimSpace(conf), "}") +
 		`,"runtimeConfig":{"portMappings":[{"hostPort":18080,"containerPort":80,"protocol":"tcp"}],"aliases":{"podman":["webby"]},"mac":"02:aa:bb:cc:dd:01"}}`
@@ -385,5 +387,131 @@ func TestLibCNIChain(t *testing.T) {
 	}
 	if err := cfg.DelNetworkList(ctx, list, rt); err != nil {
 		t.Errorf("a second DEL through the chain: %v", err)
+	}
+}
+
+// TestCNINameServer: in CNI mode cnet's name server stays off unless the
+// configuration asks for it ("cnetDNS": true), so the runtime's DNS plugin
+// (Podman's dnsname, chained after cnet) can bind the gateway's port 53.
+func TestCNINameServer(t *testing.T) {
+	c := newCLI(t)
+	for _, ns := range []string{"quiet1", "named1"} {
+		testenv.Run(t, "ip", "netns", "add", ns)
+		t.Cleanup(func() { testenv.Try("ip", "netns", "del", ns) })
+	}
+	t.Run("off by default", func(t *testing.T) {
+		conf := bridgeConf("0.4.0", "quiet", "10.71.0.0/24", "")
+		out, err := c.cni(cniCall{verb: "ADD", id: "quietid", netns: "/run/netns/quiet1", ifname: "eth0", conf: conf})
+		if err != nil {
+			t.Fatalf("ADD: %+v", err)
+		}
+		if strings.Contains(out, `"nameservers"`) {
+			t.Errorf("the result offers a name server cnet does not run:\n%s", out)
+		}
+		// What dnsmasq (dnsname) does next: bind the gateway's port 53.
+		pc, perr := net.ListenPacket("udp", "10.71.0.1:53")
+		if perr != nil {
+			t.Fatalf("udp 10.71.0.1:53 is not free for the runtime's DNS plugin: %v", perr)
+		}
+		pc.Close()
+		ln, lerr := net.Listen("tcp", "10.71.0.1:53")
+		if lerr != nil {
+			t.Fatalf("tcp 10.71.0.1:53 is not free for the runtime's DNS plugin: %v", lerr)
+		}
+		ln.Close()
+		// The network exists now without cnet's name server: a configuration
+		// that asks for it must say so, not silently differ.
+		testenv.Run(t, "ip", "netns", "add", "quiet2")
+		t.Cleanup(func() { testenv.Try("ip", "netns", "del", "quiet2") })
+		before := testenv.Snapshot(t)
+		asks := bridgeConf("0.4.0", "quiet", "10.71.0.0/24", `,"cnetDNS":true`)
+		if _, err := c.cni(cniCall{verb: "ADD", id: "quiet2id", netns: "/run/netns/quiet2", ifname: "eth0", conf: asks}); err == nil || err.Code != 7 || !strings.Contains(err.Msg, "cnetDNS") {
+			t.Errorf("ADD asking for a name server the network lacks: %+v, want code 7 naming cnetDNS", err)
+		}
+		if after := testenv.Snapshot(t); after != before {
+			t.Errorf("the refused ADD changed the sandbox:\n%s", testenv.Diff(after, before))
+		}
+		if _, err := c.cni(cniCall{verb: "DEL", id: "quietid", netns: "/run/netns/quiet1", ifname: "eth0", conf: conf}); err != nil {
+			t.Errorf("DEL: %+v", err)
+		}
+	})
+	t.Run("cnetDNS and noDNS", func(t *testing.T) {
+		before := testenv.Snapshot(t)
+		both := bridgeConf("0.4.0", "both", "10.73.0.0/24", `,"cnetDNS":true,"noDNS":true`)
+		if _, err := c.cni(cniCall{verb: "ADD", id: "bothid", netns: "/run/netns/quiet1", ifname: "eth0", conf: both}); err == nil || err.Code != 7 || !strings.Contains(err.Msg, "cnetDNS") {
+			t.Errorf("ADD with cnetDNS and noDNS: %+v, want code 7 naming cnetDNS", err)
+		}
+		if after := testenv.Snapshot(t); after != before {
+			t.Errorf("the refused ADD changed the sandbox:\n%s", testenv.Diff(after, before))
+		}
+	})
+	t.Run("opt in", func(t *testing.T) {
+		conf := bridgeConf("0.4.0", "named", "10.72.0.0/24", `,"cnetDNS":true`)
+		withAlias := strings.TrimSuffix(strings.TrimSpace(conf), "}") + `,"runtimeConfig":{"aliases":{"named":["alpha"]}}}`
+		// Podman passes the container's name as K8S_POD_NAME.
+		out, err := c.cni(cniCall{verb: "ADD", id: "namedid", netns: "/run/netns/named1", ifname: "eth0", args: "IgnoreUnknown=1;K8S_POD_NAME=beta", conf: withAlias})
+		if err != nil {
+			t.Fatalf("ADD: %+v", err)
+		}
+		var res struct{ DNS types.DNS }
+		if err := json.Unmarshal([]byte(out), &res); err != nil || len(res.DNS.Nameservers) != 1 || res.DNS.Nameservers[0] != "10.72.0.1" {
+			t.Errorf("the result does not offer cnet's name server on the gateway (%v):\n%s", err, out)
+		}
+		m, _ := askDNS(t, "named1", "10.72.0.1", "alpha.named.cnet.", mdns.TypeA, "udp")
+		if got := answers(m); got != "10.72.0.2" {
+			t.Errorf("alpha.named.cnet from the container: %q, want 10.72.0.2", got)
+		}
+		if m, _ := askDNS(t, "named1", "10.72.0.1", "beta.named.cnet.", mdns.TypeA, "udp"); answers(m) != "10.72.0.2" {
+			t.Errorf("beta.named.cnet (K8S_POD_NAME) from the container: %q, want 10.72.0.2", answers(m))
+		}
+		if _, err := c.cni(cniCall{verb: "DEL", id: "namedid", netns: "/run/netns/named1", ifname: "eth0", conf: conf}); err != nil {
+			t.Errorf("DEL: %+v", err)
+		}
+	})
+}
+
+// TestCNIPortReservedByRuntime: a runtime may hold the host port of its
+// own port mapping (Podman's conmon binds it to reserve it). cnet's CNI
+// ADD publishes it anyway, across a DEL and ADD (`podman network reload`);
+// the CLI still refuses a port a host process holds.
+func TestCNIPortReservedByRuntime(t *testing.T) {
+	c := newCLI(t)
+	testenv.Run(t, "ip", "netns", "add", "resv")
+	t.Cleanup(func() { testenv.Try("ip", "netns", "del", "resv") })
+	reservation, err := net.Listen("tcp", "0.0.0.0:18095") // as conmon holds it
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reservation.Close()
+	conf := bridgeConf("0.4.0", "resvnet", "10.74.0.0/24", "")
+	withPorts := strings.TrimSuffix(strings.TrimSpace(conf), "}") +
+		`,"runtimeConfig":{"portMappings":[{"hostPort":18095,"containerPort":80,"protocol":"tcp"}]}}`
+	srv := execCommand(context.Background(), "ip", "netns", "exec", "resv", bin.echo, "-listen", ":80")
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Process.Kill(); srv.Wait() })
+	call := cniCall{verb: "ADD", id: "resvid", netns: "/run/netns/resv", ifname: "eth0", conf: withPorts}
+	for i, verb := range []string{"ADD", "DEL", "ADD"} { // run, then reload
+		call.verb = verb
+		if _, err := c.cni(call); err != nil {
+			t.Fatalf("%s %d with the runtime holding 18095: %+v", verb, i+1, err)
+		}
+	}
+	testenv.Eventually(t, 10*time.Second, func() error { return httpFrom("", "127.0.0.1:18095") })
+	// The CLI's publish keeps the check.
+	held, err := net.Listen("tcp", "0.0.0.0:18096")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	c.ok("create", "cliuser", "--network", "resvnet")
+	if r := c.run("publish", "cliuser", "18096:80"); r.code == 0 || !strings.Contains(r.stderr, "0.0.0.0:18096/tcp") || !strings.Contains(r.stderr, "already in use on the host") {
+		t.Errorf("cnet publish onto a port a host process holds: exit %d %s", r.code, r.stderr)
+	}
+	c.ok("rm", "cliuser")
+	call.verb = "DEL"
+	if _, err := c.cni(call); err != nil {
+		t.Errorf("DEL: %+v", err)
 	}
 }

@@ -8,12 +8,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/containernetworking/cni/pkg/types"
 
 	"github.com/cnetdev/cnet"
+	"github.com/cnetdev/cnet/internal/names"
 )
 
 // Config is a network configuration for `"type": "cnet"`. It accepts the
@@ -36,7 +38,11 @@ type Config struct {
 	Subnet   string `json:"subnet"`
 	Gateway  string `json:"gateway"`
 	Internal bool   `json:"internal"`
-	NoDNS    bool   `json:"noDNS"`
+	// CnetDNS starts cnet's name server on the gateway of a network this
+	// configuration creates. Off by default: the runtime's own DNS plugin
+	// (Podman's dnsname, aardvark-dns) binds the gateway's port 53.
+	CnetDNS *bool `json:"cnetDNS"`
+	NoDNS   bool  `json:"noDNS"`
 	// CnetRoot is the state directory (default: CNET_ROOT, else cnet's).
 	CnetRoot string `json:"cnetRoot"`
 	// LockTimeout bounds the wait for cnet's lock; past it the plugin
@@ -140,7 +146,13 @@ func (c *Config) Attach(containerID, ifname, netnsPath, cniArgs string) (cnet.CN
 	if c.IPAM.Type != "" && c.IPAM.Type != "host-local" && c.IPAM.Type != "cnet" {
 		return a, unsupported("ipam type "+c.IPAM.Type, "cnet allocates addresses itself; use host-local style keys (subnet, ranges) or none")
 	}
-	spec := cnet.NetworkSpec{Name: c.Name, Bridge: c.Bridge, MTU: c.MTU, Internal: c.Internal, NoDNS: c.NoDNS}
+	if c.CnetDNS != nil && *c.CnetDNS && c.NoDNS {
+		return a, invalid("cnetDNS", "true", `"noDNS": true turns the name server off; set one of the two`)
+	}
+	// cnet's name server only when asked: the gateway's port 53 is left
+	// to the runtime's DNS plugin.
+	spec := cnet.NetworkSpec{Name: c.Name, Bridge: c.Bridge, MTU: c.MTU, Internal: c.Internal, NoDNS: c.CnetDNS == nil || !*c.CnetDNS}
+	a.DNSSet = c.CnetDNS != nil || c.NoDNS
 	subnet, gateway, start, end := c.Subnet, c.Gateway, c.IPAM.RangeStart, c.IPAM.RangeEnd
 	if subnet == "" {
 		subnet, gateway = c.IPAM.Subnet, firstOf(gateway, c.IPAM.Gateway)
@@ -242,6 +254,12 @@ func (c *Config) Attach(containerID, ifname, netnsPath, cniArgs string) (cnet.CN
 			list = byNet[c.Name]
 		}
 		a.Aliases = list
+	}
+	// The container's name: Podman passes it as K8S_POD_NAME (dnsname
+	// serves it), as Kubernetes runtimes pass the pod's. cnet's name
+	// server serves it too when it is a name cnet accepts.
+	if pod := args["K8S_POD_NAME"]; pod != "" && names.CheckName("alias", pod) == nil && !slices.Contains(a.Aliases, pod) {
+		a.Aliases = append(a.Aliases, pod)
 	}
 	return a, nil
 }

@@ -28,6 +28,9 @@ type CNIReq struct {
 	// an ipam route to 0.0.0.0/0). Hairpin: hairpinMode.
 	DefaultRoute bool
 	Hairpin      bool
+	// DNSSet says the configuration chose Network.NoDNS itself; if not,
+	// an existing network's choice stands.
+	DNSSet bool
 }
 
 // CNIName is the container name a runtime's container ID gets: the ID
@@ -60,7 +63,7 @@ func AttachCNI(env *Env, req CNIReq) (*Plan, error) {
 			return nil, err
 		}
 		p.Network = n
-	} else if err := agrees(n, req.Network); err != nil {
+	} else if err := agrees(n, req.Network, req.DNSSet); err != nil {
 		return nil, err
 	}
 	if c != nil {
@@ -107,7 +110,7 @@ func AttachCNI(env *Env, req CNIReq) (*Plan, error) {
 	p.Steps[len(p.Steps)-1].Endpoint = endpointSpec(env, c, n, *ep)
 	p.Changes.PutContainer(c)
 	if len(req.Ports) > 0 {
-		if err := planPublish(env, p, c, req.Ports, len(c.Ports) > 0); err != nil {
+		if err := planPublish(env, p, c, req.Ports, len(c.Ports) > 0, true); err != nil {
 			return nil, err
 		}
 	}
@@ -116,8 +119,9 @@ func AttachCNI(env *Env, req CNIReq) (*Plan, error) {
 	return p, nil
 }
 
-// agrees refuses a conflist that contradicts the network of that name.
-func agrees(n *model.Network, want NetworkReq) error {
+// agrees refuses a conflist that contradicts the network of that name;
+// dnsSet says whether it chose the name server.
+func agrees(n *model.Network, want NetworkReq, dnsSet bool) error {
 	bad := func(key, have, asked string) error {
 		return errs.Invalid(key, asked, "network %s exists with %s %s; make the configuration match, or remove the network", n.Name, key, have)
 	}
@@ -130,6 +134,8 @@ func agrees(n *model.Network, want NetworkReq) error {
 		return bad("bridge", n.Bridge, want.Bridge)
 	case want.MTU != 0 && want.MTU != n.MTU:
 		return bad("mtu", fmt.Sprint(n.MTU), fmt.Sprint(want.MTU))
+	case dnsSet && want.NoDNS != n.NoDNS:
+		return bad("cnetDNS", fmt.Sprint(!n.NoDNS), fmt.Sprint(!want.NoDNS))
 	}
 	return nil
 }

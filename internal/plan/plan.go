@@ -346,7 +346,7 @@ func CreateContainer(env *Env, req ContainerReq) (*Plan, error) {
 	} else if err := planConnect(env, p, c, n, model.Endpoint{Addr: req.IP, Aliases: req.Aliases, Egress: req.Egress}, nil); err != nil {
 		return nil, err
 	}
-	if err := planPublish(env, p, c, req.Ports, false); err != nil {
+	if err := planPublish(env, p, c, req.Ports, false, false); err != nil {
 		return nil, err
 	}
 	p.Steps = append(p.Steps, model.Step{Kind: model.KindFiles, Action: model.Set, Files: Files(overlay{env.View, &p.Changes}, env.Marker(), c, env.Upstream)})

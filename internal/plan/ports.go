@@ -39,9 +39,10 @@ func WithPorts(v View, c *model.Container) *model.Container {
 
 // checkPorts refuses mappings that collide with each other, with
 // published ports (the container's own or others'), or with a process
-// listening on the host, or that name an address the host does not have.
-// Its cost does not depend on how many ports are published.
-func checkPorts(env *Env, c *model.Container, want []model.PortMapping) error {
+// listening on the host (unless the runtime owns the host socket), or
+// that name an address the host does not have. Its cost does not depend
+// on how many ports are published.
+func checkPorts(env *Env, c *model.Container, want []model.PortMapping, runtimeOwned bool) error {
 	for i, m := range want {
 		spec := ports.Format(m)
 		for _, prev := range want[:i] {
@@ -69,6 +70,12 @@ func checkPorts(env *Env, c *model.Container, want []model.PortMapping) error {
 				return errs.Invalid("host address", m.HostIP.String(), "want 0.0.0.0, 127.0.0.1 or an address assigned to this host (see `ip -4 addr`)")
 			}
 		}
+		if runtimeOwned {
+			// A runtime's port mapping (CNI portMappings): the runtime owns
+			// the host socket and may hold it itself to reserve the port
+			// (Podman's conmon does), so a listener there is no conflict.
+			continue
+		}
 		holder, err := env.Facts.Listener(m.Proto, m.HostIP, m.HostPort)
 		if err != nil {
 			return err
@@ -81,9 +88,10 @@ func checkPorts(env *Env, c *model.Container, want []model.PortMapping) error {
 	return nil
 }
 
-// planPublish publishes want on c; published says c has ports already.
+// planPublish publishes want on c; published says c has ports already,
+// runtimeOwned that a container runtime owns the host sockets (CNI).
 // Only the new mappings are written: the container record is untouched.
-func planPublish(env *Env, p *Plan, c *model.Container, want []model.PortMapping, published bool) error {
+func planPublish(env *Env, p *Plan, c *model.Container, want []model.PortMapping, published, runtimeOwned bool) error {
 	if len(want) == 0 {
 		return nil
 	}
@@ -92,7 +100,7 @@ func planPublish(env *Env, p *Plan, c *model.Container, want []model.PortMapping
 		return errs.Conflict("published port", ports.Format(want[0]), "container "+c.Name+" having no network with a path beyond its bridge",
 			"connect it to a network that is not --internal first")
 	}
-	if err := checkPorts(env, c, want); err != nil {
+	if err := checkPorts(env, c, want, runtimeOwned); err != nil {
 		return err
 	}
 	if !published {
@@ -118,7 +126,7 @@ func Publish(env *Env, container string, want []model.PortMapping) (*Plan, error
 	}
 	p := &Plan{Op: "publish", Direction: model.Rollback}
 	c = c.Clone()
-	if err := planPublish(env, p, c, want, env.View.PortsAtLeast(container, 1)); err != nil {
+	if err := planPublish(env, p, c, want, env.View.PortsAtLeast(container, 1), false); err != nil {
 		return nil, err
 	}
 	p.Container = c // with the new ports only
