@@ -2,11 +2,16 @@
 GO ?= go
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: build demo test test-unprivileged fuzz bench pictures clean
+.PHONY: deps build demo test test-unprivileged fuzz bench pictures clean
 
 # Static binaries: no dynamic loader at start-up, which a command that runs
 # for milliseconds notices.
 export CGO_ENABLED := 0
+
+# The Debian packages that build, demo and test need (as root). The README
+# and .ci/run install the same list.
+deps:
+	apt-get install -y $$(sed 's/#.*//' scripts/deps.txt)
 
 build:
 	$(GO) build -trimpath -o bin/cnet ./cmd/cnet

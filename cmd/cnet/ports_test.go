@@ -95,6 +95,7 @@ func ask(c *net.UDPConn, msg string) (string, error) {
 }
 
 func TestPublishedPorts(t *testing.T) {
+	testenv.RequireTool(t, "conntrack")
 	c := newCLI(t)
 	lan(t)
 	c.ok("network", "create", "front", "--subnet", "172.30.1.0/24")
