@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 
@@ -50,7 +51,40 @@ func (a *app) labPlan(file string) (*lab.Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	return lab.Diff(a.eng, f, a.starter())
+	p, err := lab.Diff(a.eng, f, a.starter())
+	if err != nil {
+		return nil, err
+	}
+	if err := checkCommands(f, p); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// checkCommands refuses, before anything changes, a plan that would start
+// a command that is not there or cannot run. The command runs with
+// cnet's PATH, in the host's file system with the container's /etc, so
+// looking it up here finds what the container would.
+func checkCommands(f *lab.File, p *lab.Plan) error {
+	for _, act := range p.Actions {
+		if act.Op != "start" || act.Kind != "command" {
+			continue
+		}
+		c := f.Container(act.Object)
+		if c == nil || len(c.Command) == 0 {
+			continue
+		}
+		if _, err := exec.LookPath(c.Command[0]); err != nil {
+			_, why := lookPathFailure(c.Command[0], err)
+			line, ok := c.Lines["command"]
+			if !ok {
+				line = c.Line
+			}
+			return &lab.Error{File: f.Path, Line: line, Field: "containers." + c.Name + ".command",
+				Msg: fmt.Sprintf("cannot start %q: %s", c.Command[0], why)}
+		}
+	}
+	return nil
 }
 
 func (a *app) starter() lab.Starter {
