@@ -13,8 +13,13 @@ export CGO_ENABLED := 0
 deps:
 	apt-get install -y $$(sed 's/#.*//' scripts/deps.txt)
 
+# cnet --version: the tag git describe finds, else the module version Go
+# stamps from the commit (-buildvcs, which a GOFLAGS=-buildvcs=false in the
+# environment would turn off).
+VERSION ?= $(shell git describe --tags --dirty 2>/dev/null)
+
 build:
-	$(GO) build -trimpath -o bin/cnet ./cmd/cnet
+	$(GO) build -trimpath -buildvcs=auto -ldflags "-X main.version=$(VERSION)" -o bin/cnet ./cmd/cnet
 	$(GO) build -trimpath -o bin/echo-server ./cmd/echo-server
 
 # The seed walkthrough through cnet, in a throwaway sandbox.

@@ -11,7 +11,6 @@ import (
 
 	"github.com/cnetdev/cnet"
 	"github.com/cnetdev/cnet/internal/ipam"
-	"github.com/cnetdev/cnet/internal/ports"
 )
 
 // createFlags are shared by create and run.
@@ -25,12 +24,14 @@ type createFlags struct {
 }
 
 func (f *createFlags) add(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&f.network, "network", "", `network to attach to (default "cnet", created on first use; "none": only lo)`)
-	cmd.Flags().StringVar(&f.ip, "ip", "", "IPv4 address on the network (default: the lowest free one)")
-	cmd.Flags().StringArrayVar(&f.dns, "dns", nil, "nameserver for the container's resolv.conf (repeatable; default: the host's)")
-	cmd.Flags().StringArrayVar(&f.aliases, "alias", nil, "another name the container answers to on the network (repeatable)")
-	cmd.Flags().StringArrayVarP(&f.publish, "publish", "p", nil, "publish a port: "+ports.Syntax+" (repeatable; see `cnet publish --help`)")
-	cmd.Flags().StringVar(&f.egress, "egress", "", "limit what the container sends on the network, e.g. 10mbit (a tc tbf on its interface)")
+	cmd.Flags().StringVar(&f.network, "network", "", "attach to network `NET` (default \"cnet\", created on first use; \"none\": only lo)")
+	cmd.Flags().StringVar(&f.ip, "ip", "", "IPv4 address on the network, `IP` (default: the lowest free one)")
+	cmd.Flags().StringArrayVar(&f.dns, "dns", nil, "nameserver `IP` for the container's resolv.conf, in place of cnet's name server on the gateway "+
+		"(the host's nameservers on a --no-dns network); repeatable, kept in order")
+	cmd.Flags().StringArrayVar(&f.aliases, "alias", nil, "another `NAME` the container answers to on the network (repeatable)")
+	cmd.Flags().StringArrayVarP(&f.publish, "publish", "p", nil, "publish `[HOSTIP:]HOSTPORT:CPORT[/PROTO]`: the container's CPORT at HOSTPORT on the host, "+
+		"e.g. 8080:80, 127.0.0.1:5353:53/udp, 9000-9009:9000-9009 (repeatable; more in 'cnet publish --help')")
+	cmd.Flags().StringVar(&f.egress, "egress", "", "limit what the container sends on the network to `RATE`, e.g. 10mbit (a tc tbf on its interface)")
 }
 
 // parseEgress reads --egress: "" is no limit.

@@ -12,9 +12,11 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
@@ -203,9 +205,19 @@ func runPreview(name string, argv []string, detach, remove bool, logPath string)
 }
 
 func (a *app) logsCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:     "logs NAME",
-		Short:   "Show the output of a container's detached command",
+	var follow bool
+	cmd := &cobra.Command{
+		Use:   "logs NAME [-f]",
+		Short: "Show the output of a container's detached command",
+		Long: `Show the output of the command 'cnet run -d' (or a lab's command) started in
+a container: its standard output and error, appended to RUNDIR/logs/NAME.log
+(/run/cnet/logs, or DIR/run/logs with --root DIR). The log goes with the
+container ('cnet rm').
+
+With -f, keep printing what is appended until no process is left in the
+container (then the rest of the log is printed and cnet exits 0), the
+container is removed, or cnet is interrupted (^C).`,
+		Example: "  cnet logs web\n  cnet logs -f web",
 		GroupID: "processes",
 		Args:    args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, argv []string) error {
@@ -223,9 +235,70 @@ func (a *app) logsCmd() *cobra.Command {
 				return err
 			}
 			defer f.Close()
+			if follow {
+				return a.follow(argv[0], f)
+			}
 			_, err = io.Copy(os.Stdout, f)
 			return err
 		},
+	}
+	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing what the command writes, until it exits or ^C")
+	return cmd
+}
+
+// followPoll is how often logs -f looks for more output.
+const followPoll = 100 * time.Millisecond
+
+// follow prints f and what is appended to it until the container has no
+// process left (the rest printed first), it is removed, or a signal.
+func (a *app) follow(name string, f *os.File) error {
+	debug.SetGCPercent(100) // a long-lived cnet: collect garbage as usual
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+	tick := time.NewTicker(followPoll)
+	defer tick.Stop()
+	buf := make([]byte, 32<<10)
+	drain := func() error {
+		for {
+			n, err := f.Read(buf)
+			if n > 0 {
+				if _, werr := os.Stdout.Write(buf[:n]); werr != nil {
+					return werr
+				}
+			}
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			if err != nil {
+				return fmt.Errorf("read %s: %w", f.Name(), err)
+			}
+		}
+	}
+	for {
+		if err := drain(); err != nil {
+			return err
+		}
+		c, err := a.eng.Container(name)
+		if errors.Is(err, cnet.ErrNotFound) {
+			return drain() // removed: what it wrote last is still in the open file
+		}
+		if err != nil {
+			return err
+		}
+		if len(c.PIDs) == 0 {
+			return drain() // the command exited: print what it wrote last
+		}
+		if pos, err := f.Seek(0, io.SeekCurrent); err == nil {
+			if st, err := f.Stat(); err == nil && st.Size() < pos {
+				f.Seek(0, io.SeekStart) // truncated: follow it from its start; a failed seek shows as a read error next
+			}
+		}
+		select {
+		case <-sigs:
+			return nil
+		case <-tick.C:
+		}
 	}
 }
 

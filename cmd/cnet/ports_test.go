@@ -241,7 +241,7 @@ func TestPublishedPorts(t *testing.T) {
 	})
 
 	out := c.ok("port", "web")
-	for _, want := range []string{"80/tcp -> 0.0.0.0:8080", "80/tcp -> 192.168.77.1:8081", "80/tcp -> 127.0.0.1:8082"} {
+	for _, want := range []string{"0.0.0.0:8080->80/tcp", "192.168.77.1:8081->80/tcp", "127.0.0.1:8082->80/tcp"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("cnet port web lacks %q:\n%s", want, out)
 		}
