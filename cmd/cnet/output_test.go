@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -282,3 +283,50 @@ func TestEveryCommandTakesJSON(t *testing.T) {
 	root.InitDefaultCompletionCmd()
 	walk(root)
 }
+
+// TestReadmeSession: the README's session prints what cnet prints, but
+// for the host veth names and the PID, which differ from run to run.
+func TestReadmeSession(t *testing.T) {
+	c := newCLI(t)
+	data, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(data)
+	i := strings.Index(readme, "$ sudo cnet ls\n")
+	if i < 0 {
+		t.Fatal("README has no `$ sudo cnet ls` in its session")
+	}
+	sample, _, _ := strings.Cut(readme[i+len("$ sudo cnet ls\n"):], "\n$ ")
+	for _, step := range []struct {
+		args []string
+		says string
+	}{
+		{[]string{"network", "create", "seed", "--subnet", "172.18.0.0/24", "--bridge", "cont-br0"}, "seed\t172.18.0.0/24\tgateway 172.18.0.1 on cont-br0\n"},
+		{[]string{"create", "container-1", "--network", "seed"}, "container-1\t172.18.0.2/24\teth0 on seed\n"},
+	} {
+		if out := c.ok(step.args...); out != step.says {
+			t.Errorf("cnet %s printed %q, want %q", strings.Join(step.args, " "), out, step.says)
+		}
+		if !strings.Contains(readme, "$ sudo cnet "+strings.Join(step.args, " ")+"\n") || !strings.Contains(readme, step.says) {
+			t.Errorf("README's session lacks cnet %s printing %q", strings.Join(step.args, " "), step.says)
+		}
+	}
+	c.ok("run", "-d", "--name", "container-2", "--network", "seed", "--", bin.echo)
+	norm := func(s string) string {
+		var out []string
+		for _, line := range strings.Split(strings.TrimSpace(s), "\n") {
+			line = vethName.ReplaceAllString(line, "vethXXXXXXX")
+			out = append(out, strings.TrimRight(trailingPID.ReplaceAllString(line, "PID"), " "))
+		}
+		return strings.Join(out, "\n")
+	}
+	if got, want := norm(c.ok("ls")), norm(sample); got != want {
+		t.Errorf("cnet ls prints\n%s\nthe README shows\n%s", got, want)
+	}
+}
+
+var (
+	vethName    = regexp.MustCompile(`veth[0-9a-f]{7}`)
+	trailingPID = regexp.MustCompile(`[0-9]+$`)
+)
