@@ -47,7 +47,9 @@ in a private mount namespace where each file of /etc/netns/NAME is mounted
 over the same file in /etc (so resolv.conf and hosts are the container's) and
 /sys shows the container's interfaces. Standard input and output pass
 through, SIGTERM, SIGHUP, SIGUSR1 and SIGUSR2 sent to cnet are forwarded, and
-cnet exits with the command's status (128+N if it died of signal N).`,
+cnet exits with the command's status (128+N if it died of signal N). A
+command that cannot start exits 127 (not found) or 126 (cannot run), with
+the reason.`,
 		Example: "  cnet exec container-1 -- ping -c1 172.18.0.3\n  cnet exec web -- sh",
 		GroupID: "processes",
 		Args:    args(cobra.MinimumNArgs(2)),
@@ -88,9 +90,13 @@ func (a *app) runCmd() *cobra.Command {
 		Long: `Create a container (as 'cnet create') and run a command in it (as 'cnet exec').
 
 With -d the command is detached: it runs in its own session with its output
-appended to a log file that 'cnet logs NAME' shows, and cnet prints its PID.
-Without -d, cnet waits and exits with the command's status; --rm then
-removes the container when the command ends.`,
+appended to a log file that 'cnet logs NAME' shows (-f to follow it), and cnet
+prints its PID once it runs. Without -d, cnet waits and exits with the
+command's status; --rm then removes the container when the command ends.
+
+A command that cannot start is an error, with or without -d: cnet says why
+and exits 127 (not found) or 126 (not executable, or its #! interpreter is
+missing), and removes the container it made, so nothing is left behind.`,
 		Example: "  cnet run -d --name container-1 --network seed -- echo-server\n  cnet run --rm -- curl -s 1.1.1.1",
 		GroupID: "processes",
 		Args: func(cmd *cobra.Command, argv []string) error {
@@ -159,8 +165,8 @@ removes the container when the command ends.`,
 		},
 	}
 	cmd.Flags().SetInterspersed(false)
-	cmd.Flags().StringVar(&name, "name", "", "container name (default: run-XXXXXX)")
-	cmd.Flags().BoolVarP(&detach, "detach", "d", false, "run in the background, output to the log, print the PID")
+	cmd.Flags().StringVar(&name, "name", "", "container `NAME` (default: run-XXXXXX, six random hex digits)")
+	cmd.Flags().BoolVarP(&detach, "detach", "d", false, "run in the background with output to the log (cnet logs [-f] NAME); print the PID once the command runs")
 	cmd.Flags().BoolVar(&remove, "rm", false, "remove the container when the command exits")
 	f.add(cmd)
 	a.addJSON(cmd)

@@ -207,7 +207,7 @@ carries the lab's name, and names already taken outside the lab are refused.
 			return a.runPlan(p, file, "apply")
 		},
 	}
-	cmd.Flags().StringVarP(&file, "file", "f", "", "the lab file (YAML)")
+	cmd.Flags().StringVarP(&file, "file", "f", "", "the lab `FILE` (YAML)")
 	a.addJSON(cmd)
 	a.addDryRun(cmd)
 	return cmd
@@ -237,7 +237,7 @@ order apply makes them. Nothing is changed.
 			return nil
 		},
 	}
-	cmd.Flags().StringVarP(&file, "file", "f", "", "the lab file (YAML)")
+	cmd.Flags().StringVarP(&file, "file", "f", "", "the lab `FILE` (YAML)")
 	a.addJSON(cmd)
 	return cmd
 }
@@ -269,7 +269,7 @@ a file that no longer validates can still be destroyed.`,
 			return a.runPlan(p, file, "destroy")
 		},
 	}
-	cmd.Flags().StringVarP(&file, "file", "f", "", "the lab file (YAML)")
+	cmd.Flags().StringVarP(&file, "file", "f", "", "the lab `FILE` (YAML)")
 	a.addJSON(cmd)
 	a.addDryRun(cmd)
 	return cmd
