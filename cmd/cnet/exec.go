@@ -417,17 +417,21 @@ func start(path, name string, argv []string, setup func(*exec.Cmd)) (*exec.Cmd, 
 
 // foreground runs argv in the container and returns its exit status.
 func foreground(path, name string, argv []string) error {
+	// Signals sent to cnet are forwarded to the command; the ones that
+	// come while it starts wait in sigs. (A handled signal is reset to its
+	// default in the child, an ignored one would stay ignored.)
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH)
 	cmd, err := start(path, name, argv, func(c *exec.Cmd) {
 		c.Stdin, c.Stdout, c.Stderr = os.Stdin, os.Stdout, os.Stderr
 	})
 	if err != nil {
+		signal.Stop(sigs)
 		return err
 	}
 	// Terminal signals (^C, ^\) reach the whole foreground process group,
-	// the command included; ignore them here. Forward the ones sent to cnet.
+	// the command included; ignore them here.
 	signal.Ignore(syscall.SIGINT, syscall.SIGQUIT)
-	sigs := make(chan os.Signal, 8)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH)
 	go func() {
 		for s := range sigs {
 			cmd.Process.Signal(s)

@@ -55,6 +55,11 @@ func (a *app) labPlan(file string) (*lab.Plan, error) {
 	if err != nil {
 		return nil, err
 	}
+	if a.dryRun {
+		// The script is for later or elsewhere; its own exec line fails
+		// there if the command is missing.
+		return p, nil
+	}
 	if err := checkCommands(f, p); err != nil {
 		return nil, err
 	}
