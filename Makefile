@@ -2,14 +2,24 @@
 GO ?= go
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: build demo test check-tree test-unprivileged fuzz bench pictures clean
+.PHONY: deps build demo test check-tree test-unprivileged fuzz bench pictures clean
 
 # Static binaries: no dynamic loader at start-up, which a command that runs
 # for milliseconds notices.
 export CGO_ENABLED := 0
 
+# The Debian packages that build, demo and test need (as root). The README
+# and .ci/run install the same list.
+deps:
+	apt-get install -y $$(sed 's/#.*//' scripts/deps.txt)
+
+# cnet --version: the tag git describe finds, else the module version Go
+# stamps from the commit (-buildvcs, which a GOFLAGS=-buildvcs=false in the
+# environment would turn off).
+VERSION ?= $(shell git describe --tags --dirty 2>/dev/null)
+
 build:
-	$(GO) build -trimpath -o bin/cnet ./cmd/cnet
+	$(GO) build -trimpath -buildvcs=auto -ldflags "-X main.version=$(VERSION)" -o bin/cnet ./cmd/cnet
 	$(GO) build -trimpath -o bin/echo-server ./cmd/echo-server
 
 # The seed walkthrough through cnet, in a throwaway sandbox.

@@ -72,6 +72,10 @@ type session struct {
 	e  *Engine
 	st *state.Store
 	k  machine
+	// notices are messages for the user about changes the operation made
+	// (ip_forward switched on), told only once it commits: a rolled-back
+	// operation changed nothing to tell.
+	notices []string
 }
 
 func (e *Engine) openSession() (*session, error) {
@@ -127,6 +131,7 @@ func (s *session) apply(build func(env *plan.Env) (*plan.Plan, error)) (*plan.Pl
 		p  *plan.Plan
 		in model.Intent
 	)
+	s.notices = nil
 	err := s.st.Update(false, func(tx *state.Tx) error {
 		var err error
 		if p, err = build(s.env(tx)); err != nil {
@@ -182,6 +187,10 @@ func (s *session) apply(build func(env *plan.Env) (*plan.Plan, error)) (*plan.Pl
 		}
 		return nil, s.abort(p, &in, p.Steps, rs, err)
 	}
+	for _, msg := range s.notices {
+		s.e.opts.Notify(msg)
+	}
+	s.notices = nil
 	return p, nil
 }
 
@@ -400,7 +409,7 @@ func (s *session) object(st model.Step, rs rulesets) (put, take func() error) {
 		return func() error {
 				changed, err := k.SetForwarding(true)
 				if changed {
-					s.e.opts.Notify("enabled IPv4 forwarding (net.ipv4.ip_forward=1) so containers can reach beyond the host")
+					s.notices = append(s.notices, "enabled IPv4 forwarding (net.ipv4.ip_forward=1) so containers can reach beyond the host")
 				}
 				return err
 			}, func() error {

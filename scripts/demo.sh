@@ -41,6 +41,8 @@ check() {
 	fi
 }
 
+printf '%s\n' "$(cnet --version)"
+
 step "1. A switch: the bridge cont-br0 holding the gateway 172.18.0.1/24, with NAT"
 seed "ip link add cont-br0 type bridge; ip a add 172.18.0.1/24 dev cont-br0; ip link set cont-br0 up"
 seed "iptables -t nat -A POSTROUTING -s 172.18.0.0/24 ! -o cont-br0 -j MASQUERADE; sysctl -w net.ipv4.ip_forward=1"

@@ -45,6 +45,9 @@ type cli struct {
 func newCLI(t *testing.T) *cli {
 	t.Helper()
 	testenv.RequirePrivileged(t)
+	// What the tests run inside containers; the ones they run on the
+	// host name their package when missing (testenv.Try).
+	testenv.RequireTool(t, "ip", "nft", "curl", "ping")
 	c := &cli{t: t, root: t.TempDir()}
 	before := testenv.Snapshot(t)
 	t.Cleanup(func() {

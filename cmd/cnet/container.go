@@ -11,7 +11,6 @@ import (
 
 	"github.com/cnetdev/cnet"
 	"github.com/cnetdev/cnet/internal/ipam"
-	"github.com/cnetdev/cnet/internal/ports"
 )
 
 // createFlags are shared by create and run.
@@ -25,12 +24,14 @@ type createFlags struct {
 }
 
 func (f *createFlags) add(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&f.network, "network", "", `network to attach to (default "cnet", created on first use; "none": only lo)`)
-	cmd.Flags().StringVar(&f.ip, "ip", "", "IPv4 address on the network (default: the lowest free one)")
-	cmd.Flags().StringArrayVar(&f.dns, "dns", nil, "nameserver for the container's resolv.conf (repeatable; default: the host's)")
-	cmd.Flags().StringArrayVar(&f.aliases, "alias", nil, "another name the container answers to on the network (repeatable)")
-	cmd.Flags().StringArrayVarP(&f.publish, "publish", "p", nil, "publish a port: "+ports.Syntax+" (repeatable; see `cnet publish --help`)")
-	cmd.Flags().StringVar(&f.egress, "egress", "", "limit what the container sends on the network, e.g. 10mbit (a tc tbf on its interface)")
+	cmd.Flags().StringVar(&f.network, "network", "", "attach to network `NET` (default \"cnet\", created on first use; \"none\": only lo)")
+	cmd.Flags().StringVar(&f.ip, "ip", "", "IPv4 address `IP` on the network (default: the lowest free one)")
+	cmd.Flags().StringArrayVar(&f.dns, "dns", nil, "nameserver `IP` for the container's resolv.conf, in place of cnet's name server on the gateway "+
+		"(the host's nameservers on a --no-dns network); repeatable, kept in order")
+	cmd.Flags().StringArrayVar(&f.aliases, "alias", nil, "another `NAME` the container answers to on the network (repeatable)")
+	cmd.Flags().StringArrayVarP(&f.publish, "publish", "p", nil, "publish `[HOSTIP:]HOSTPORT:CPORT[/PROTO]`: the container's CPORT at HOSTPORT on the host, "+
+		"e.g. 8080:80, 127.0.0.1:5353:53/udp, 9000-9009:9000-9009 (repeatable; more in 'cnet publish --help')")
+	cmd.Flags().StringVar(&f.egress, "egress", "", "limit what the container sends on the network to `RATE`, e.g. 10mbit (a tc tbf on its interface)")
 }
 
 // parseEgress reads --egress: "" is no limit.
@@ -163,9 +164,9 @@ and 'cnet rm' later removes only what cnet added, never the namespace.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&ip, "ip", "", "IPv4 address on the network (default: the lowest free one)")
-	cmd.Flags().StringArrayVar(&aliases, "alias", nil, "another name the container answers to on this network (repeatable)")
-	cmd.Flags().StringVar(&egress, "egress", "", "limit what the container sends on this network, e.g. 10mbit (a tc tbf on its interface)")
+	cmd.Flags().StringVar(&ip, "ip", "", "IPv4 address `IP` on the network (default: the lowest free one)")
+	cmd.Flags().StringArrayVar(&aliases, "alias", nil, "another `NAME` the container answers to on this network (repeatable)")
+	cmd.Flags().StringVar(&egress, "egress", "", "limit what the container sends on this network to `RATE`, e.g. 10mbit (a tc tbf on its interface)")
 	a.addJSON(cmd)
 	a.addDryRun(cmd)
 	return cmd
@@ -279,7 +280,7 @@ waits --grace, then sends SIGKILL.`,
 		},
 	}
 	cmd.Flags().BoolVarP(&opts.Force, "force", "f", false, "stop processes inside first")
-	cmd.Flags().DurationVar(&opts.Grace, "grace", 5*time.Second, "with -f, how long to wait after SIGTERM before SIGKILL")
+	cmd.Flags().DurationVar(&opts.Grace, "grace", 5*time.Second, "with -f, wait `DURATION` (e.g. 500ms, 10s) after SIGTERM before SIGKILL")
 	a.addDryRunJSON(cmd)
 	a.addDryRun(cmd)
 	return cmd

@@ -87,8 +87,8 @@ Formats:
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&format, "format", "text", "text, dot, svg or mermaid")
-	cmd.Flags().StringVarP(&file, "file", "f", "", "draw this lab file instead of what exists")
+	cmd.Flags().StringVar(&format, "format", "text", "output `FORMAT`: text, dot, svg (rendered by Graphviz) or mermaid")
+	cmd.Flags().StringVarP(&file, "file", "f", "", "draw the lab `FILE` as it would be built, instead of what exists")
 	cmd.Flags().BoolVar(&a.json, "json", false, "print the topology as JSON instead of drawing it")
 	return cmd
 }

@@ -3,12 +3,12 @@ package main
 import (
 	"encoding/json"
 	"net/netip"
-	"os/exec"
 	"strings"
 	"testing"
 
 	"github.com/cnetdev/cnet"
 	"github.com/cnetdev/cnet/internal/graph"
+	"github.com/cnetdev/cnet/internal/testenv"
 )
 
 // TestTopology: the model drawn is what the engine reports.
@@ -107,9 +107,7 @@ func TestGraph(t *testing.T) {
 	if r.code != exitFailure || r.stdout != "" || !strings.Contains(r.stderr, "apt-get install graphviz") {
 		t.Errorf("svg without graphviz: exit %d %q %q", r.code, r.stdout, r.stderr)
 	}
-	if _, err := exec.LookPath("dot"); err != nil {
-		t.Skip("graphviz is not installed, so svg output is not checked (apt-get install graphviz)")
-	}
+	testenv.RequireTool(t, "dot")
 	svg := c.ok("graph", "--format", "svg")
 	if !strings.Contains(svg, "<svg") || !strings.Contains(svg, "172.18.0.2/24") { // dot writes "-" as &#45;
 		t.Errorf("svg:\n%s", svg)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 
@@ -50,7 +51,45 @@ func (a *app) labPlan(file string) (*lab.Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	return lab.Diff(a.eng, f, a.starter())
+	p, err := lab.Diff(a.eng, f, a.starter())
+	if err != nil {
+		return nil, err
+	}
+	if a.dryRun {
+		// The script is for later or elsewhere; its own exec line fails
+		// there if the command is missing.
+		return p, nil
+	}
+	if err := checkCommands(f, p); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// checkCommands refuses, before anything changes, a plan that would start
+// a command that is not there or cannot run. The command runs with
+// cnet's PATH, in the host's file system with the container's /etc, so
+// looking it up here finds what the container would.
+func checkCommands(f *lab.File, p *lab.Plan) error {
+	for _, act := range p.Actions {
+		if act.Op != "start" || act.Kind != "command" {
+			continue
+		}
+		c := f.Container(act.Object)
+		if c == nil || len(c.Command) == 0 {
+			continue
+		}
+		if _, err := exec.LookPath(c.Command[0]); err != nil {
+			_, why := lookPathFailure(c.Command[0], err)
+			line, ok := c.Lines["command"]
+			if !ok {
+				line = c.Line
+			}
+			return &lab.Error{File: f.Path, Line: line, Field: "containers." + c.Name + ".command",
+				Msg: fmt.Sprintf("cannot start %q: %s", c.Command[0], why)}
+		}
+	}
+	return nil
 }
 
 func (a *app) starter() lab.Starter {
@@ -173,7 +212,7 @@ carries the lab's name, and names already taken outside the lab are refused.
 			return a.runPlan(p, file, "apply")
 		},
 	}
-	cmd.Flags().StringVarP(&file, "file", "f", "", "the lab file (YAML)")
+	cmd.Flags().StringVarP(&file, "file", "f", "", "the lab `FILE` (YAML)")
 	a.addJSON(cmd)
 	a.addDryRun(cmd)
 	return cmd
@@ -203,7 +242,7 @@ order apply makes them. Nothing is changed.
 			return nil
 		},
 	}
-	cmd.Flags().StringVarP(&file, "file", "f", "", "the lab file (YAML)")
+	cmd.Flags().StringVarP(&file, "file", "f", "", "the lab `FILE` (YAML)")
 	a.addJSON(cmd)
 	return cmd
 }
@@ -235,7 +274,7 @@ a file that no longer validates can still be destroyed.`,
 			return a.runPlan(p, file, "destroy")
 		},
 	}
-	cmd.Flags().StringVarP(&file, "file", "f", "", "the lab file (YAML)")
+	cmd.Flags().StringVarP(&file, "file", "f", "", "the lab `FILE` (YAML)")
 	a.addJSON(cmd)
 	a.addDryRun(cmd)
 	return cmd

@@ -29,11 +29,14 @@ const (
 )
 
 func exitCode(err error) int {
+	var se *startError
 	switch {
 	case err == nil:
 		return exitOK
 	case errors.Is(err, cnet.ErrNeedsRepair):
 		return exitNeedsRepair
+	case errors.As(err, &se):
+		return se.Code
 	case errors.Is(err, cnet.ErrInvalid), errors.Is(err, errUsage):
 		return exitInvalid
 	case errors.Is(err, cnet.ErrNotFound):

@@ -85,12 +85,12 @@ Equivalent to:
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&subnet, "subnet", "", "IPv4 subnet in CIDR form, /8 to /30 (default: first free /24 of 10.89.0.0/16)")
-	cmd.Flags().StringVar(&gateway, "gateway", "", "gateway address on the bridge (default: first host address)")
-	cmd.Flags().StringVar(&bridge, "bridge", "", "bridge interface name, at most 15 bytes (default: cnet-NAME)")
+	cmd.Flags().StringVar(&subnet, "subnet", "", "IPv4 subnet `CIDR`, /8 to /30, e.g. 172.18.0.0/24 (default: the first free /24 of 10.89.0.0/16)")
+	cmd.Flags().StringVar(&gateway, "gateway", "", "gateway address `IP` on the bridge, inside --subnet (default: its first host address)")
+	cmd.Flags().StringVar(&bridge, "bridge", "", "bridge interface name `IFNAME`, at most 15 bytes (default: cnet-NAME)")
 	cmd.Flags().BoolVar(&spec.Internal, "internal", false, "no NAT and no path beyond the bridge")
 	cmd.Flags().BoolVar(&spec.NoDNS, "no-dns", false, "no name server on the gateway: containers use the host's nameservers")
-	cmd.Flags().IntVar(&spec.MTU, "mtu", 0, "MTU of the bridge and every veth on it, 68-65535 (default 1500)")
+	cmd.Flags().IntVar(&spec.MTU, "mtu", 0, "MTU `N` of the bridge and every veth on it, 68-65535 (default 1500)")
 	a.addJSON(cmd)
 	a.addDryRun(cmd)
 	return cmd

@@ -30,7 +30,7 @@ There is no proxy process. A mapping on 127.0.0.1 is reachable only from the
 host; one on a host address only through that address; 0.0.0.0 (the default)
 through every address.
 
-Spec: ` + ports.Syntax + `
+Spec: ` + ports.Syntax + ` (HOSTIP defaults to 0.0.0.0, tcp is the default)
   8080:80                  tcp port 8080 on every host address to port 80
   127.0.0.1:5353:53/udp    udp, from the host only
   9000-9009:9000-9009      a range (both sides the same length)`
@@ -40,6 +40,10 @@ func (a *app) publishCmd() *cobra.Command {
 		Use:   "publish NAME SPEC...",
 		Short: "Publish container ports on the host",
 		Long: publishHelp + `
+
+It prints each mapping it made, one a line, as HOSTIP:HOSTPORT->PORT/PROTO
+(the form of 'cnet port' and of the PORTS column of 'cnet ls'); --json gives
+them with the container's address.
 
 Equivalent to:
   nft add element inet cnet dnat_tcp_any { 8080 : ADDR . 80 }
@@ -73,7 +77,8 @@ func (a *app) unpublishCmd() *cobra.Command {
 		Short: "Remove published ports (and the connections they carry)",
 		Long: `Remove published ports, given as they were published. The connection
 tracking entries they made are deleted too, so no flow (UDP above all)
-keeps reaching the container.
+keeps reaching the container. It prints the mappings it removed, as
+'cnet publish' prints them.
 
 Equivalent to:
   nft delete element inet cnet dnat_tcp_any { 8080 : ADDR . 80 }
@@ -102,8 +107,11 @@ Equivalent to:
 
 func (a *app) portCmd() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:     "port NAME",
-		Short:   "List a container's published ports",
+		Use:   "port NAME",
+		Short: "List a container's published ports",
+		Long: `List a container's published ports, one a line, as HOSTIP:HOSTPORT->PORT/PROTO
+(connections to HOSTIP:HOSTPORT on the host reach PORT in the container); a
+range is listed port by port. --json adds the container's address.`,
 		GroupID: "containers",
 		Args:    args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, argv []string) error {
@@ -118,12 +126,17 @@ func (a *app) portCmd() *cobra.Command {
 	return cmd
 }
 
+// printPorts prints port mappings one a line as HOSTIP:HOSTPORT->PORT/PROTO,
+// the form of the PORTS column of `cnet ls` and of what create prints.
 func (a *app) printPorts(ps []cnet.Port) error {
 	if a.json {
+		if ps == nil {
+			ps = []cnet.Port{}
+		}
 		return printJSON(ps)
 	}
 	for _, p := range ps {
-		fmt.Printf("%d/%s -> %s:%d\n", p.Port, p.Proto, p.HostIP, p.HostPort)
+		fmt.Println(p.String())
 	}
 	return nil
 }

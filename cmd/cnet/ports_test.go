@@ -95,6 +95,7 @@ func ask(c *net.UDPConn, msg string) (string, error) {
 }
 
 func TestPublishedPorts(t *testing.T) {
+	testenv.RequireTool(t, "conntrack")
 	c := newCLI(t)
 	lan(t)
 	c.ok("network", "create", "front", "--subnet", "172.30.1.0/24")
@@ -240,7 +241,7 @@ func TestPublishedPorts(t *testing.T) {
 	})
 
 	out := c.ok("port", "web")
-	for _, want := range []string{"80/tcp -> 0.0.0.0:8080", "80/tcp -> 192.168.77.1:8081", "80/tcp -> 127.0.0.1:8082"} {
+	for _, want := range []string{"0.0.0.0:8080->80/tcp", "192.168.77.1:8081->80/tcp", "127.0.0.1:8082->80/tcp"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("cnet port web lacks %q:\n%s", want, out)
 		}

@@ -50,6 +50,7 @@ draws what is built.
 
 State lives in /var/lib/cnet (bbolt) and /run/cnet (lock, logs); --root DIR
 moves both (state in DIR, run dir in DIR/run). cnet needs root.`,
+		Version:       buildVersion().String(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
@@ -84,7 +85,8 @@ moves both (state in DIR, run dir in DIR/run). cnet needs root.`,
 		},
 	}
 	root := os.Getenv("CNET_ROOT")
-	cmd.PersistentFlags().StringVar(&a.root, "root", root, "directory for state (DIR) and run files (DIR/run); env CNET_ROOT")
+	cmd.PersistentFlags().StringVar(&a.root, "root", root, "`DIR` for state, with run files in DIR/run (default: /var/lib/cnet and /run/cnet); env CNET_ROOT")
+	cmd.SetVersionTemplate("cnet {{.Version}}\n")
 	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
 	cmd.AddGroup(&cobra.Group{ID: "containers", Title: "Containers:"}, &cobra.Group{ID: "networks", Title: "Networks:"},
 		&cobra.Group{ID: "processes", Title: "Processes:"}, &cobra.Group{ID: "labs", Title: "Labs:"},
@@ -95,7 +97,7 @@ moves both (state in DIR, run dir in DIR/run). cnet needs root.`,
 		a.publishCmd(), a.unpublishCmd(), a.portCmd(), a.resolveCmd(),
 		a.execCmd(), a.runCmd(), a.logsCmd(),
 		a.applyCmd(), a.diffCmd(), a.destroyCmd(),
-		a.gcCmd(), a.explainCmd(),
+		a.gcCmd(), a.explainCmd(), a.versionCmd(),
 	)
 	return cmd
 }

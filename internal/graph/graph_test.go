@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/cnetdev/cnet/internal/testenv"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files in testdata")
@@ -146,9 +148,7 @@ func TestEmpty(t *testing.T) {
 
 // TestDotRenders: Graphviz accepts the dot output.
 func TestDotRenders(t *testing.T) {
-	if _, err := exec.LookPath("dot"); err != nil {
-		t.Skip("graphviz is not installed (apt-get install graphviz)")
-	}
+	testenv.RequireTool(t, "dot")
 	for _, topo := range []Topology{seed(), lab(), {}} {
 		cmd := exec.Command("dot", "-Tsvg")
 		cmd.Stdin = strings.NewReader(DotOf(topo))

@@ -136,6 +136,7 @@ func Run(t testing.TB, name string, args ...string) string {
 }
 
 // Try runs a command with a 30 s bound and returns its combined output.
+// A program that is not installed fails with the package to install.
 func Try(name string, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -143,7 +144,7 @@ func Try(name string, args ...string) (string, error) {
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Stdout, cmd.Stderr = &buf, &buf
 	err := cmd.Run()
-	return buf.String(), err
+	return buf.String(), explainMissing(name, err)
 }
 
 // Eventually polls cond every 10 ms until it returns nil or the deadline
@@ -172,5 +173,5 @@ func TryIn(stdin, name string, args ...string) (string, error) {
 	cmd.Stdin = strings.NewReader(stdin)
 	cmd.Stdout, cmd.Stderr = &buf, &buf
 	err := cmd.Run()
-	return buf.String(), err
+	return buf.String(), explainMissing(name, err)
 }
