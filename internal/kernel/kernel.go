@@ -724,7 +724,7 @@ func bindConflict(err error) error {
 	var be *dns.BindError
 	if errors.As(err, &be) {
 		return dnsConflict("cnet's name server cannot listen on " + strings.Join(be.Addrs, ", ") + ": " + be.Error() +
-			"; free the port, or create the network with --no-dns")
+			". To do without cnet's name server there, create the network with --no-dns")
 	}
 	return err
 }
