@@ -181,10 +181,19 @@ func (s *session) syncDNS(r rulesets, after bool) error {
 	return s.k.DNSStart(snap)
 }
 
+// dnsDead reports whether networks want the name server and it is not
+// running.
+func (s *session) dnsDead() (bool, error) {
+	v, err := rulesets{s: s}.dns(false)
+	if err != nil || len(v.nets) == 0 {
+		return false, err
+	}
+	return !s.k.DNSRunning(), nil
+}
+
 // reviveDNS restarts the name server if networks want it and it died.
 func (s *session) reviveDNS() (string, error) {
-	v, err := rulesets{s: s}.dns(false)
-	if err != nil || len(v.nets) == 0 || s.k.DNSRunning() {
+	if dead, err := s.dnsDead(); err != nil || !dead {
 		return "", err
 	}
 	snap, err := s.dnsSnapshot(model.Changes{})

@@ -1,12 +1,18 @@
 package main
 
 import (
+	"fmt"
 	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	mdns "github.com/miekg/dns"
 
+	"github.com/cnetdev/cnet/internal/dns"
 	"github.com/cnetdev/cnet/internal/netns"
 	"github.com/cnetdev/cnet/internal/testenv"
 )
@@ -184,4 +190,85 @@ func TestDNSInternalForwardsNothing(t *testing.T) {
 	if got := up.queries.Load(); got != before {
 		t.Errorf("%d queries of gate reached the upstream after it left front", got-before)
 	}
+}
+
+// TestDNSGCFindsDeadAndStaleServers: `cnet gc --dry-run` says that it
+// would restart a name server that died, and changes nothing; a name
+// server that lost its control socket still holds port 53, and the
+// command that then cannot start a new one says that `cnet gc` fixes it
+// (not "free the port"), naming its PID; the dry run reports it, and gc
+// stops it and serves names again.
+func TestDNSGCFindsDeadAndStaleServers(t *testing.T) {
+	c := newCLI(t)
+	hostResolv(t, "nameserver 198.51.100.1\n")
+	dir := filepath.Join(c.root, "run", "dns")
+	client := dns.Client{Dir: dir}
+	c.ok("network", "create", "front", "--subnet", "172.31.1.0/24")
+	c.ok("create", "web", "--network", "front")
+
+	t.Run("dead", func(t *testing.T) {
+		pid, err := client.Ping()
+		if err != nil {
+			t.Fatal(err)
+		}
+		syscall.Kill(pid, syscall.SIGKILL)
+		testenv.Eventually(t, 5*time.Second, func() error {
+			if client.Listening() {
+				return fmt.Errorf("pid %d still listens", pid)
+			}
+			return nil
+		})
+		out := c.ok("gc", "--dry-run")
+		if !strings.Contains(out, "dns server") || !strings.Contains(out, "not running") || !strings.Contains(out, "would do") {
+			t.Errorf("gc --dry-run does not say it would restart the dead name server:\n%s", out)
+		}
+		if client.Listening() {
+			t.Error("gc --dry-run started a name server")
+		}
+		if out := c.ok("gc"); !strings.Contains(out, "restarted the dns server") {
+			t.Errorf("gc does not restart the name server:\n%s", out)
+		}
+	})
+
+	t.Run("stale", func(t *testing.T) {
+		stale, err := client.Ping()
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The server loses its control socket and goes on holding port 53.
+		if err := os.Remove(filepath.Join(dir, dns.SocketFile)); err != nil {
+			t.Fatal(err)
+		}
+		r := c.run("create", "other", "--network", "front")
+		if r.code == 0 || !strings.Contains(r.stderr, "cnet gc") || !strings.Contains(r.stderr, fmt.Sprintf("pid %d", stale)) || strings.Contains(r.stderr, "free the port") {
+			t.Errorf("create beside a stale name server: exit %d %q; want a refusal that names pid %d and says to run `cnet gc`", r.code, r.stderr, stale)
+		}
+		out := c.ok("gc", "--dry-run")
+		if !strings.Contains(out, fmt.Sprintf("dns server (pid %d)", stale)) || !strings.Contains(out, "lost its control socket") {
+			t.Errorf("gc --dry-run does not report the stale name server %d:\n%s", stale, out)
+		}
+		if !alive(stale) {
+			t.Fatal("gc --dry-run stopped the stale name server")
+		}
+		out = c.ok("gc")
+		if !strings.Contains(out, fmt.Sprintf("dns server (pid %d)", stale)) {
+			t.Errorf("gc does not report stopping the stale name server %d:\n%s", stale, out)
+		}
+		testenv.Eventually(t, 5*time.Second, func() error {
+			if alive(stale) {
+				return fmt.Errorf("the stale name server %d still runs", stale)
+			}
+			return nil
+		})
+		if pid, err := client.Ping(); err != nil || pid == stale {
+			t.Errorf("after gc the control socket is answered by %d (%v), want a new server", pid, err)
+		}
+		if m, err := tryDNS("web", "172.31.1.1", "web.", mdns.TypeA, "udp"); err != nil || answers(m) != "172.31.1.2" {
+			t.Errorf("after gc, web asks for itself: %v %v", m, err)
+		}
+		c.ok("create", "other", "--network", "front")
+		if out := c.ok("gc", "--dry-run"); !strings.Contains(out, "nothing to do") {
+			t.Errorf("a second gc finds more to do:\n%s", out)
+		}
+	})
 }
