@@ -230,6 +230,20 @@ func TestDNSGCFindsDeadAndStaleServers(t *testing.T) {
 		}
 	})
 
+	t.Run("bridge re-created", func(t *testing.T) {
+		// The listeners are bound to the bridge by its index: the one gc
+		// makes anew has another, and gc has the server listen again.
+		testenv.Run(t, "ip", "link", "del", "cnet-front")
+		c.ok("gc")
+		testenv.Eventually(t, 5*time.Second, func() error {
+			m, err := tryDNS("web", "172.31.1.1", "web.", mdns.TypeA, "udp")
+			if err != nil || answers(m) != "172.31.1.2" {
+				return fmt.Errorf("web asks for itself after gc re-created its bridge: %v %v", m, err)
+			}
+			return nil
+		})
+	})
+
 	t.Run("stale", func(t *testing.T) {
 		stale, err := client.Ping()
 		if err != nil {
