@@ -69,7 +69,7 @@ func TestDNSFloodIsBounded(t *testing.T) {
 	// TCP connections. The rest is slack for the runtime.
 	lim := dns.DefaultLimits
 	maxFDs := baseFDs + lim.ClientForwards + lim.ClientTCPConns + 16
-	maxRSS := baseRSS + 48*1024
+	maxRSS := baseRSS + 24*1024
 
 	const floodFor = 3 * time.Second
 	stop := time.Now().Add(floodFor)
