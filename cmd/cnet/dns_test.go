@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -153,7 +154,8 @@ func TestDNS(t *testing.T) {
 		defer held.Close()
 		before := testenv.Snapshot(t)
 		r := c.run("network", "create", "blocked", "--subnet", "172.31.9.0/24")
-		if r.code != exitConflict || !strings.Contains(r.stderr, "port 53/udp on 172.31.9.1") || !strings.Contains(r.stderr, "--no-dns") {
+		if r.code != exitConflict || !strings.Contains(r.stderr, "port 53/udp on 172.31.9.1") || !strings.Contains(r.stderr, "--no-dns") ||
+			!strings.Contains(r.stderr, fmt.Sprintf("(pid %d): free the port", os.Getpid())) {
 			t.Errorf("exit %d %q; want %d naming the port and what holds it", r.code, r.stderr, exitConflict)
 		}
 		if after := testenv.Snapshot(t); after != before {
