@@ -28,15 +28,31 @@ func dnsCommand(opts Options) []string {
 }
 
 func dnsNet(n *model.Network) dns.Net {
-	return dns.Net{Name: n.Name, Gateway: n.Gateway, Subnet: n.Subnet}
+	return dns.Net{Name: n.Name, Gateway: n.Gateway, Subnet: n.Subnet, Bridge: n.Bridge}
 }
 
-func dnsCtr(c *model.Container) dns.Ctr {
-	out := dns.Ctr{Name: c.Name}
+// dnsCtr is a container's records. internal tells which networks are
+// --internal: a container on those alone gets nothing forwarded.
+func dnsCtr(c *model.Container, internal map[string]bool) dns.Ctr {
+	out := dns.Ctr{Name: c.Name, Isolated: len(c.Endpoints) > 0}
 	for _, ep := range c.Endpoints {
 		out.Endpoints = append(out.Endpoints, dns.Ep{Network: ep.Network, Addr: ep.Addr, Aliases: ep.Aliases})
+		if !internal[ep.Network] {
+			out.Isolated = false
+		}
 	}
 	return out
+}
+
+// internalNets returns which of nets are --internal.
+func internalNets(nets []*model.Network) map[string]bool {
+	m := map[string]bool{}
+	for _, n := range nets {
+		if n.Internal {
+			m[n.Name] = true
+		}
+	}
+	return m
 }
 
 // dnsView is the name server's side of a state: its networks, and the
@@ -65,6 +81,7 @@ func dnsViewOf(tx *state.Tx, ch model.Changes, after bool) (v dnsView, err error
 	if after {
 		nets = applyNetworks(nets, ch)
 	}
+	internal := internalNets(nets)
 	for _, n := range nets {
 		if !n.NoDNS {
 			v.nets = append(v.nets, n)
@@ -93,7 +110,7 @@ func dnsViewOf(tx *state.Tx, ch model.Changes, after bool) (v dnsView, err error
 		if c == nil {
 			v.change.DelContainers = append(v.change.DelContainers, name)
 		} else {
-			v.change.SetContainers = append(v.change.SetContainers, dnsCtr(c))
+			v.change.SetContainers = append(v.change.SetContainers, dnsCtr(c, internal))
 		}
 	}
 	return v, nil
@@ -106,7 +123,9 @@ func (s *session) dnsSnapshot(ch model.Changes) (snap dns.Snapshot, err error) {
 		if err != nil {
 			return err
 		}
-		for _, n := range applyNetworks(nets, ch) {
+		nets = applyNetworks(nets, ch)
+		internal := internalNets(nets)
+		for _, n := range nets {
 			if !n.NoDNS {
 				snap.Networks = append(snap.Networks, dnsNet(n))
 			}
@@ -117,12 +136,12 @@ func (s *session) dnsSnapshot(ch model.Changes) (snap dns.Snapshot, err error) {
 		}
 		for _, c := range cs {
 			if _, changed := ch.Containers[c.Name]; !changed {
-				snap.Containers = append(snap.Containers, dnsCtr(c))
+				snap.Containers = append(snap.Containers, dnsCtr(c, internal))
 			}
 		}
 		for _, c := range ch.Containers {
 			if c != nil {
-				snap.Containers = append(snap.Containers, dnsCtr(c))
+				snap.Containers = append(snap.Containers, dnsCtr(c, internal))
 			}
 		}
 		return nil
@@ -162,10 +181,19 @@ func (s *session) syncDNS(r rulesets, after bool) error {
 	return s.k.DNSStart(snap)
 }
 
+// dnsDead reports whether networks want the name server and it is not
+// running.
+func (s *session) dnsDead() (bool, error) {
+	v, err := rulesets{s: s}.dns(false)
+	if err != nil || len(v.nets) == 0 {
+		return false, err
+	}
+	return !s.k.DNSRunning(), nil
+}
+
 // reviveDNS restarts the name server if networks want it and it died.
 func (s *session) reviveDNS() (string, error) {
-	v, err := rulesets{s: s}.dns(false)
-	if err != nil || len(v.nets) == 0 || s.k.DNSRunning() {
+	if dead, err := s.dnsDead(); err != nil || !dead {
 		return "", err
 	}
 	snap, err := s.dnsSnapshot(model.Changes{})

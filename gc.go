@@ -43,6 +43,22 @@ func (e *Engine) GC(dryRun bool) (*GCReport, error) {
 	}
 	defer s.close()
 	r := &GCReport{DryRun: dryRun, Actions: []GCAction{}, Warnings: []string{}}
+	act := func(a GCAction, fix func() error) {
+		if !dryRun {
+			if err := fix(); err != nil {
+				a.Error = err.Error()
+			}
+		}
+		r.Actions = append(r.Actions, a)
+	}
+	// A name server of this instance that lost its control socket still
+	// holds port 53 on its gateways, where no command can update it and
+	// no new server can listen: stop it before one is started.
+	for _, pid := range s.k.DNSStale() {
+		act(GCAction{Action: "remove", Object: fmt.Sprintf("dns server (pid %d)", pid),
+			Reason: "a cnet name server that lost its control socket: it holds port 53 and nothing can update its records"},
+			func() error { return s.k.DNSKill(pid) })
+	}
 	if dryRun {
 		s.st.View(func(tx *state.Tx) error {
 			ins, err := tx.Intents()
@@ -56,6 +72,13 @@ func (e *Engine) GC(dryRun bool) (*GCReport, error) {
 			}
 			return err
 		})
+		// What recover does for real: restart a name server that died.
+		if dead, err := s.dnsDead(); err != nil {
+			r.Warnings = append(r.Warnings, "could not tell whether the dns server runs: "+err.Error())
+		} else if dead {
+			r.Actions = append(r.Actions, GCAction{Action: "recover", Object: "dns server",
+				Reason: "not running (nothing listens on its control socket): restart it with every record"})
+		}
 	} else {
 		for _, msg := range s.recover() {
 			r.Actions = append(r.Actions, GCAction{Action: "recover", Object: "state", Reason: msg})
@@ -70,14 +93,6 @@ func (e *Engine) GC(dryRun bool) (*GCReport, error) {
 		for _, ep := range c.Endpoints {
 			hostIfs[ep.HostIf] = true
 		}
-	}
-	act := func(a GCAction, fix func() error) {
-		if !dryRun {
-			if err := fix(); err != nil {
-				a.Error = err.Error()
-			}
-		}
-		r.Actions = append(r.Actions, a)
 	}
 	netByName := map[string]*model.Network{}
 	bridges := map[string]bool{}

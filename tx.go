@@ -47,6 +47,10 @@ type machine interface {
 	DNSApply(dns.Change) error
 	DNSSync(dns.Snapshot) error
 	DNSStop() error
+	// DNSStale lists name servers of this instance that lost their
+	// control socket; DNSKill stops one.
+	DNSStale() []int
+	DNSKill(pid int) error
 	WriteFiles(*model.FilesSpec) error
 	RemoveFiles(name string) error
 	SetForwarding(on bool) (bool, error)

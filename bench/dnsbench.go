@@ -90,7 +90,7 @@ func (s *cnetDNS) check() error {
 	return err
 }
 func (s *cnetDNS) start(dir string, n int) (int, error) {
-	snap := dns.Snapshot{Networks: []dns.Net{{Name: dnsNetwork, Gateway: dnsGateway, Subnet: dnsSubnet}}}
+	snap := dns.Snapshot{Networks: []dns.Net{{Name: dnsNetwork, Gateway: dnsGateway, Subnet: dnsSubnet, Bridge: dnsBridge}}}
 	snap.Containers = append(snap.Containers, dns.Ctr{Name: dnsClient, Endpoints: []dns.Ep{{Network: dnsNetwork, Addr: dnsClientIP}}})
 	for i := 1; i <= n; i++ {
 		name, addr := dnsRecord(i)

@@ -13,7 +13,7 @@ import (
 
 // dnsArg is the hidden command that runs cnet's name server:
 // `cnet __dns DIR`. Commands start it when a network wants it.
-const dnsArg = "__dns"
+const dnsArg = dns.ServeArg
 
 func dnsMain(args []string) {
 	if len(args) != 1 {
@@ -21,14 +21,17 @@ func dnsMain(args []string) {
 		os.Exit(exitInvalid)
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	holder := func(proto string, ip netip.Addr, port uint16) string {
+	holder := func(proto string, ip netip.Addr, port uint16) (string, int) {
 		s, err := netns.DiagSocket(nil)
 		if err != nil {
-			return "" // only names the holder in a message; the bind error says the rest
+			return "", 0 // only names the holder in a message; the bind error says the rest
 		}
 		defer s.Close()
-		h, _ := link.Listener(s, proto, ip, port)
-		return h
+		comm, pid, err := link.ListenerProcess(s, proto, ip, port)
+		if err != nil {
+			return "", 0 // as above
+		}
+		return comm, pid
 	}
 	s, err := dns.NewServer(args[0], log, holder)
 	if err == nil {

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -17,10 +19,16 @@ import (
 	"github.com/cnetdev/cnet/internal/testenv"
 )
 
+// upstream is the fake upstream name server: it counts the queries it
+// gets.
+type upstream struct{ queries atomic.Int64 }
+
 // fakeUpstream runs a name server at 198.51.100.1 in a namespace
 // "internet" wired to the sandbox host. It knows example.test and
-// big.example.test (40 addresses: too big for a plain UDP answer).
-func fakeUpstream(t *testing.T) {
+// big.example.test (40 addresses: too big for a plain UDP answer), and
+// never answers names under blackhole.test (a dead upstream). It counts
+// every query it gets.
+func fakeUpstream(t *testing.T) *upstream {
 	t.Helper()
 	t.Cleanup(func() {
 		testenv.Try("ip", "link", "del", "up0")
@@ -37,7 +45,12 @@ func fakeUpstream(t *testing.T) {
 	} {
 		testenv.Run(t, "ip", args...)
 	}
+	up := &upstream{}
 	h := mdns.HandlerFunc(func(w mdns.ResponseWriter, r *mdns.Msg) {
+		up.queries.Add(1)
+		if strings.HasSuffix(r.Question[0].Name, ".blackhole.test.") {
+			return
+		}
 		m := new(mdns.Msg)
 		m.SetReply(r)
 		q := r.Question[0]
@@ -73,6 +86,7 @@ func fakeUpstream(t *testing.T) {
 	go udp.ActivateAndServe()
 	go tcp.ActivateAndServe()
 	t.Cleanup(func() { udp.Shutdown(); tcp.Shutdown() })
+	return up
 }
 
 // hostResolv makes the sandbox host's /etc/resolv.conf say content, for
@@ -140,7 +154,8 @@ func TestDNS(t *testing.T) {
 		defer held.Close()
 		before := testenv.Snapshot(t)
 		r := c.run("network", "create", "blocked", "--subnet", "172.31.9.0/24")
-		if r.code != exitConflict || !strings.Contains(r.stderr, "port 53/udp on 172.31.9.1") || !strings.Contains(r.stderr, "--no-dns") {
+		if r.code != exitConflict || !strings.Contains(r.stderr, "port 53/udp on 172.31.9.1") || !strings.Contains(r.stderr, "--no-dns") ||
+			!strings.Contains(r.stderr, fmt.Sprintf("(pid %d): free the port", os.Getpid())) {
 			t.Errorf("exit %d %q; want %d naming the port and what holds it", r.code, r.stderr, exitConflict)
 		}
 		if after := testenv.Snapshot(t); after != before {
@@ -282,4 +297,23 @@ func TestDNS(t *testing.T) {
 	if pid, err := (dns.Client{Dir: filepath.Join(c.root, "run", "dns")}).Ping(); err == nil {
 		t.Errorf("the server (pid %d) still runs with no DNS network left", pid)
 	}
+}
+
+// tryDNS sends one query from a namespace ("" for the host) and waits at
+// most a second: the error is what a client sees when nothing answers
+// (ICMP port unreachable, a reset, or silence).
+func tryDNS(ns, server, name string, qtype uint16, proto string) (*mdns.Msg, error) {
+	q := new(mdns.Msg)
+	q.SetQuestion(name, qtype)
+	c := &mdns.Client{Net: proto, Timeout: time.Second}
+	var in *mdns.Msg
+	exchange := func() error {
+		var err error
+		in, _, err = c.Exchange(q, server+":53")
+		return err
+	}
+	if ns == "" {
+		return in, exchange()
+	}
+	return in, netns.Do("/run/netns/"+ns, exchange)
 }

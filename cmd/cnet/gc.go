@@ -21,7 +21,9 @@ func (a *app) gcCmd() *cobra.Command {
     nftables table (after someone flushed the ruleset);
   - re-create missing endpoints and /etc/netns files;
   - release containers whose namespace is gone (after 'ip netns del');
-  - remove orphan links, namespaces and files that carry this cnet's mark.
+  - remove orphan links, namespaces and files that carry this cnet's mark;
+  - restart the name server if it died, after stopping this cnet's name
+    servers that lost their control socket (they hold port 53).
 It never touches objects cnet did not create. --dry-run only reports.`,
 		GroupID: "maintenance",
 		Args:    args(cobra.NoArgs),

@@ -10,9 +10,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Client talks to the server over its control socket, and starts it.
@@ -245,3 +248,78 @@ func (c Client) Start(argv []string, s Snapshot) error {
 
 // startTimeout bounds how long Start waits for the server to answer.
 var startTimeout = 10 * time.Second
+
+// ListenerPID returns the PID of the process that listens on the control
+// socket, from the socket's peer credentials, so the server need not
+// answer; 0 when none listens. Equivalent to: `ss -xlp src SOCKET`.
+func (c Client) ListenerPID() int {
+	conn, err := net.DialTimeout("unix", filepath.Join(c.Dir, SocketFile), callTimeout)
+	if err != nil {
+		return 0
+	}
+	defer conn.Close()
+	raw, err := conn.(*net.UnixConn).SyscallConn()
+	if err != nil {
+		return 0
+	}
+	var pid int
+	raw.Control(func(fd uintptr) {
+		if cred, err := unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED); err == nil {
+			pid = int(cred.Pid)
+		}
+	})
+	return pid
+}
+
+// Stale returns the PIDs of the name servers of c.Dir (`cnet __dns DIR`)
+// other than the one that listens on its control socket: servers that
+// lost their socket (someone removed it, or another took it) and go on
+// holding port 53 on their gateways, where nothing can update them.
+func (c Client) Stale() []int {
+	owner := c.ListenerPID()
+	procs, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil // no /proc: nothing can be told, nothing is stopped
+	}
+	var out []int
+	for _, p := range procs {
+		pid, err := strconv.Atoi(p.Name())
+		if err != nil || pid == owner || pid == os.Getpid() || !alive(pid) {
+			continue
+		}
+		if dir, ok := ServerDir(pid); ok && filepath.Clean(dir) == filepath.Clean(c.Dir) {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// Kill stops a stale server of c.Dir: SIGTERM, then SIGKILL if it has
+// not exited within 2 s. A pid that is no longer a server of c.Dir is
+// left alone. Equivalent to: `kill PID`.
+func (c Client) Kill(pid int) error {
+	if dir, ok := ServerDir(pid); !ok || filepath.Clean(dir) != filepath.Clean(c.Dir) {
+		return nil
+	}
+	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+		if errors.Is(err, syscall.ESRCH) {
+			return nil
+		}
+		return fmt.Errorf("kill %d: %w", pid, err)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for alive(pid) {
+		if time.Now().After(deadline) {
+			if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+				return fmt.Errorf("kill -KILL %d: %w", pid, err)
+			}
+			deadline = time.Now().Add(time.Second)
+			for alive(pid) && time.Now().Before(deadline) {
+				time.Sleep(5 * time.Millisecond)
+			}
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return nil
+}

@@ -18,17 +18,23 @@ import (
 // Domain is the zone under which NAME.NETWORK.Domain resolves.
 const Domain = "cnet."
 
-// Net is a DNS-enabled network: its server answers on Gateway.
+// Net is a DNS-enabled network: its server answers on Gateway, to
+// queries that arrive on Bridge.
 type Net struct {
 	Name    string       `json:"name"`
 	Gateway netip.Addr   `json:"gateway"`
 	Subnet  netip.Prefix `json:"subnet"`
+	Bridge  string       `json:"bridge"`
 }
 
 // Ctr is a container's names on each network it is attached to.
 type Ctr struct {
 	Name      string `json:"name"`
 	Endpoints []Ep   `json:"endpoints"`
+	// Isolated is set when every network the container is on is
+	// --internal: it has no way out, so names outside cnet are not
+	// forwarded for it either (they would carry data out).
+	Isolated bool `json:"isolated,omitempty"`
 }
 
 // Ep is one endpoint: an address on a network, and extra names there.
@@ -164,42 +170,106 @@ func (t *Table) dropContainer(name string) {
 	}
 }
 
-// visible returns the networks whose names a querier may resolve: those of
-// the container it is, else the network whose gateway it asked.
-func (t *Table) visible(src, local netip.Addr) []string {
-	if o, ok := t.byAddr[src]; ok {
-		c := t.ctrs[o.container]
-		out := make([]string, 0, len(c.Endpoints))
-		for _, ep := range c.Endpoints {
-			if _, dnsOn := t.nets[ep.Network]; dnsOn {
-				out = append(out, ep.Network)
-			}
-		}
-		return out
-	}
-	if n, ok := t.byGateway[local]; ok {
-		return []string{n}
-	}
-	return nil
+// Querier is an admitted asker: whose names it resolves, and whether
+// names outside cnet are forwarded for it.
+type Querier struct {
+	// Container is the container asking, "" for the host.
+	Container string
+	// Networks are the networks whose names it sees.
+	Networks []string
+	// Forward is false for a container on --internal networks only.
+	Forward bool
 }
 
-// Answer answers req for a querier at src that asked the server at local.
-// It returns nil when the name is not cnet's: the caller forwards it.
-func (t *Table) Answer(req *dns.Msg, src, local netip.Addr) *dns.Msg {
+// Admit decides whether the server answers a query from src that
+// arrived on network's bridge: only when src is the address of a
+// container's endpoint on that network, or the host itself (src is one
+// of the host's own addresses: a gateway, or whichever address cnet's
+// masquerade gave the host's packet to a gateway, which leaves through
+// lo). local reports whether an address is the host's. A container sees
+// the networks it is on; the host sees network. Anyone else is not
+// admitted.
+//
+// The kernel guarantees the rest: the listener only gets packets that
+// arrived on the bridge (SO_BINDTODEVICE), the bridge drops frames whose
+// source is not the endpoint's own (table bridge cnet), and a packet
+// from outside the host carrying a host address as its source is
+// dropped as a martian.
+func (t *Table) Admit(network string, src netip.Addr, local func(netip.Addr) bool) (Querier, bool) {
+	q, ok, known := t.admitContainer(network, src)
+	if known {
+		return q, ok
+	}
+	t.mu.RLock()
+	_, gw := t.byGateway[src]
+	_, exists := t.nets[network]
+	t.mu.RUnlock()
+	// Loopback sources are never the host's here: route_localnet is on
+	// for the bridges, so a container that routes could send them.
+	if exists && (gw || !src.IsLoopback() && local != nil && local(src)) {
+		return Querier{Networks: []string{network}, Forward: true}, true
+	}
+	return Querier{}, false
+}
+
+// admitContainer is Admit for container addresses: known is false when
+// src is not a container's.
+func (t *Table) admitContainer(network string, src netip.Addr) (q Querier, ok, known bool) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	o, known := t.byAddr[src]
+	if !known {
+		return q, false, false
+	}
+	if _, exists := t.nets[network]; !exists || o.network != network {
+		return q, false, true
+	}
+	c := t.ctrs[o.container]
+	q = Querier{Container: c.Name, Forward: !c.Isolated}
+	for _, ep := range c.Endpoints {
+		if _, dnsOn := t.nets[ep.Network]; dnsOn {
+			q.Networks = append(q.Networks, ep.Network)
+		}
+	}
+	return q, true, true
+}
+
+// NetworkAt returns the network whose gateway is gw.
+func (t *Table) NetworkAt(gw netip.Addr) (string, bool) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	n, ok := t.byGateway[gw]
+	return n, ok
+}
+
+// Refused is the answer to a query the server does not serve: REFUSED,
+// without recursion available, as Docker's embedded server answers when
+// it does not forward.
+func Refused(req *dns.Msg) *dns.Msg {
+	m := new(dns.Msg)
+	m.SetRcode(req, dns.RcodeRefused)
+	m.RecursionAvailable = false
+	return m
+}
+
+// Answer answers req for an admitted querier. It returns nil when the
+// name is not cnet's: the caller forwards it, or refuses when q.Forward
+// is false.
+func (t *Table) Answer(req *dns.Msg, q Querier) *dns.Msg {
 	if len(req.Question) != 1 || req.Opcode != dns.OpcodeQuery {
 		m := new(dns.Msg)
 		m.SetRcode(req, dns.RcodeNotImplemented)
 		return m
 	}
-	q := req.Question[0]
-	if q.Qclass != dns.ClassINET && q.Qclass != dns.ClassANY {
+	qn := req.Question[0]
+	if qn.Qclass != dns.ClassINET && qn.Qclass != dns.ClassANY {
 		return nil
 	}
-	name := strings.ToLower(q.Name)
+	name := strings.ToLower(qn.Name)
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	vis := t.visible(src, local)
-	if q.Qtype == dns.TypePTR && strings.HasSuffix(name, ".in-addr.arpa.") {
+	vis := q.Networks
+	if qn.Qtype == dns.TypePTR && strings.HasSuffix(name, ".in-addr.arpa.") {
 		return t.ptr(req, name, vis)
 	}
 	addrs, ours := t.lookup(name, vis)
@@ -209,15 +279,15 @@ func (t *Table) Answer(req *dns.Msg, src, local netip.Addr) *dns.Msg {
 	m := new(dns.Msg)
 	m.SetReply(req)
 	m.Authoritative = true
-	m.RecursionAvailable = true
+	m.RecursionAvailable = q.Forward
 	if addrs == nil {
 		m.Rcode = dns.RcodeNameError
 		return m
 	}
-	if q.Qtype == dns.TypeA || q.Qtype == dns.TypeANY {
+	if qn.Qtype == dns.TypeA || qn.Qtype == dns.TypeANY {
 		for _, a := range addrs {
 			m.Answer = append(m.Answer, &dns.A{
-				Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 0},
+				Hdr: dns.RR_Header{Name: qn.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 0},
 				A:   a.AsSlice(),
 			})
 		}
@@ -292,7 +362,7 @@ func (t *Table) Dump() []string {
 	defer t.mu.RUnlock()
 	var out []string
 	for _, n := range t.nets {
-		out = append(out, fmt.Sprintf("network %s gateway %s subnet %s", n.Name, n.Gateway, n.Subnet))
+		out = append(out, fmt.Sprintf("network %s gateway %s subnet %s bridge %s", n.Name, n.Gateway, n.Subnet, n.Bridge))
 	}
 	for gw, n := range t.byGateway {
 		out = append(out, fmt.Sprintf("gateway %s network %s", gw, n))
@@ -300,6 +370,11 @@ func (t *Table) Dump() []string {
 	for net, m := range t.names {
 		for name, addrs := range m {
 			out = append(out, fmt.Sprintf("name %s.%s %v", name, net, addrs))
+		}
+	}
+	for _, c := range t.ctrs {
+		if c.Isolated {
+			out = append(out, "container "+c.Name+" isolated: nothing forwarded")
 		}
 	}
 	for a, o := range t.byAddr {

@@ -7,10 +7,13 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -248,5 +251,52 @@ func TestStart(t *testing.T) {
 	}
 	if p, _ := strconv.Atoi(strings.TrimSpace(string(data))); p == 0 || alive(p) {
 		t.Errorf("the server that never answered (pid %d) still runs", p)
+	}
+}
+
+// TestHeldBy: a port the server cannot bind is explained by its holder:
+// an earlier server of the same directory (run `cnet gc`), the server of
+// another cnet instance, or another program (free the port).
+func TestHeldBy(t *testing.T) {
+	dir := serverDir(t)
+	start := func(argv ...string) int {
+		cmd := exec.Command(argv[0], argv[1:]...)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		return cmd.Process.Pid
+	}
+	// Processes whose command lines look like `cnet __dns DIR`.
+	same := start("sh", "-c", "sleep 60; :", ServeArg, dir)
+	other := start("sh", "-c", "sleep 60; :", ServeArg, "/run/other-cnet/dns")
+	program := start("sleep", "60")
+	gw := netip.MustParseAddr("10.1.0.1")
+	for _, tc := range []struct {
+		name string
+		pid  int
+		want []string
+	}{
+		{"stale server of this directory", same, []string{"earlier cnet name server", fmt.Sprintf("pid %d", same), "lost its control socket", "run `cnet gc`"}},
+		{"another instance's server", other, []string{"another cnet instance", fmt.Sprintf("pid %d", other), "/run/other-cnet/dns"}},
+		{"another program", program, []string{"held by sleep", fmt.Sprintf("pid %d", program), "free the port"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := NewServer(dir, slog.New(slog.NewTextHandler(io.Discard, nil)), func(string, netip.Addr, uint16) (string, int) {
+				return "sleep", tc.pid
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := s.heldBy("udp", gw, syscall.EADDRINUSE).Error()
+			for _, w := range tc.want {
+				if !strings.Contains(got, w) {
+					t.Errorf("%q lacks %q", got, w)
+				}
+			}
+			if tc.pid != program && strings.Contains(got, "free the port") {
+				t.Errorf("%q says to free the port, which is cnet's own", got)
+			}
+		})
 	}
 }

@@ -69,7 +69,9 @@ type Kernel struct {
 	Listeners    map[string]string // "tcp 0.0.0.0:80" → "nginx (pid 1)"
 	ForeignDrops []string
 	Names        *DNS // the name server, nil when stopped
-	Ops          []Op
+	// Stale lists the PIDs of name servers that lost their control socket.
+	Stale []int
+	Ops   []Op
 	// Fail, if set, is consulted before each mutation; an error fails it.
 	Fail func(line string) error
 }
@@ -773,6 +775,18 @@ func (k *Kernel) DNSStop() error {
 		return err
 	}
 	k.Names = nil
+	return nil
+}
+
+// DNSStale implements the engine's machine: the servers in Stale.
+func (k *Kernel) DNSStale() []int { return slices.Clone(k.Stale) }
+
+// DNSKill implements the engine's machine.
+func (k *Kernel) DNSKill(pid int) error {
+	if err := k.record("dns", false, "kill %d", pid); err != nil {
+		return err
+	}
+	k.Stale = slices.DeleteFunc(k.Stale, func(p int) bool { return p == pid })
 	return nil
 }
 

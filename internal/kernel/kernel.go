@@ -724,7 +724,7 @@ func bindConflict(err error) error {
 	var be *dns.BindError
 	if errors.As(err, &be) {
 		return dnsConflict("cnet's name server cannot listen on " + strings.Join(be.Addrs, ", ") + ": " + be.Error() +
-			"; free the port, or create the network with --no-dns")
+			". To do without cnet's name server there, create the network with --no-dns")
 	}
 	return err
 }
@@ -736,6 +736,13 @@ func (e dnsConflict) Unwrap() error { return errs.ErrConflict }
 
 // DNSStop stops the name server.
 func (k *Kernel) DNSStop() error { return k.dns().Stop() }
+
+// DNSStale returns the PIDs of name servers of this instance that lost
+// their control socket (see dns.Client.Stale).
+func (k *Kernel) DNSStale() []int { return k.dns().Stale() }
+
+// DNSKill stops a stale name server. Equivalent to: `kill PID`.
+func (k *Kernel) DNSKill(pid int) error { return k.dns().Kill(pid) }
 
 // LinkMAC returns a host link's MAC address, or "" if it has none.
 func (k *Kernel) LinkMAC(name string) string {

@@ -42,9 +42,29 @@ func BoundSockets(s *nl.NetlinkSocket, proto string, port uint16) ([]BoundSocket
 // listening table, not every connection on the machine. Equivalent to:
 // `ss -Hlnp[tu] sport = :PORT`.
 func Listener(s *nl.NetlinkSocket, proto string, ip netip.Addr, port uint16) (string, error) {
+	inodes, err := listenerInodes(s, proto, ip, port)
+	if err != nil || len(inodes) == 0 {
+		return "", err
+	}
+	return owner(inodes), nil
+}
+
+// ListenerProcess is Listener as the holder's program name and PID; the
+// PID is 0 when nothing holds the port or its process cannot be found.
+// Equivalent to: `ss -Hlnp[tu] sport = :PORT`.
+func ListenerProcess(s *nl.NetlinkSocket, proto string, ip netip.Addr, port uint16) (comm string, pid int, err error) {
+	inodes, err := listenerInodes(s, proto, ip, port)
+	if err != nil || len(inodes) == 0 {
+		return "", 0, err
+	}
+	comm, pid = ownerProcess(inodes)
+	return comm, pid, nil
+}
+
+func listenerInodes(s *nl.NetlinkSocket, proto string, ip netip.Addr, port uint16) ([]string, error) {
 	socks, err := boundSockets(s, proto, port, 1<<tcpClose|1<<tcpEstablished)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	var inodes []string
 	for _, b := range socks {
@@ -52,10 +72,7 @@ func Listener(s *nl.NetlinkSocket, proto string, ip netip.Addr, port uint16) (st
 			inodes = append(inodes, strconv.FormatUint(uint64(b.Inode), 10))
 		}
 	}
-	if len(inodes) == 0 {
-		return "", nil
-	}
-	return owner(inodes), nil
+	return inodes, nil
 }
 
 // boundSockets lists proto's sockets on port: TCP in LISTEN, UDP in

@@ -59,6 +59,15 @@ func SocketOwner(ino uint32) string {
 
 // owner names the process holding one of the socket inodes.
 func owner(inodes []string) string {
+	if comm, pid := ownerProcess(inodes); pid != 0 {
+		return fmt.Sprintf("%s (pid %d)", comm, pid)
+	}
+	return "a process"
+}
+
+// ownerProcess returns the name and PID of the process holding one of the
+// socket inodes, or PID 0 when none can be found.
+func ownerProcess(inodes []string) (comm string, pid int) {
 	want := map[string]bool{}
 	for _, i := range inodes {
 		want["socket:["+i+"]"] = true
@@ -77,9 +86,10 @@ func owner(inodes []string) string {
 			n, err := unix.Readlink("/proc/"+p.Name()+"/fd/"+fd.Name(), buf)
 			if err == nil && want[string(buf[:n])] {
 				comm, _ := os.ReadFile("/proc/" + p.Name() + "/comm")
-				return fmt.Sprintf("%s (pid %s)", strings.TrimSpace(string(comm)), p.Name())
+				pid, _ := strconv.Atoi(p.Name())
+				return strings.TrimSpace(string(comm)), pid
 			}
 		}
 	}
-	return "a process"
+	return "", 0
 }
