@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,6 +23,8 @@ type secCase struct {
 	why             string
 	// setup changes the source before the attempt (and returns the undo).
 	setup func(t *testing.T) func()
+	// probe, if set, is the attempt: nil if it got through.
+	probe func(t *testing.T) error
 }
 
 func (s secCase) outcome() string {
@@ -109,7 +112,7 @@ containers:
 		return func() { testenv.Run(t, "ip", "-n", "peer", "route", "del", "127.0.0.99/32") }
 	}
 	readdress := func(t *testing.T, addr string) {
-		testenv.Run(t, "ip", "-n", "peer", "addr", "flush", "dev", "eth0")
+		testenv.Run(t, "ip", "-n", "peer", "-4", "addr", "flush", "dev", "eth0") // its IPv6 link-local stays
 		testenv.Run(t, "ip", "-n", "peer", "addr", "add", addr, "dev", "eth0")
 		testenv.Run(t, "ip", "-n", "peer", "route", "add", "default", "via", "172.30.1.1")
 	}
@@ -131,45 +134,73 @@ containers:
 		return func() { undoIP(); undoMAC() }
 	}
 
+	// Raw frames from peer (frames_test.go): a UDP datagram to a listener
+	// on web, and a forged ARP reply to the host, with and without VLAN
+	// tags, and IPv6 to web's link-local address.
+	toWeb := netip.MustParseAddrPort("172.30.1.2:5301")
+	datagram := func(tags []vlanTag, src string) func(t *testing.T) error {
+		return func(t *testing.T) error {
+			return spoofedDatagram(t, "peer", "web", tags, netip.MustParseAddrPort(src), toWeb)
+		}
+	}
+	forgeARP := func(tags []vlanTag) func(t *testing.T) error {
+		return func(t *testing.T) error {
+			return poisonARP(t, "peer", "cnet-front", tags, netip.MustParseAddr("172.30.1.2"), "172.30.1.2:80")
+		}
+	}
+	webIPv6 := func(t *testing.T) error {
+		return httpFrom("peer", "["+linkLocal(hwAddr(t, "web", "eth0")).String()+"%25eth0]:80")
+	}
+	const webARP = "the host's ARP entry for 172.30.1.2"
+
 	cases := []secCase{
-		{"LAN", "192.168.77.1:8080", "tcp", true, "published on 0.0.0.0: every host address", nil},
-		{"LAN", "192.168.77.10:8080", "tcp", true, "published on 0.0.0.0: every host address", nil},
-		{"LAN", "192.168.77.1:5300", "udp", true, "published on 0.0.0.0, UDP", nil},
-		{"LAN", "192.168.77.1:8081", "tcp", true, "published on 192.168.77.1", nil},
-		{"LAN", "192.168.77.10:8081", "tcp", false, "published on 192.168.77.1 only, not on the host's other address", nil},
-		{"LAN", "192.168.77.1:8082", "tcp", false, "published on 127.0.0.1: the host only", nil},
-		{"LAN", "172.30.1.2:80", "tcp", false, "unpublished container port, even with a route to the subnet through the host", nil},
-		{"LAN", "172.30.2.2:80", "tcp", false, "unpublished container port on another network, routed", nil},
-		{"LAN", "172.30.3.2:80", "tcp", false, "internal network: no ingress, routed", nil},
-		{"internet", "198.51.100.254:8080", "tcp", true, "published on 0.0.0.0: the uplink address too", nil},
-		{"internet", "198.51.100.254:8081", "tcp", false, "published on 192.168.77.1 only", nil},
-		{"host", "127.0.0.1:8082", "tcp", true, "published on 127.0.0.1", nil},
-		{"host", "127.0.0.1:8080", "tcp", true, "published on 0.0.0.0 includes the host's loopback", nil},
-		{"host", "192.168.77.1:8081", "tcp", true, "published on 192.168.77.1", nil},
-		{"host", "172.30.1.2:80", "tcp", true, "the host holds every gateway: it reaches containers directly", nil},
-		{"host", "172.30.3.2:80", "tcp", true, "the host is on internal networks too (their gateway)", nil},
-		{"web", "172.30.1.3:80", "tcp", true, "same network: switched by the bridge", nil},
-		{"web", "172.30.2.2:80", "tcp", false, "another network: isolated", nil},
-		{"other", "172.30.1.2:80", "tcp", false, "another network: isolated, the other way", nil},
-		{"other", "192.168.77.1:8080", "tcp", true, "a published port is public, from containers too", nil},
-		{"other", "192.168.77.1:8082", "tcp", false, "published on 127.0.0.1: the host only", nil},
-		{"web", "192.168.77.1:8080", "tcp", true, "hairpin: a container reaches its own published port", nil},
-		{"web", "198.51.100.1:80", "tcp", true, "egress, masqueraded", nil},
-		{"other", "198.51.100.1:80", "tcp", true, "egress, masqueraded", nil},
-		{"secret", "198.51.100.1:80", "tcp", false, "internal network: no egress", nil},
-		{"secret", "172.30.1.2:80", "tcp", false, "internal network: no path to other networks", nil},
-		{"web", "172.30.3.2:80", "tcp", false, "internal network: no ingress from other networks", nil},
-		{"secret", "172.30.3.3:80", "tcp", true, "internal network: its own containers reach each other", nil},
-		{"secret", "192.168.77.1:8080", "tcp", false, "internal network: not even the host's published ports", nil},
-		{"peer", "127.0.0.99:9999", "tcp", false, "a host service on 127.0.0.1, through the gateway with a forged route (CVE-2020-8558)", loopbackRoute},
-		{"peer", "172.30.1.1:9999", "tcp", false, "a host service on 127.0.0.1 is not on the gateway address", nil},
-		{"peer", "172.30.1.1:9998", "tcp", true, "a host service on 0.0.0.0 listens on the gateway too: cnet does not filter the host's input", nil},
-		{"peer", "172.30.1.2:80", "tcp", false, "the container changed its own IP to 172.30.1.99: frames with a source address not its own are dropped at the bridge port", spoofIP},
-		{"peer", "172.30.1.2:80", "tcp", false, "the container changed its own MAC: frames with a source MAC not its own are dropped at the bridge port", spoofMAC},
-		{"peer", "172.30.1.2:80", "tcp", false, "the container changed its IP and MAC", spoofBoth},
-		{"peer", "172.30.1.2:80", "tcp", true, "the same container, its address and MAC as cnet gave them", nil},
-		{"lefty", "172.30.5.10:80", "tcp", true, "through router, a container that routes (forwarding on): the packets it forwards carry other sources and pass its bridge port", nil},
-		{"lefty", "172.30.5.10:80", "tcp", false, "router changed its MAC: a container that routes still sends only from its own MAC", spoofRouterMAC},
+		{"LAN", "192.168.77.1:8080", "tcp", true, "published on 0.0.0.0: every host address", nil, nil},
+		{"LAN", "192.168.77.10:8080", "tcp", true, "published on 0.0.0.0: every host address", nil, nil},
+		{"LAN", "192.168.77.1:5300", "udp", true, "published on 0.0.0.0, UDP", nil, nil},
+		{"LAN", "192.168.77.1:8081", "tcp", true, "published on 192.168.77.1", nil, nil},
+		{"LAN", "192.168.77.10:8081", "tcp", false, "published on 192.168.77.1 only, not on the host's other address", nil, nil},
+		{"LAN", "192.168.77.1:8082", "tcp", false, "published on 127.0.0.1: the host only", nil, nil},
+		{"LAN", "172.30.1.2:80", "tcp", false, "unpublished container port, even with a route to the subnet through the host", nil, nil},
+		{"LAN", "172.30.2.2:80", "tcp", false, "unpublished container port on another network, routed", nil, nil},
+		{"LAN", "172.30.3.2:80", "tcp", false, "internal network: no ingress, routed", nil, nil},
+		{"internet", "198.51.100.254:8080", "tcp", true, "published on 0.0.0.0: the uplink address too", nil, nil},
+		{"internet", "198.51.100.254:8081", "tcp", false, "published on 192.168.77.1 only", nil, nil},
+		{"host", "127.0.0.1:8082", "tcp", true, "published on 127.0.0.1", nil, nil},
+		{"host", "127.0.0.1:8080", "tcp", true, "published on 0.0.0.0 includes the host's loopback", nil, nil},
+		{"host", "192.168.77.1:8081", "tcp", true, "published on 192.168.77.1", nil, nil},
+		{"host", "172.30.1.2:80", "tcp", true, "the host holds every gateway: it reaches containers directly", nil, nil},
+		{"host", "172.30.3.2:80", "tcp", true, "the host is on internal networks too (their gateway)", nil, nil},
+		{"web", "172.30.1.3:80", "tcp", true, "same network: switched by the bridge", nil, nil},
+		{"web", "172.30.2.2:80", "tcp", false, "another network: isolated", nil, nil},
+		{"other", "172.30.1.2:80", "tcp", false, "another network: isolated, the other way", nil, nil},
+		{"other", "192.168.77.1:8080", "tcp", true, "a published port is public, from containers too", nil, nil},
+		{"other", "192.168.77.1:8082", "tcp", false, "published on 127.0.0.1: the host only", nil, nil},
+		{"web", "192.168.77.1:8080", "tcp", true, "hairpin: a container reaches its own published port", nil, nil},
+		{"web", "198.51.100.1:80", "tcp", true, "egress, masqueraded", nil, nil},
+		{"other", "198.51.100.1:80", "tcp", true, "egress, masqueraded", nil, nil},
+		{"secret", "198.51.100.1:80", "tcp", false, "internal network: no egress", nil, nil},
+		{"secret", "172.30.1.2:80", "tcp", false, "internal network: no path to other networks", nil, nil},
+		{"web", "172.30.3.2:80", "tcp", false, "internal network: no ingress from other networks", nil, nil},
+		{"secret", "172.30.3.3:80", "tcp", true, "internal network: its own containers reach each other", nil, nil},
+		{"secret", "192.168.77.1:8080", "tcp", false, "internal network: not even the host's published ports", nil, nil},
+		{"peer", "127.0.0.99:9999", "tcp", false, "a host service on 127.0.0.1, through the gateway with a forged route (CVE-2020-8558)", loopbackRoute, nil},
+		{"peer", "172.30.1.1:9999", "tcp", false, "a host service on 127.0.0.1 is not on the gateway address", nil, nil},
+		{"peer", "172.30.1.1:9998", "tcp", true, "a host service on 0.0.0.0 listens on the gateway too: cnet does not filter the host's input", nil, nil},
+		{"peer", "172.30.1.2:80", "tcp", false, "the container changed its own IP to 172.30.1.99: frames with a source address not its own are dropped at the bridge port", spoofIP, nil},
+		{"peer", "172.30.1.2:80", "tcp", false, "the container changed its own MAC: frames with a source MAC not its own are dropped at the bridge port", spoofMAC, nil},
+		{"peer", "172.30.1.2:80", "tcp", false, "the container changed its IP and MAC", spoofBoth, nil},
+		{"peer", "172.30.1.2:80", "tcp", true, "the same container, its address and MAC as cnet gave them", nil, nil},
+		{"lefty", "172.30.5.10:80", "tcp", true, "through router, a container that routes (forwarding on): the packets it forwards carry other sources and pass its bridge port", nil, nil},
+		{"lefty", "172.30.5.10:80", "tcp", false, "router changed its MAC: a container that routes still sends only from its own MAC", spoofRouterMAC, nil},
+		{"peer", "172.30.1.2:5301", "udp", true, "a raw frame from its own address, untagged: the probe of the rows below, when it is allowed", nil, datagram(nil, "172.30.1.3:40000")},
+		{"peer", "172.30.1.2:5301", "udp", false, "a raw frame from a spoofed source, 172.30.1.99", nil, datagram(nil, "172.30.1.99:40000")},
+		{"peer", "172.30.1.2:5301", "udp", false, "the same inside an 802.1Q priority tag (VID 0), which the receiving kernel strips: only untagged IPv4 and ARP frames leave an endpoint", nil, datagram(dot1q, "172.30.1.99:40000")},
+		{"peer", "172.30.1.2:5301", "udp", false, "the same inside an 802.1ad tag (VID 0)", nil, datagram(dot1ad, "172.30.1.99:40000")},
+		{"peer", "172.30.1.2:5301", "udp", false, "the same double-tagged: 802.1ad VID 0, then 802.1Q VID 0", nil, datagram(qinq, "172.30.1.99:40000")},
+		{"peer", webARP, "arp", false, "a forged ARP reply: web's address 172.30.1.2 is at peer's MAC", nil, forgeARP(nil)},
+		{"peer", webARP, "arp", false, "the same inside an 802.1Q priority tag (VID 0)", nil, forgeARP(dot1q)},
+		{"peer", webARP, "arp", false, "the same double-tagged: 802.1ad VID 0, then 802.1Q VID 0", nil, forgeARP(qinq)},
+		{"peer", "web's fe80:: address, port 80", "tcp", false, "IPv6: cnet is IPv4-only, so IPv6 frames from an endpoint are dropped at its bridge port", nil, webIPv6},
 	}
 	for _, tc := range cases {
 		t.Run(fmt.Sprintf("%s->%s/%s", tc.from, tc.to, tc.proto), func(t *testing.T) {
@@ -202,6 +233,38 @@ containers:
 			t.Errorf("with its own address and MAC back, peer cannot reach web: %v", err)
 		}
 	})
+	t.Run("tag and IPv6 probes are sensitive", func(t *testing.T) {
+		// Without the ether type allow-list, tagged frames skip the
+		// address checks and IPv6 passes: the blocked rows above are that
+		// rule's doing. gc puts it back.
+		out := testenv.Run(t, "nft", "-a", "list", "chain", "bridge", "cnet", "prerouting")
+		handle := ""
+		for _, l := range strings.Split(out, "\n") {
+			if rule, h, ok := strings.Cut(strings.TrimSpace(l), " # handle "); ok && rule == "ether type != { ip, arp } drop" {
+				handle = h
+			}
+		}
+		if handle == "" {
+			t.Fatalf("no ether type allow-list in table bridge cnet:\n%s", out)
+		}
+		testenv.Run(t, "nft", "delete", "rule", "bridge", "cnet", "prerouting", "handle", handle)
+		for name, probe := range map[string]func(*testing.T) error{
+			"802.1Q datagram": datagram(dot1q, "172.30.1.99:40000"), "802.1ad datagram": datagram(dot1ad, "172.30.1.99:40000"),
+			"double-tagged datagram": datagram(qinq, "172.30.1.99:40000"), "802.1Q ARP": forgeARP(dot1q),
+			"double-tagged ARP": forgeARP(qinq), "IPv6": webIPv6,
+		} {
+			if err := probe(t); err != nil {
+				t.Errorf("%s: without the allow-list it should get through (the probe is broken): %v", name, err)
+			}
+		}
+		if err := datagram(nil, "172.30.1.99:40000")(t); err == nil {
+			t.Error("an untagged spoofed datagram got through without the allow-list: the source check should still hold")
+		}
+		c.ok("gc")
+		if err := datagram(dot1q, "172.30.1.99:40000")(t); err == nil {
+			t.Error("after gc restored the firewall, the tagged spoofed datagram still gets through")
+		}
+	})
 	checkSecurityDoc(t, cases)
 }
 
@@ -224,6 +287,9 @@ func attempt(t *testing.T, tc secCase) error {
 	tries := 1
 	if tc.open {
 		tries = 3
+	}
+	if tc.probe != nil {
+		try = func() error { return tc.probe(t) }
 	}
 	var err error
 	for range tries {
