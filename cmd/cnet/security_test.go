@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	mdns "github.com/miekg/dns"
+
+	"github.com/cnetdev/cnet/internal/netns"
 	"github.com/cnetdev/cnet/internal/testenv"
 )
 
@@ -66,6 +69,7 @@ func TestSecurityMatrix(t *testing.T) {
 	t.Cleanup(func() { internet.Process.Kill(); internet.Wait() })
 	hostService(t, "127.0.0.1:9999")
 	hostService(t, "0.0.0.0:9998")
+	hostService(t, "192.168.77.1:9997")
 
 	c.ok("network", "create", "front", "--subnet", "172.30.1.0/24")
 	c.ok("network", "create", "back", "--subnet", "172.30.2.0/24")
@@ -128,6 +132,35 @@ containers:
 		testenv.Run(t, "ip", "-n", "router", "link", "set", "eth1", "address", "02:63:de:ad:be:ee")
 		return func() { testenv.Run(t, "ip", "-n", "router", "link", "set", "eth1", "address", "02:63:ac:1e:05:fe") }
 	}
+	// hostInput is the rule docs/security.md suggests to keep containers
+	// from the host's own services, in a table of the user's.
+	hostInput := func(t *testing.T) func() {
+		if out, err := testenv.TryIn(hostInputTable, "nft", "-f", "-"); err != nil {
+			t.Fatalf("nft -f the user's input table: %v\n%s", err, out)
+		}
+		return func() { testenv.Run(t, "nft", "delete", "table", "inet", "hostinput") }
+	}
+	internalRoute := func(t *testing.T) func() {
+		testenv.Run(t, "ip", "-n", "secret", "route", "add", "192.168.77.0/24", "via", "172.30.3.1")
+		return func() { testenv.Run(t, "ip", "-n", "secret", "route", "del", "192.168.77.0/24") }
+	}
+	nameServer := func(t *testing.T) error {
+		q := new(mdns.Msg)
+		q.SetQuestion("web.front.cnet.", mdns.TypeA)
+		var in *mdns.Msg
+		err := netns.Do("/run/netns/peer", func() error {
+			var err error
+			in, _, err = (&mdns.Client{Net: "udp", Timeout: time.Second}).Exchange(q, "172.30.1.1:53")
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		if len(in.Answer) != 1 || !strings.Contains(in.Answer[0].String(), "172.30.1.2") {
+			return fmt.Errorf("web.front.cnet: got %v, want 172.30.1.2", in.Answer)
+		}
+		return nil
+	}
 	spoofBoth := func(t *testing.T) func() {
 		undoMAC := spoofMAC(t)
 		undoIP := spoofIP(t)
@@ -186,6 +219,12 @@ containers:
 		{"peer", "127.0.0.99:9999", "tcp", false, "a host service on 127.0.0.1, through the gateway with a forged route (CVE-2020-8558)", loopbackRoute, nil},
 		{"peer", "172.30.1.1:9999", "tcp", false, "a host service on 127.0.0.1 is not on the gateway address", nil, nil},
 		{"peer", "172.30.1.1:9998", "tcp", true, "a host service on 0.0.0.0 listens on the gateway too: cnet does not filter the host's input", nil, nil},
+		{"peer", "192.168.77.1:9997", "tcp", true, "a host service bound to the host's LAN address: a container reaches every host address through its gateway, as with Docker and Podman", nil, nil},
+		{"secret", "192.168.77.1:9997", "tcp", false, "the same from an internal network: it has no route beyond its subnet", nil, nil},
+		{"secret", "192.168.77.1:9997", "tcp", true, "the same, the container adding a route via its gateway: internal stops forwarding, not the host's input", internalRoute, nil},
+		{"peer", "192.168.77.1:9997", "tcp", false, "the same with the input rule of \"What cnet does not do\" below, in a table of the user's", hostInput, nil},
+		{"peer", "192.168.77.1:8080", "tcp", true, "with that rule, published ports still work: DNAT sends them to forward, not input", hostInput, nil},
+		{"peer", "172.30.1.1:53", "udp", true, "with that rule, cnet's name server still answers (web.front.cnet)", hostInput, nameServer},
 		{"peer", "172.30.1.2:80", "tcp", false, "the container changed its own IP to 172.30.1.99: frames with a source address not its own are dropped at the bridge port", spoofIP, nil},
 		{"peer", "172.30.1.2:80", "tcp", false, "the container changed its own MAC: frames with a source MAC not its own are dropped at the bridge port", spoofMAC, nil},
 		{"peer", "172.30.1.2:80", "tcp", false, "the container changed its IP and MAC", spoofBoth, nil},
@@ -299,6 +338,18 @@ func attempt(t *testing.T, tc secCase) error {
 	}
 	return err
 }
+
+// hostInputTable keeps containers from the host's own services, except
+// cnet's name server; docs/security.md quotes it.
+const hostInputTable = `table inet hostinput {
+	chain input {
+		type filter hook input priority filter; policy accept;
+		iifname "cnet-*" ct state established,related accept
+		iifname "cnet-*" meta l4proto { tcp, udp } th dport 53 accept
+		iifname "cnet-*" drop
+	}
+}
+`
 
 // hostService serves HTTP on the sandbox host at addr.
 func hostService(t *testing.T, addr string) net.Listener {
