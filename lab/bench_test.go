@@ -36,7 +36,7 @@ func BenchmarkLabDiff(b *testing.B) {
 	for _, tc := range []struct {
 		n          int
 		containers bool
-	}{{1000, false}, {3000, false}, {1000, true}} {
+	}{{1000, false}, {3000, false}, {1000, true}, {3000, true}} {
 		name := fmt.Sprintf("networks=%d", tc.n)
 		if tc.containers {
 			name += "/containers"
