@@ -2,7 +2,7 @@
 GO ?= go
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: deps build demo test check-tree test-unprivileged fuzz bench pictures clean
+.PHONY: deps build demo test check-tree test-unprivileged fuzz bench bench-lab pictures clean
 
 # Static binaries: no dynamic loader at start-up, which a command that runs
 # for milliseconds notices.
@@ -66,6 +66,12 @@ fuzz:
 # docs/benchmarks-setup.svg. BENCH_FLAGS=-quick for a short pass.
 bench:
 	scripts/bench.sh $(BENCH_FLAGS)
+	$(MAKE) --no-print-directory bench-lab
+
+# cnet diff of a lab of 1,000 and 3,000 networks (and as many containers),
+# three runs each (Go benchmark, in the tests' own sandbox; needs root).
+bench-lab:
+	$(GO) test -run '^$$' -bench '^BenchmarkLabDiff$$' -benchtime 1x -count 3 ./lab
 
 # Redraw the examples' pictures in docs/examples (needs graphviz for svg).
 pictures: build

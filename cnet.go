@@ -91,6 +91,8 @@ type Engine struct {
 	requireRoot bool
 	// rehearsal: previews are also recorded in (scratch) state; see Rehearse.
 	rehearsal bool
+	// checking: previews are discarded (Check), so none is rendered.
+	checking bool
 }
 
 // Open returns an Engine for opts. It does not touch the machine.

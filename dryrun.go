@@ -88,6 +88,12 @@ func (e *Engine) preview(pre []PreviewStep, build func(env *plan.Env) (*plan.Pla
 		if p, err = build(s.env(tx)); err != nil {
 			return err
 		}
+		if e.checking {
+			// Nobody reads the preview, and rendering it reads the whole
+			// state (the ruleset, every name): a check of many operations
+			// would cost the square of their number.
+			return nil
+		}
 		env := script.Env{FilesDir: e.opts.filesDir, Marker: names.FileMarker(e.instance)}
 		if slices.ContainsFunc(p.Steps, func(st model.Step) bool { return st.Kind == model.KindFirewall }) {
 			if env.Firewall, err = rulesetAfter(tx, p.Changes); err != nil {
@@ -104,6 +110,9 @@ func (e *Engine) preview(pre []PreviewStep, build func(env *plan.Env) (*plan.Pla
 	})
 	if err != nil {
 		return nil, err
+	}
+	if e.checking {
+		return p, nil
 	}
 	pv.Op = p.Op
 	if n := p.Network; n != nil && !n.Internal && p.Changes.Networks[n.Name] != nil { // a network is created

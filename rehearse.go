@@ -56,5 +56,6 @@ func (e *Engine) record(p *plan.Plan) error {
 func (e *Engine) Check(fn func(r *Engine) error) error {
 	c := *e
 	c.opts.DryRun = func(*Preview) {}
+	c.checking = true
 	return c.Rehearse(fn)
 }

@@ -35,6 +35,7 @@ table bridge cnet {
 		type filter hook prerouting priority 0; policy accept;
 		iifname != @ports accept
 		iifname . ether saddr != @portmac drop
+		ether type != { ip, arp } drop
 		ether type arp iifname . arp saddr ip != @portip drop
 		ether type arp iifname . arp saddr ether != @portmac drop
 		iifname @routers accept
@@ -251,6 +252,7 @@ table bridge cnet {
 		type filter hook prerouting priority 0; policy accept;
 		iifname != @ports accept
 		iifname . ether saddr != @portmac drop
+		ether type != { ip, arp } drop
 		ether type arp iifname . arp saddr ip != @portip drop
 		ether type arp iifname . arp saddr ether != @portmac drop
 		iifname @routers accept
@@ -497,6 +499,7 @@ table bridge cnet {
 		type filter hook prerouting priority 0; policy accept;
 		iifname != @ports accept
 		iifname . ether saddr != @portmac drop
+		ether type != { ip, arp } drop
 		ether type arp iifname . arp saddr ip != @portip drop
 		ether type arp iifname . arp saddr ether != @portmac drop
 		iifname @routers accept

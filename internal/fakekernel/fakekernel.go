@@ -573,10 +573,10 @@ func (k *Kernel) SetForwarding(on bool) (bool, error) {
 func (k *Kernel) Forwarding() bool { return k.Forward }
 
 // HostPrefixes implements plan.Facts.
-func (k *Kernel) HostPrefixes(skip map[string]bool) ([]netip.Prefix, error) {
+func (k *Kernel) HostPrefixes(skip func(link string) bool) ([]netip.Prefix, error) {
 	out := slices.Clone(k.HostRoutes)
 	for name, l := range k.Links {
-		if !skip[name] && l.Addr.IsValid() {
+		if !skip(name) && l.Addr.IsValid() {
 			out = append(out, l.Addr.Masked())
 		}
 	}

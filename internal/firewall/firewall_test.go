@@ -57,6 +57,16 @@ func TestRulesetGolden(t *testing.T) {
 	golden(t, "three-networks.nft", FromState(sampleNetworks(), samplePorts()).String())
 }
 
+// TestGuardTableGolden: the anti-spoofing table, in nft syntax. From an
+// endpoint only untagged IPv4 and ARP pass the ether type allow-list,
+// before the address checks that read their headers.
+func TestGuardTableGolden(t *testing.T) {
+	golden(t, "guards.nft", GuardTableText([]model.GuardSpec{
+		{HostIf: "veth1111111", MAC: "02:63:0a:01:00:02", Addr: netip.MustParseAddr("10.1.0.2")},
+		{HostIf: "veth3333333", MAC: "02:63:0a:01:00:03", Addr: netip.MustParseAddr("10.1.0.3"), Router: true},
+	}))
+}
+
 func TestRulesetEmpty(t *testing.T) {
 	rs := FromState(nil, nil)
 	if !rs.Empty() || rs.String() != "" {

@@ -16,12 +16,15 @@ import (
 )
 
 // Anti-spoofing: a container owns its interface, so it can give itself
-// any address or MAC. Frames entering a bridge from a cnet endpoint must
-// carry the endpoint's MAC, and IPv4 packets and ARP messages its
-// address; anything else is dropped at the bridge port, before the bridge
-// switches it to a neighbour or hands it to the host. A container that
-// routes (forwarding on) sends other hosts' packets by design: its MAC and
-// ARP are checked, its IPv4 source addresses are not. The table:
+// any address or MAC, and send any frame. Frames entering a bridge from a
+// cnet endpoint must carry the endpoint's MAC and be IPv4 or ARP (an
+// allow-list: the address checks below read IPv4 and ARP headers, so a
+// frame of any other ether type, a VLAN-tagged one above all, would pass
+// them unread), and IPv4 packets and ARP messages must carry its address;
+// anything else is dropped at the bridge port, before the bridge switches
+// it to a neighbour or hands it to the host. A container that routes
+// (forwarding on) sends other hosts' packets by design: its MAC and ARP
+// are checked, its IPv4 source addresses are not. The table:
 //
 //	table bridge cnet {
 //		set ports   { type ifname }                  # every endpoint's host veth
@@ -31,6 +34,7 @@ import (
 //		chain prerouting { type filter hook prerouting priority 0; policy accept;
 //			iifname != @ports accept                                   # not a cnet endpoint
 //			iifname . ether saddr != @portmac drop
+//			ether type != { ip, arp } drop                             # 802.1Q/802.1ad tags, IPv6, the rest
 //			ether type arp iifname . arp saddr ip != @portip drop
 //			ether type arp iifname . arp saddr ether != @portmac drop
 //			iifname @routers accept                                    # forwarded packets
@@ -40,6 +44,19 @@ import (
 //
 // Network operations rebuild it with the rest of the firewall (Sync);
 // endpoints add and delete their own elements (AddGuards, DelGuards).
+//
+// The allow-list reads the frame's outer ether type: a VLAN tag, which
+// the kernel keeps beside the frame once it has received it, is put back
+// for `ether type`, so a tagged frame reads 0x8100 (802.1Q) or 0x88a8
+// (802.1ad) and is dropped, a priority tag (VID 0) too. Nothing on a cnet
+// network needs tags (the bridges do no VLAN filtering and the endpoints
+// belong to no VLAN), and a tag would hide the frame's IPv4 or ARP
+// header from the checks while the receiving kernel strips a VID-0 tag
+// and takes the frame as untagged. cnet is IPv4-only: it gives containers
+// no IPv6 address, route or neighbour, so IPv6 is dropped too, which also
+// keeps a container from sending router advertisements or neighbour
+// advertisements to its neighbours and the host. Dual stack adds ip6 to
+// guardEtherTypes together with the IPv6 source checks.
 
 var (
 	guardTable = &nftables.Table{Name: Table, Family: nftables.TableFamilyBridge}
@@ -49,6 +66,33 @@ var (
 	routersSet = &nftables.Set{Table: guardTable, Name: "routers", KeyType: nftables.TypeIFName, KeyByteOrder: binaryutil.NativeEndian}
 	guardChain = "prerouting"
 )
+
+// guardEtherTypes are the ether types an endpoint may send, in the order
+// nft lists them; every other frame from an endpoint is dropped.
+var guardEtherTypes = []struct {
+	typ  uint16
+	name string
+}{{unix.ETH_P_IP, "ip"}, {unix.ETH_P_ARP, "arp"}}
+
+// etherTypeSet is the anonymous constant set `{ ip, arp }` of
+// guardEtherTypes; a new one per batch, as anonymous sets live in one.
+func etherTypeSet() (*nftables.Set, []nftables.SetElement) {
+	s := &nftables.Set{Table: guardTable, Anonymous: true, Constant: true, KeyType: nftables.TypeEtherType, KeyByteOrder: binaryutil.BigEndian}
+	var elems []nftables.SetElement
+	for _, t := range guardEtherTypes {
+		elems = append(elems, nftables.SetElement{Key: binaryutil.BigEndian.PutUint16(t.typ)})
+	}
+	return s, elems
+}
+
+// etherTypeText is guardEtherTypes in nft syntax: `{ ip, arp }`.
+func etherTypeText() string {
+	var n []string
+	for _, t := range guardEtherTypes {
+		n = append(n, t.name)
+	}
+	return "{ " + strings.Join(n, ", ") + " }"
+}
 
 // guardSet is one set of the bridge table: its type in nft syntax, and
 // the element an endpoint has in it (ok false: none).
@@ -118,6 +162,10 @@ func addGuardTable(conn *nftables.Conn, gs []model.GuardSpec) error {
 			return fmt.Errorf("nft add set bridge %s %s: %w", Table, s.set.Name, err)
 		}
 	}
+	types, typeElems := etherTypeSet()
+	if err := conn.AddSet(types, typeElems); err != nil {
+		return fmt.Errorf("nft add set bridge %s %s: %w", Table, etherTypeText(), err)
+	}
 	accept := nftables.ChainPolicyAccept
 	ch := conn.AddChain(&nftables.Chain{Table: guardTable, Name: guardChain, Type: nftables.ChainTypeFilter,
 		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityFilter, Policy: &accept})
@@ -134,6 +182,8 @@ func addGuardTable(conn *nftables.Conn, gs []model.GuardSpec) error {
 		{iif, lookup(portsSet, 1, true), verdict(expr.VerdictAccept)},
 		// iifname . ether saddr != @portmac drop
 		{iif, second(expr.PayloadBaseLLHeader, 6, 6), lookup(portMACSet, 1, true), verdict(expr.VerdictDrop)},
+		// ether type != { ip, arp } drop
+		{&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseLLHeader, Offset: 12, Len: 2}, lookup(types, 1, true), verdict(expr.VerdictDrop)},
 		// ether type arp iifname . arp saddr ip != @portip drop
 		append(etherType(unix.ETH_P_ARP), iif, second(expr.PayloadBaseNetworkHeader, 14, 4), lookup(portIPSet, 1, true), verdict(expr.VerdictDrop)),
 		// ether type arp iifname . arp saddr ether != @portmac drop
@@ -299,6 +349,7 @@ func checkGuards(conn *nftables.Conn, rs Ruleset) (string, error) {
 var guardRuleText = []string{
 	"iifname != @ports accept",
 	"iifname . ether saddr != @portmac drop",
+	"ether type != " + etherTypeText() + " drop",
 	"ether type arp iifname . arp saddr ip != @portip drop",
 	"ether type arp iifname . arp saddr ether != @portmac drop",
 	"iifname @routers accept",

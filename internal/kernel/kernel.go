@@ -392,7 +392,7 @@ func (k *Kernel) SetForwarding(on bool) (bool, error) { return link.SetForwardin
 func (k *Kernel) Forwarding() bool { return link.Forwarding() }
 
 // HostPrefixes lists the host's addresses and routes.
-func (k *Kernel) HostPrefixes(skip map[string]bool) ([]netip.Prefix, error) {
+func (k *Kernel) HostPrefixes(skip func(link string) bool) ([]netip.Prefix, error) {
 	h, err := k.Host()
 	if err != nil {
 		return nil, err

@@ -317,16 +317,16 @@ func SetForwarding(on bool) (changed bool, err error) {
 
 // HostPrefixes returns the IPv4 prefixes already in use on the host: every
 // address's subnet and every route's destination except the default route
-// and routes on the given (cnet-owned) links. Equivalent to reading
-// `ip -4 addr` and `ip -4 route show table all`.
-func HostPrefixes(h *netlink.Handle, skipLinks map[string]bool) ([]netip.Prefix, error) {
+// and routes on the links skipLinks reports (cnet's own). Equivalent to
+// reading `ip -4 addr` and `ip -4 route show table all`.
+func HostPrefixes(h *netlink.Handle, skipLinks func(name string) bool) ([]netip.Prefix, error) {
 	links, err := h.LinkList()
 	if err != nil {
 		return nil, fmt.Errorf("ip link show: %w", err)
 	}
 	skip := map[int]bool{}
 	for _, l := range links {
-		if skipLinks[l.Attrs().Name] {
+		if skipLinks(l.Attrs().Name) {
 			skip[l.Attrs().Index] = true
 		}
 	}

@@ -5,6 +5,7 @@
 package plan
 
 import (
+	"cmp"
 	"fmt"
 	"iter"
 	"net/netip"
@@ -25,6 +26,13 @@ import (
 type View interface {
 	Network(name string) (*model.Network, error)
 	Networks() ([]*model.Network, error)
+	// NetworkOfBridge returns the network whose bridge is named bridge.
+	NetworkOfBridge(bridge string) (string, bool, error)
+	// SubnetOverlap returns a network whose subnet overlaps p, and that
+	// subnet; it costs the same whatever the number of networks.
+	SubnetOverlap(p netip.Prefix) (name string, subnet netip.Prefix, ok bool, err error)
+	// Subnets returns every network's subnet.
+	Subnets() ([]netip.Prefix, error)
 	Container(name string) (*model.Container, error)
 	UsedAddrs(network string) iter.Seq[netip.Addr]
 	AddrOwner(network string, a netip.Addr) (string, bool)
@@ -43,8 +51,8 @@ type View interface {
 // Facts answers questions about the live machine.
 type Facts interface {
 	// HostPrefixes lists addresses and routes on the host, except on the
-	// named links.
-	HostPrefixes(skip map[string]bool) ([]netip.Prefix, error)
+	// links skip reports.
+	HostPrefixes(skip func(link string) bool) ([]netip.Prefix, error)
 	// Link reports whether a host link exists and its alias.
 	Link(name string) (exists bool, alias string, err error)
 	// Netns reports what is bound at /run/netns/NAME.
@@ -153,16 +161,12 @@ func planNetwork(env *Env, p *Plan, req NetworkReq) (*model.Network, error) {
 	if err := names.CheckIfName("bridge name", bridge); err != nil {
 		return nil, err
 	}
-	nets, err := env.View.Networks()
-	if err != nil {
+	// Every check reads an index, not every network, so that planning N
+	// networks in a row (a lab file's rehearsal) costs N, not N².
+	if name, ok, err := env.View.NetworkOfBridge(bridge); err != nil {
 		return nil, err
-	}
-	ours := map[string]bool{}
-	for _, o := range nets {
-		ours[o.Bridge] = true
-		if o.Bridge == bridge {
-			return nil, errs.Conflict("bridge name", bridge, "network "+o.Name, "choose another --bridge")
-		}
+	} else if ok {
+		return nil, errs.Conflict("bridge name", bridge, "network "+name, "choose another --bridge")
 	}
 	mark := names.NetworkMark(env.Instance, req.Name).String()
 	if exists, alias, err := env.Facts.Link(bridge); err != nil {
@@ -175,8 +179,13 @@ func planNetwork(env *Env, p *Plan, req NetworkReq) (*model.Network, error) {
 		return nil, errs.Conflict("bridge name", bridge, with, "choose another --bridge")
 	}
 
-	hostPrefixes, err := env.Facts.HostPrefixes(ours)
-	if err != nil {
+	var viewErr error
+	hostPrefixes, err := env.Facts.HostPrefixes(func(link string) bool { // cnet's own bridges
+		_, ours, err := env.View.NetworkOfBridge(link)
+		viewErr = cmp.Or(viewErr, err)
+		return ours
+	})
+	if err = cmp.Or(err, viewErr); err != nil {
 		return nil, err
 	}
 	subnet := req.Subnet
@@ -184,10 +193,10 @@ func planNetwork(env *Env, p *Plan, req NetworkReq) (*model.Network, error) {
 		if err := ipam.CheckSubnet(subnet); err != nil {
 			return nil, err
 		}
-		for _, o := range nets {
-			if subnet.Overlaps(o.Subnet) {
-				return nil, errs.Conflict("subnet", subnet.String(), fmt.Sprintf("network %s (%s)", o.Name, o.Subnet), "choose a subnet that overlaps no other network")
-			}
+		if name, o, ok, err := env.View.SubnetOverlap(subnet); err != nil {
+			return nil, err
+		} else if ok {
+			return nil, errs.Conflict("subnet", subnet.String(), fmt.Sprintf("network %s (%s)", name, o), "choose a subnet that overlaps no other network")
 		}
 		for _, hp := range hostPrefixes {
 			if subnet.Overlaps(hp) {
@@ -195,10 +204,11 @@ func planNetwork(env *Env, p *Plan, req NetworkReq) (*model.Network, error) {
 			}
 		}
 	} else {
-		taken := slices.Clone(hostPrefixes)
-		for _, o := range nets {
-			taken = append(taken, o.Subnet)
+		subnets, err := env.View.Subnets()
+		if err != nil {
+			return nil, err
 		}
+		taken := append(slices.Clone(hostPrefixes), subnets...)
 		if subnet, err = ipam.NextSubnet(env.Pool, env.PoolBits, taken); err != nil {
 			return nil, err
 		}

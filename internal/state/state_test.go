@@ -2,14 +2,18 @@ package state
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/cnetdev/cnet/internal/model"
 )
@@ -270,4 +274,126 @@ func TestOpenReadOnly(t *testing.T) {
 	if _, err := OpenReadOnly(stateDir, runDir, 20*time.Millisecond); err != ErrLocked {
 		t.Errorf("with a writer holding the lock: got %v, want ErrLocked", err)
 	}
+}
+
+// The subnet and bridge indexes follow the network records, and answer
+// as a look at every network would.
+func TestNetworkIndexes(t *testing.T) {
+	s, stateDir, runDir := open(t)
+	nets := map[string]*model.Network{}
+	put := func(n *model.Network) {
+		t.Helper()
+		if err := s.Update(true, func(tx *Tx) error {
+			var ch model.Changes
+			ch.PutNetwork(n)
+			return tx.Apply(ch)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		nets[n.Name] = n
+	}
+	del := func(name string) {
+		t.Helper()
+		if err := s.Update(true, func(tx *Tx) error {
+			var ch model.Changes
+			ch.DelNetwork(name)
+			return tx.Apply(ch)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		delete(nets, name)
+	}
+	pfx := netip.MustParsePrefix
+	for i, p := range []string{"10.0.0.0/24", "10.0.2.0/23", "10.1.0.0/16", "172.16.0.0/12", "192.168.5.0/24", "192.168.5.128/25", "0.0.0.0/0"} {
+		put(&model.Network{Name: fmt.Sprintf("n%d", i), Bridge: fmt.Sprintf("br%d", i), Subnet: pfx(p)})
+	}
+	put(&model.Network{Name: "n1", Bridge: "br1x", Subnet: pfx("10.0.4.0/22")}) // changed: the old entries go
+	del("n6")
+	probes := []string{"10.0.0.0/24", "10.0.0.128/25", "10.0.0.0/8", "10.0.1.0/24", "10.0.2.0/24", "10.0.3.255/32",
+		"10.0.4.0/24", "10.0.8.0/24", "10.1.255.0/24", "10.2.0.0/16", "172.31.255.255/32", "172.32.0.0/16",
+		"192.168.5.0/25", "192.168.4.0/22", "192.168.6.0/24", "0.0.0.0/0", "11.0.0.0/8", "255.255.255.255/32"}
+	check := func(tx *Tx) {
+		t.Helper()
+		for _, p := range probes {
+			p := pfx(p)
+			name, sub, ok, err := tx.SubnetOverlap(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var want []string
+			for _, n := range nets {
+				if n.Subnet.Overlaps(p) {
+					want = append(want, n.Name)
+				}
+			}
+			if ok != (len(want) > 0) || ok && (!slices.Contains(want, name) || nets[name].Subnet != sub) {
+				t.Errorf("SubnetOverlap(%s) = %s %s %v, want one of %v", p, name, sub, ok, want)
+			}
+		}
+		for _, br := range []string{"br0", "br1", "br1x", "br5", "br6", "none"} {
+			name, ok, err := tx.NetworkOfBridge(br)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var want string
+			for _, n := range nets {
+				if n.Bridge == br {
+					want = n.Name
+				}
+			}
+			if ok != (want != "") || name != want {
+				t.Errorf("NetworkOfBridge(%s) = %q %v, want %q", br, name, ok, want)
+			}
+		}
+		subs, err := tx.Subnets()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want []netip.Prefix
+		for _, n := range nets {
+			want = append(want, n.Subnet)
+		}
+		sortPrefixes := func(ps []netip.Prefix) {
+			slices.SortFunc(ps, func(a, b netip.Prefix) int { return strings.Compare(a.String(), b.String()) })
+		}
+		sortPrefixes(subs)
+		sortPrefixes(want)
+		if !slices.Equal(subs, want) {
+			t.Errorf("Subnets = %v, want %v", subs, want)
+		}
+	}
+	s.View(func(tx *Tx) error { check(tx); return nil })
+
+	// State from before the indexes: a read-only open answers by looking
+	// at every network, and the next writer builds the indexes.
+	if err := s.db.Update(func(btx *bolt.Tx) error {
+		return errors.Join(btx.DeleteBucket(bSubnets), btx.DeleteBucket(bBridges))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	ro, err := OpenReadOnly(stateDir, runDir, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ro.View(func(tx *Tx) error {
+		if tx.bucket(bSubnets) != nil {
+			t.Fatal("the test did not remove the index")
+		}
+		check(tx)
+		return nil
+	})
+	ro.Close()
+	s, err = Open(stateDir, runDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.View(func(tx *Tx) error {
+		if tx.bucket(bSubnets) == nil || tx.bucket(bBridges) == nil {
+			t.Error("opening for writing did not build the indexes")
+		}
+		check(tx)
+		return nil
+	})
 }
