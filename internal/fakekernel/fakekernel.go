@@ -7,6 +7,7 @@ package fakekernel
 
 import (
 	"fmt"
+	"io/fs"
 	"maps"
 	"net/netip"
 	"slices"
@@ -32,7 +33,9 @@ type Link struct {
 
 // Namespace is a named network namespace.
 type Namespace struct {
-	Mark  string
+	Mark string
+	// ID is the namespace's identity (its nsfs inode), given at creation.
+	ID    uint64
 	Links map[string]netip.Prefix // container-side links and their address
 	Route string                  // "default via GW dev DEV", or ""
 	// Static are static routes: "DST via GW".
@@ -72,6 +75,8 @@ type Kernel struct {
 	Ops          []Op
 	// Fail, if set, is consulted before each mutation; an error fails it.
 	Fail func(line string) error
+
+	lastID uint64 // the last namespace identity given
 }
 
 // New returns an empty machine.
@@ -150,7 +155,8 @@ func (k *Kernel) EnsureNetns(s model.NetnsSpec) error {
 		if err := k.record("netns "+s.Name, false, "ip netns add %s && ip -n %s link set lo alias %s up%s", s.Name, s.Name, s.Mark, fwd); err != nil {
 			return err
 		}
-		n = &Namespace{Mark: s.Mark, Links: map[string]netip.Prefix{}, Forwarding: s.Forwarding}
+		k.lastID++
+		n = &Namespace{Mark: s.Mark, ID: k.lastID, Links: map[string]netip.Prefix{}, Forwarding: s.Forwarding}
 		k.Netns[s.Name] = n
 	}
 	if s.Forwarding && !n.Forwarding {
@@ -168,8 +174,8 @@ func (k *Kernel) RemoveNetns(s model.NetnsSpec) error {
 	if !ok {
 		return nil
 	}
-	if n.Mark != s.Mark {
-		return errs.Conflict("namespace", s.Name, "a namespace cnet did not create", "left in place")
+	if err := owned(n, s, "left in place"); err != nil {
+		return err
 	}
 	if err := k.record("netns "+s.Name, true, "ip netns del %s", s.Name); err != nil {
 		return err
@@ -204,12 +210,38 @@ func (n *Namespace) dropLink(name string) {
 	}
 }
 
+// owned is the real kernel's check: the recorded identity when there is
+// one, else the mark.
+func owned(n *Namespace, s model.NetnsSpec, hint string) error {
+	if s.ID != nil {
+		if n.ID != s.ID.Ino {
+			return errs.Conflict("namespace", s.Name, fmt.Sprintf("another namespace than the one cnet created (nsfs 0:%d, recorded %s)", n.ID, *s.ID), "%s", hint)
+		}
+		return nil
+	}
+	if n.Mark != s.Mark {
+		return errs.Conflict("namespace", s.Name, "a namespace cnet did not create", "%s", hint)
+	}
+	return nil
+}
+
+// NetnsID implements the engine's machine.
+func (k *Kernel) NetnsID(name string) (model.NetnsID, error) {
+	n, ok := k.Netns[name]
+	if !ok {
+		return model.NetnsID{}, fmt.Errorf("open netns %s: %w", name, fs.ErrNotExist)
+	}
+	return model.NetnsID{Ino: n.ID}, nil
+}
+
 // RemoveNamespaces implements the engine's machine: every mark is checked
 // before anything is deleted.
 func (k *Kernel) RemoveNamespaces(specs []model.NetnsSpec) error {
 	for _, s := range specs {
-		if n, ok := k.Netns[s.Name]; ok && n.Mark != s.Mark {
-			return errs.Conflict("namespace", s.Name, "a namespace cnet did not create", "left in place; nothing was deleted")
+		if n, ok := k.Netns[s.Name]; ok {
+			if err := owned(n, s, "left in place; nothing was deleted"); err != nil {
+				return err
+			}
 		}
 	}
 	for _, s := range specs {

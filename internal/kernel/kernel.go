@@ -170,12 +170,8 @@ func (k *Kernel) RemoveNetns(s model.NetnsSpec) error {
 	case netns.Missing:
 		return nil
 	case netns.Bound:
-		mark, err := k.netnsMark(s.Name)
-		if err != nil {
+		if err := k.checkOwned(s, "left in place"); err != nil {
 			return err
-		}
-		if mark != s.Mark {
-			return errs.Conflict("namespace", s.Name, "a namespace cnet did not create", "left in place")
 		}
 	}
 	if err := k.delGuards(s.Guards); err != nil {
@@ -185,6 +181,50 @@ func (k *Kernel) RemoveNetns(s model.NetnsSpec) error {
 		return fmt.Errorf("ip netns del %s: %w", s.Name, err)
 	}
 	return nil
+}
+
+// checkOwned refuses to delete the namespace bound at s.Name unless it
+// is the one s describes: the one whose identity cnet recorded when it
+// made it (s.ID), or, for a record from before identities were kept, one
+// whose lo carries s.Mark. The identity comes first because the mark is
+// an alias any process inside the namespace may rewrite: a container
+// could otherwise keep cnet from removing it, or dress up as another.
+func (k *Kernel) checkOwned(s model.NetnsSpec, hint string) error {
+	if s.ID != nil {
+		id, err := k.NetnsID(s.Name)
+		if err != nil {
+			return err
+		}
+		if id != *s.ID {
+			return errs.Conflict("namespace", s.Name,
+				fmt.Sprintf("another namespace than the one cnet created (%s, recorded %s)", id, *s.ID), "%s", hint)
+		}
+		return nil
+	}
+	mark, err := k.netnsMark(s.Name)
+	if err != nil {
+		return err
+	}
+	if mark != s.Mark {
+		return errs.Conflict("namespace", s.Name, "a namespace cnet did not create", "%s", hint)
+	}
+	return nil
+}
+
+// NetnsID returns the identity of the namespace bound at name: the
+// device and inode of its nsfs file. Equivalent to:
+// `stat -L -c %d:%i /run/netns/NAME`.
+func (k *Kernel) NetnsID(name string) (model.NetnsID, error) {
+	path, fd, err := netns.OpenFd(k.NetnsDir, name)
+	if err != nil {
+		return model.NetnsID{}, err
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return model.NetnsID{}, fmt.Errorf("stat %s: %w", path, err)
+	}
+	return model.NetnsID{Dev: st.Dev, Ino: st.Ino}, nil
 }
 
 func (k *Kernel) addGuards(gs []model.GuardSpec) error {
@@ -221,12 +261,8 @@ func (k *Kernel) RemoveNamespaces(specs []model.NetnsSpec) error {
 		if netns.Stat(k.NetnsDir, s.Name) != netns.Bound {
 			continue
 		}
-		mark, err := k.netnsMark(s.Name)
-		if err != nil {
+		if err := k.checkOwned(s, "left in place; nothing was deleted"); err != nil {
 			return err
-		}
-		if mark != s.Mark {
-			return errs.Conflict("namespace", s.Name, "a namespace cnet did not create", "left in place; nothing was deleted")
 		}
 	}
 	var guards []model.GuardSpec

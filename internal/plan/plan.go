@@ -751,7 +751,9 @@ func RemoveContainers(env *Env, containers []string) (*Plan, error) {
 		if !c.Adopted {
 			// Deleting the namespace deletes its veths with it, and lets the
 			// kernel batch that work instead of paying for each veth.
-			deletions = append(deletions, model.NetnsSpec{Name: c.Name, Mark: names.NetnsMark(env.Instance, c.Name).String(), Guards: c.Guards()})
+			// The identity recorded at create, not the mark on lo (which a
+			// process inside can rewrite), says which namespace is ours.
+			deletions = append(deletions, model.NetnsSpec{Name: c.Name, Mark: names.NetnsMark(env.Instance, c.Name).String(), ID: c.NetnsID, Guards: c.Guards()})
 		}
 		p.Changes.DelContainer(c.Name)
 	}
