@@ -29,6 +29,10 @@ type Link struct {
 	PeerNS  string // veth: namespace of the peer
 	Peer    string
 	Hairpin bool
+	// PeerMAC is the MAC of the peer of a veth a test staged by hand;
+	// Learned are MACs the bridge learned on a port that is not a veth.
+	PeerMAC string
+	Learned []model.Holder
 }
 
 // Namespace is a named network namespace.
@@ -620,6 +624,29 @@ func (k *Kernel) Link(name string) (bool, string, error) {
 		return false, "", nil
 	}
 	return true, l.Mark, nil
+}
+
+// BridgeHolders implements plan.Facts: for each port of bridge that ours
+// does not claim, the address and MAC of its veth peer, or what was
+// learned on it.
+func (k *Kernel) BridgeHolders(bridge string, ours func(port, alias string) bool) ([]model.Holder, error) {
+	var out []model.Holder
+	for _, name := range slices.Sorted(maps.Keys(k.Links)) {
+		l := k.Links[name]
+		if l.Master != bridge || ours(name, l.Mark) {
+			continue
+		}
+		if l.Kind != "veth" {
+			out = append(out, l.Learned...)
+			continue
+		}
+		h := model.Holder{MAC: l.PeerMAC, Who: fmt.Sprintf("%s in namespace %s, behind bridge port %s, which is not a cnet endpoint", l.Peer, l.PeerNS, name)}
+		if n := k.Netns[l.PeerNS]; n != nil && n.Links[l.Peer].IsValid() {
+			h.Addr = n.Links[l.Peer].Addr()
+		}
+		out = append(out, h)
+	}
+	return out, nil
 }
 
 // NetnsState implements plan.Facts.

@@ -466,6 +466,93 @@ func (k *Kernel) NetnsLinks(name string) ([]string, error) {
 	return out, nil
 }
 
+// BridgeHolders lists the addresses and MACs in use behind the ports of
+// bridge that ours does not claim: for a veth, its peer's MAC and
+// addresses, read from the host through the peer's namespace id; for
+// any other port, the MACs the bridge learned on it and the addresses the
+// host's neighbour table pairs with them. Ports cnet made cost one
+// bridge-port dump and nothing more. Equivalent to: `bridge link show
+// master BRIDGE`, then, for each other port, `ip -n NS addr show dev
+// PEER` or `bridge fdb show brport PORT` with `ip neigh show dev BRIDGE`.
+func (k *Kernel) BridgeHolders(bridge string, ours func(port, alias string) bool) ([]model.Holder, error) {
+	s, err := k.HostSock()
+	if err != nil {
+		return nil, err
+	}
+	br, ok, err := s.Link(bridge)
+	if err != nil || !ok {
+		return nil, err // no bridge yet: nothing behind it
+	}
+	ports, err := s.BridgePorts(br.Index)
+	if err != nil {
+		return nil, err
+	}
+	var out []model.Holder
+	for _, p := range ports {
+		if ours(p.Name, "") {
+			continue
+		}
+		peer, err := s.PortPeer(p.Index)
+		if err != nil {
+			return nil, err
+		}
+		if ours(p.Name, peer.Alias) {
+			continue
+		}
+		if !peer.Veth {
+			h, err := k.Host()
+			if err != nil {
+				return nil, err
+			}
+			learned, err := link.LearnedOn(h, br.Index, p.Index)
+			if err != nil {
+				return nil, err
+			}
+			for _, l := range learned {
+				out = append(out, model.Holder{Addr: l.Addr, MAC: l.MAC.String(), Who: "a host behind bridge port " + p.Name + ", which is not a cnet endpoint"})
+			}
+			continue
+		}
+		who := fmt.Sprintf("%s %s, behind bridge port %s, which is not a cnet endpoint", peer.Name, k.nsName(peer.NsID), p.Name)
+		mac := ""
+		if len(peer.MAC) > 0 {
+			mac = peer.MAC.String()
+		}
+		if len(peer.Addrs) == 0 {
+			out = append(out, model.Holder{MAC: mac, Who: who})
+		}
+		for _, a := range peer.Addrs {
+			out = append(out, model.Holder{Addr: a, MAC: mac, Who: who})
+		}
+	}
+	return out, nil
+}
+
+// nsName says where the namespace the host knows by nsid is bound: "in
+// namespace NAME" for one under NetnsDir, else a description.
+func (k *Kernel) nsName(nsid int) string {
+	if nsid < 0 {
+		return "on the host"
+	}
+	s, err := k.HostSock()
+	if err != nil {
+		return fmt.Sprintf("in the namespace with id %d", nsid)
+	}
+	all, _ := netns.List(k.NetnsDir) // unreadable: described by id below
+	for _, name := range all {
+		_, fd, err := netns.OpenFd(k.NetnsDir, name)
+		if err != nil {
+			continue
+		}
+		id, err := s.NsID(fd)
+		unix.Close(fd)
+		if err == nil && id == nsid {
+			return "in namespace " + name
+		}
+	}
+	return fmt.Sprintf("in a namespace not bound under %s (id %d)", k.NetnsDir, nsid)
+}
+
 // FirewallPresent reports whether cnet's table exists.
 func (k *Kernel) FirewallPresent() (bool, error) {
 	c, err := nftables.New()

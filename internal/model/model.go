@@ -263,6 +263,15 @@ type PortElem struct {
 	Port     uint16     `json:"port"`
 }
 
+// Holder is an address or a MAC in use behind a bridge port that no
+// endpoint in state accounts for (a veth someone made by hand, a script
+// printed by --dry-run and run with sh, a tap), and who holds it.
+type Holder struct {
+	Addr netip.Addr `json:"addr,omitzero"` // invalid when only the MAC is known
+	MAC  string     `json:"mac,omitempty"` // "" when unknown
+	Who  string     `json:"who"`
+}
+
 // NetnsID identifies a network namespace for as long as it lives: the
 // device and inode of its nsfs file (`stat -L /run/netns/NAME`). A
 // process inside the namespace can rewrite the mark on its lo, but not
