@@ -40,6 +40,7 @@ func TestRefusals(t *testing.T) {
 		{"subnet not masked", nil, createNet(NetworkSpec{Name: "n", Subnet: netip.MustParsePrefix("172.30.0.5/24")}), ErrInvalid, []string{"172.30.0.5/24", "did you mean 172.30.0.0/24"}},
 		{"subnet too small", nil, createNet(NetworkSpec{Name: "n", Subnet: netip.MustParsePrefix("172.30.0.0/31")}), ErrInvalid, []string{"/8 to /30"}},
 		{"subnet ipv6", nil, createNet(NetworkSpec{Name: "n", Subnet: netip.MustParsePrefix("fd00::/64")}), ErrInvalid, []string{"fd00::/64", "IPv4"}},
+		{"subnet link-local", nil, createNet(NetworkSpec{Name: "n", Subnet: netip.MustParsePrefix("169.254.0.0/16")}), ErrInvalid, []string{"169.254.0.0/16", "link-local", "want a private range"}},
 		{"subnet overlaps network", nil, createNet(NetworkSpec{Name: "n", Subnet: netip.MustParsePrefix("172.29.0.0/16")}), ErrConflict, []string{"172.29.0.0/16", "network base"}},
 		{"subnet overlaps host route", func(k *fakekernel.Kernel) { k.HostRoutes = []netip.Prefix{netip.MustParsePrefix("192.168.7.0/24")} },
 			createNet(NetworkSpec{Name: "n", Subnet: netip.MustParsePrefix("192.168.0.0/16")}), ErrConflict, []string{"192.168.0.0/16", "192.168.7.0/24 already on the host"}},

@@ -89,6 +89,10 @@ type Plan struct {
 	// Networks are the networks Container has endpoints on, for results.
 	Networks map[string]*model.Network
 
+	// Warnings are for the user: the request is carried out, but
+	// something in it is probably a mistake.
+	Warnings []string
+
 	// live caches what is behind each network's bridge (see holders).
 	live map[string][]model.Holder
 }
@@ -190,6 +194,9 @@ func planNetwork(env *Env, p *Plan, req NetworkReq) (*model.Network, error) {
 	if subnet.IsValid() {
 		if err := ipam.CheckSubnet(subnet); err != nil {
 			return nil, err
+		}
+		if w := ipam.SubnetWarning(subnet); w != "" {
+			p.Warnings = append(p.Warnings, "network "+req.Name+": "+w)
 		}
 		for _, o := range nets {
 			if subnet.Overlaps(o.Subnet) {
