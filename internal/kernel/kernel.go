@@ -492,11 +492,12 @@ func (k *Kernel) BridgeHolders(bridge string, ours func(port, alias string) bool
 		if ours(p.Name, "") {
 			continue
 		}
-		peer, err := s.PortPeer(p.Index)
+		skip := func(alias string) bool { return ours(p.Name, alias) }
+		peer, err := s.PortPeer(p.Index, skip)
 		if err != nil {
 			return nil, err
 		}
-		if ours(p.Name, peer.Alias) {
+		if skip(peer.Alias) {
 			continue
 		}
 		if !peer.Veth {

@@ -79,9 +79,11 @@ type Peer struct {
 
 // PortPeer reads what is behind the port with index: if it is a veth, its
 // peer (found through IFLA_LINK and IFLA_LINK_NETNSID) with its MAC and
-// addresses, read from outside the peer's namespace. Equivalent to:
-// `ip -d link show dev PORT`, then `ip -n NS addr show dev PEER`.
-func (s *Sock) PortPeer(index int) (Peer, error) {
+// addresses, read from outside the peer's namespace. When skip, asked
+// with the port's alias, says so, it reads no further and returns the
+// alias alone. Equivalent to: `ip -d link show dev PORT`, then `ip -n NS
+// addr show dev PEER`.
+func (s *Sock) PortPeer(index int, skip func(alias string) bool) (Peer, error) {
 	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
 	msg.Index = int32(index)
 	echo, err := s.execEcho(unix.RTM_GETLINK, 0, unix.RTM_NEWLINK, msg)
@@ -118,7 +120,7 @@ func (s *Sock) PortPeer(index int) (Peer, error) {
 			}
 		})
 	}
-	if !p.Veth || peerIndex == 0 {
+	if skip(p.Alias) || !p.Veth || peerIndex == 0 {
 		return Peer{Alias: p.Alias, NsID: -1}, nil
 	}
 	msg = nl.NewIfInfomsg(unix.AF_UNSPEC)
