@@ -26,10 +26,12 @@ func BenchmarkBridgeHolders(b *testing.B) {
 			b.Cleanup(func() {
 				var del strings.Builder
 				for i := range n {
-					fmt.Fprintf(&del, "link del vb%d\n", i)
+					fmt.Fprintf(&del, "link del vb%d\n", i) // its peer goes with it
 				}
 				del.WriteString("link del brbench\n")
-				testenv.TryIn(del.String(), "ip", "-batch", "-")
+				if out, err := testenv.TryIn(del.String(), "ip", "-force", "-batch", "-"); err != nil {
+					b.Errorf("%v\n%s", err, out)
+				}
 			})
 			k := New("/run/netns", b.TempDir(), "# cnet bench")
 			defer k.Close()
