@@ -330,6 +330,7 @@ var cniBads = []cniBad{
 	{field: "subnet", raw: `"169.254.0.0/16"`, code: 7, says: []string{`"169.254.0.0/16"`, "link-local"}},
 	{field: "ipam.ranges.0.0.subnet", base: "ranges", raw: `"169.254.1.0/24"`, code: 7, says: []string{`"169.254.1.0/24"`, "link-local"}},
 	{field: "runtimeConfig.mac", base: "exists", raw: `"52:54:00:12:34:56"`, code: 7, says: []string{"52:54:00:12:34:56", "container holder", "network exists"}},
+	{field: "CNI_ARGS", base: "exists", args: "MAC=52-54-00-12-34-56", code: 7, says: []string{"52:54:00:12:34:56", "container holder"}},
 	{field: "runtimeConfig.mac", base: "exists", raw: `"02:63:0a:3f:00:03"`, code: 7, says: []string{"02:63:0a:3f:00:03", "container other", "unique"}},
 	{field: "CNI_ARGS", base: "exists", args: "MAC=02:63:0a:3f:00:01", code: 7, says: []string{"02:63:0a:3f:00:01", "bridge br-exists"}},
 	{field: "runtimeConfig.mac", base: "exists", raw: `"52:54:00:ab:cd:ef"`, code: 7, says: []string{"52:54:00:ab:cd:ef", "namespace handmade", "bridge port vhand", "not a cnet endpoint"}},

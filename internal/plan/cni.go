@@ -262,7 +262,7 @@ func checkMACFree(env *Env, p *Plan, n *model.Network, container, mac string, ad
 		if oc == nil {
 			continue
 		}
-		if ep := oc.Endpoint(n.Name); ep != nil && strings.EqualFold(cmp.Or(ep.MAC, names.MAC(ep.Addr).String()), mac) {
+		if ep := oc.Endpoint(n.Name); ep != nil && sameMAC(cmp.Or(ep.MAC, names.MAC(ep.Addr).String()), mac) {
 			return errs.Conflict("MAC", mac, fmt.Sprintf("container %s (%s on network %s)", other, ep.ContainerIf, n.Name), "%s", hint("where every MAC must be unique"))
 		}
 	}
@@ -278,4 +278,15 @@ func checkMACFree(env *Env, p *Plan, n *model.Network, container, mac string, ad
 			"(this one is %s's, and a later endpoint with that address would get it), or none: this endpoint's is %s", a, names.MAC(addr))
 	}
 	return nil
+}
+
+// sameMAC reports whether two spellings (02:63:..., 02-63-..., upper or
+// lower case) name one MAC.
+func sameMAC(a, b string) bool {
+	ma, errA := net.ParseMAC(a)
+	mb, errB := net.ParseMAC(b)
+	if errA != nil || errB != nil {
+		return strings.EqualFold(a, b)
+	}
+	return bytes.Equal(ma, mb)
 }

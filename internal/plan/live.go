@@ -68,7 +68,7 @@ func heldAddr(hs []model.Holder, a netip.Addr) (model.Holder, bool) {
 // heldMAC returns who holds mac behind the bridge.
 func heldMAC(hs []model.Holder, mac string) (model.Holder, bool) {
 	for _, h := range hs {
-		if h.MAC != "" && strings.EqualFold(h.MAC, mac) {
+		if h.MAC != "" && sameMAC(h.MAC, mac) {
 			return h, true
 		}
 	}
