@@ -245,8 +245,9 @@ func (e *Engine) containerResult(p *plan.Plan) (*Container, error) {
 
 // RemoveOptions tune RemoveContainers.
 type RemoveOptions struct {
-	// Force stops processes running inside: SIGTERM, then SIGKILL after
-	// Grace (default 5 s).
+	// Force stops processes running inside a container cnet created:
+	// SIGTERM, then SIGKILL after Grace (default 5 s). Processes in an
+	// adopted namespace are never signalled.
 	Force bool
 	Grace time.Duration
 }
@@ -254,7 +255,10 @@ type RemoveOptions struct {
 // RemoveContainers removes containers in one transaction: endpoints,
 // addresses, the namespace (unless adopted) and /etc/netns/NAME. Every name
 // is checked before anything is removed; without Force, a container with
-// processes inside is refused.
+// processes inside is refused. A namespace cnet adopted (made by `ip netns
+// add`, or a runtime's through CNI) is never deleted and its processes are
+// never signalled, Force or not: cnet takes its endpoints out of it and
+// says which processes stay.
 func (e *Engine) RemoveContainers(names []string, opts RemoveOptions) error {
 	if opts.Grace == 0 {
 		opts.Grace = 5 * time.Second
@@ -267,6 +271,8 @@ func (e *Engine) RemoveContainers(names []string, opts RemoveOptions) error {
 	var (
 		scanned bool
 		busy    map[string][]int
+		// left are adopted namespaces with processes, which stay running.
+		left map[string][]int
 	)
 	build := func(env *plan.Env) (*plan.Plan, error) {
 		if !scanned {
@@ -275,11 +281,28 @@ func (e *Engine) RemoveContainers(names []string, opts RemoveOptions) error {
 				return nil, err
 			}
 			scanned = true
-			busy = map[string][]int{}
+			busy, left = map[string][]int{}, map[string][]int{}
 			for _, name := range names {
-				if id, err := netns.IDOf(e.NetnsPath(name)); err == nil && len(byNs[id]) > 0 {
-					busy[name] = byNs[id]
+				c, err := env.View.Container(name)
+				if err != nil {
+					return nil, err
 				}
+				path := e.NetnsPath(name)
+				if c != nil {
+					path = e.netnsOf(c)
+				}
+				id, err := netns.IDOf(path)
+				if err != nil || len(byNs[id]) == 0 {
+					continue
+				}
+				if c != nil && c.Adopted {
+					// cnet did not make this namespace and does not delete
+					// it: its processes keep it, and their other
+					// interfaces; only cnet's endpoints leave.
+					left[name] = byNs[id]
+					continue
+				}
+				busy[name] = byNs[id]
 			}
 			if len(busy) > 0 {
 				return nil, errProcessesInside
@@ -294,8 +317,15 @@ func (e *Engine) RemoveContainers(names []string, opts RemoveOptions) error {
 			_, err = e.mutateOrPreview(pre, build)
 		}
 	}
-	if err != nil || e.opts.DryRun != nil {
+	if err != nil {
 		return err
+	}
+	for _, name := range sortedKeys(left) {
+		e.opts.Notify(fmt.Sprintf("container %s: its namespace was made outside cnet, so it stays, with its %d process(es) (pid %s) running; "+
+			"only cnet's endpoints and files were removed", name, len(left[name]), joinInts(left[name])))
+	}
+	if e.opts.DryRun != nil {
+		return nil
 	}
 	for _, name := range names {
 		e.removeLog(name)

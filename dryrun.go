@@ -57,7 +57,13 @@ func (e *Engine) mutateOrPreview(pre []PreviewStep, build func(env *plan.Env) (*
 		}
 		return p, err
 	}
-	return e.mutate(build)
+	p, err := e.mutate(build)
+	if err == nil {
+		for _, w := range p.Warnings {
+			e.opts.Notify("warning: " + w)
+		}
+	}
+	return p, err
 }
 
 // preview plans an operation exactly as mutate would, against committed
@@ -115,6 +121,9 @@ func (e *Engine) preview(pre []PreviewStep, build func(env *plan.Env) (*plan.Pla
 		return p, nil
 	}
 	pv.Op = p.Op
+	for _, w := range p.Warnings {
+		pv.Notes = append(pv.Notes, "warning: "+w)
+	}
 	if n := p.Network; n != nil && !n.Internal && p.Changes.Networks[n.Name] != nil { // a network is created
 		pv.Notes = append(pv.Notes, s.forwardWarnings()...)
 	}

@@ -700,3 +700,20 @@ func TestCNIPortsOwnedByRuntime(t *testing.T) {
 		t.Errorf("cnet publish onto a held port: %v, want a conflict naming the holder", err)
 	}
 }
+
+// TestRemoveCheckedByIdentity: a container records its namespace's
+// identity at create, and rm deletes by it, whatever the container wrote
+// into its lo's alias.
+func TestRemoveCheckedByIdentity(t *testing.T) {
+	e, k := fakeEngine(t)
+	if _, err := e.CreateContainer(ContainerSpec{Name: "c1", Network: "none"}); err != nil {
+		t.Fatal(err)
+	}
+	k.Netns["c1"].Mark = "cnet/test01/ns/someone-else"
+	if err := e.RemoveContainers([]string{"c1"}, RemoveOptions{}); err != nil {
+		t.Fatalf("rm after lo's alias was rewritten: %v", err)
+	}
+	if _, ok := k.Netns["c1"]; ok {
+		t.Error("namespace c1 is still there")
+	}
+}

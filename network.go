@@ -44,6 +44,10 @@ type Network struct {
 	Created    time.Time    `json:"created"`
 	Containers []string     `json:"containers"`
 	Lab        string       `json:"lab,omitempty"`
+	// Warnings, from CreateNetwork only, say what in the request is
+	// probably a mistake (a documentation subnet, say); each was also
+	// sent to Options.Notify.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 func publicNetwork(n *model.Network, attached []string) *Network {
@@ -69,7 +73,9 @@ func (e *Engine) CreateNetwork(spec NetworkSpec) (*Network, error) {
 		return nil, err
 	}
 	e.warnForwardPolicy(p.Network)
-	return publicNetwork(p.Network, nil), nil
+	n := publicNetwork(p.Network, nil)
+	n.Warnings = p.Warnings
+	return n, nil
 }
 
 // RemoveNetwork deletes a network. It refuses while containers are

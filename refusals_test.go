@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/cnetdev/cnet/internal/fakekernel"
+	"github.com/cnetdev/cnet/internal/model"
 	"github.com/cnetdev/cnet/internal/plan"
 )
 
@@ -39,6 +40,7 @@ func TestRefusals(t *testing.T) {
 		{"subnet not masked", nil, createNet(NetworkSpec{Name: "n", Subnet: netip.MustParsePrefix("172.30.0.5/24")}), ErrInvalid, []string{"172.30.0.5/24", "did you mean 172.30.0.0/24"}},
 		{"subnet too small", nil, createNet(NetworkSpec{Name: "n", Subnet: netip.MustParsePrefix("172.30.0.0/31")}), ErrInvalid, []string{"/8 to /30"}},
 		{"subnet ipv6", nil, createNet(NetworkSpec{Name: "n", Subnet: netip.MustParsePrefix("fd00::/64")}), ErrInvalid, []string{"fd00::/64", "IPv4"}},
+		{"subnet link-local", nil, createNet(NetworkSpec{Name: "n", Subnet: netip.MustParsePrefix("169.254.0.0/16")}), ErrInvalid, []string{"169.254.0.0/16", "link-local", "want a private range"}},
 		{"subnet overlaps network", nil, createNet(NetworkSpec{Name: "n", Subnet: netip.MustParsePrefix("172.29.0.0/16")}), ErrConflict, []string{"172.29.0.0/16", "network base"}},
 		{"subnet overlaps host route", func(k *fakekernel.Kernel) { k.HostRoutes = []netip.Prefix{netip.MustParsePrefix("192.168.7.0/24")} },
 			createNet(NetworkSpec{Name: "n", Subnet: netip.MustParsePrefix("192.168.0.0/16")}), ErrConflict, []string{"192.168.0.0/16", "192.168.7.0/24 already on the host"}},
@@ -59,6 +61,10 @@ func TestRefusals(t *testing.T) {
 		{"ip is broadcast", nil, create(ContainerSpec{Name: "c2", Network: "base", IP: ip("172.29.255.255")}), ErrInvalid, []string{"172.29.255.255", "broadcast"}},
 		{"ip is the gateway", nil, create(ContainerSpec{Name: "c2", Network: "base", IP: ip("172.29.0.1")}), ErrInvalid, []string{"172.29.0.1", "gateway"}},
 		{"ip taken", nil, create(ContainerSpec{Name: "c2", Network: "base", IP: ip("172.29.0.2")}), ErrConflict, []string{"172.29.0.2", "container c1"}},
+		{"ip live on the bridge, held by no container", stageByHand,
+			create(ContainerSpec{Name: "c2", Network: "base", IP: ip("172.29.0.9")}), ErrConflict, []string{"172.29.0.9", "eth0 in namespace byhand", "bridge port vethhand", "live on bridge cnet-base"}},
+		{"ip whose MAC is live on the bridge", stageByHand,
+			create(ContainerSpec{Name: "c2", Network: "base", IP: ip("172.29.0.7")}), ErrConflict, []string{"172.29.0.7", "02:63:ac:1d:00:07", "bridge port tap0"}},
 		{"create with a taken port changes nothing", nil, create(ContainerSpec{Name: "c2", Network: "base", Ports: mustPorts("8080:80")}), ErrConflict, []string{"8080:80/tcp"}},
 		{"network full", nil, func(e *Engine) error {
 			_, err := e.CreateContainer(ContainerSpec{Name: "c9", Network: "tiny"})
@@ -118,6 +124,17 @@ func TestRefusals(t *testing.T) {
 			t.Run(name, func(t *testing.T) { checkRefusal(t, c.stage, c.op, c.kind, c.says, dryRun) })
 		}
 	}
+}
+
+// stageByHand puts on base's bridge what cnet's state does not know: a
+// veth whose peer, eth0 in namespace byhand, holds 172.29.0.9 (as a
+// --dry-run script run by hand leaves it), and a tap behind which the
+// MAC cnet would give 172.29.0.7 was learned.
+func stageByHand(k *fakekernel.Kernel) {
+	k.Netns["byhand"] = &fakekernel.Namespace{Links: map[string]netip.Prefix{"eth0": netip.MustParsePrefix("172.29.0.9/16")}}
+	k.Links["vethhand"] = &fakekernel.Link{Kind: "veth", Master: "cnet-base", PeerNS: "byhand", Peer: "eth0", PeerMAC: "02:63:ac:1d:00:09"}
+	k.Links["tap0"] = &fakekernel.Link{Kind: "tap", Master: "cnet-base",
+		Learned: []model.Holder{{MAC: "02:63:ac:1d:00:07", Who: "a host behind bridge port tap0, which is not a cnet endpoint"}}}
 }
 
 // checkRefusal stages the base machine, runs op (as a dry run, if asked)

@@ -22,6 +22,8 @@ type machine interface {
 	plan.Facts
 	EnsureNetns(model.NetnsSpec) error
 	RemoveNetns(model.NetnsSpec) error
+	// NetnsID reads the identity of the namespace bound at /run/netns/NAME.
+	NetnsID(name string) (model.NetnsID, error)
 	EnsureBridge(model.BridgeSpec) error
 	RemoveBridge(model.BridgeSpec) error
 	EnsureEndpoint(model.EndpointSpec) error
@@ -172,6 +174,9 @@ func (s *session) apply(build func(env *plan.Env) (*plan.Plan, error)) (*plan.Pl
 			return nil, s.abort(p, &in, done, rs, err)
 		}
 	}
+	if err := s.recordNetnsIDs(p); err != nil {
+		return nil, s.abort(p, &in, p.Steps, rs, err)
+	}
 	err = s.st.Update(true, func(tx *state.Tx) error {
 		if err := tx.Apply(p.Changes); err != nil {
 			return err
@@ -196,6 +201,27 @@ func (s *session) apply(build func(env *plan.Env) (*plan.Plan, error)) (*plan.Pl
 	}
 	s.notices = nil
 	return p, nil
+}
+
+// recordNetnsIDs stores, in the records p commits, the identity of each
+// namespace p created, so that removing it later checks that identity and
+// not the mark on its lo, which any process inside can rewrite.
+func (s *session) recordNetnsIDs(p *plan.Plan) error {
+	for _, st := range p.Steps {
+		if st.Kind != model.KindNetns || st.Action != model.Add {
+			continue
+		}
+		c := p.Changes.Containers[st.Netns.Name]
+		if c == nil {
+			continue
+		}
+		id, err := s.k.NetnsID(st.Netns.Name)
+		if err != nil {
+			return fmt.Errorf("identify namespace %s: %w", st.Netns.Name, err)
+		}
+		c.NetnsID = &id
+	}
+	return nil
 }
 
 // rulesets gives the firewall as it is in committed state (before the

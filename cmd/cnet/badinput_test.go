@@ -47,6 +47,10 @@ var badInputs = []badInput{
 	{"cnet network create --subnet", []string{"network", "create", "n", "--subnet", "172.29.5.0/24"}, exitConflict, []string{"172.29.5.0/24", "network base"}},
 	{"cnet network create --subnet", []string{"network", "create", "n", "--subnet", "127.0.0.0/8"}, exitInvalid, []string{`"127.0.0.0/8"`, "loopback", "want a private range"}},
 	{"cnet network create --subnet", []string{"network", "create", "n", "--subnet", "224.1.0.0/16"}, exitInvalid, []string{`"224.1.0.0/16"`, "multicast"}},
+	{"cnet network create --subnet", []string{"network", "create", "n", "--subnet", "169.254.0.0/16"}, exitInvalid, []string{`"169.254.0.0/16"`, "link-local", "want a private range"}},
+	{"cnet network create --subnet", []string{"network", "create", "n", "--subnet", "0.0.0.0/8"}, exitInvalid, []string{`"0.0.0.0/8"`, "this network"}},
+	{"cnet network create --subnet", []string{"network", "create", "n", "--subnet", "240.0.0.0/8"}, exitInvalid, []string{`"240.0.0.0/8"`, "reserved"}},
+	{"cnet network create --subnet", []string{"network", "create", "n", "--subnet", "255.255.255.252/30"}, exitInvalid, []string{`"255.255.255.252/30"`, "broadcast"}},
 	{"cnet network create --gateway", []string{"network", "create", "n", "--subnet", "10.0.0.0/24", "--gateway", "x"}, exitInvalid, []string{`"x"`, "IPv4 address"}},
 	{"cnet network create --gateway", []string{"network", "create", "n", "--subnet", "10.0.0.0/24", "--gateway", "10.0.1.1"}, exitInvalid, []string{`"10.0.1.1"`, "inside 10.0.0.0/24"}},
 	{"cnet network create --gateway", []string{"network", "create", "n", "--subnet", "10.0.0.0/24", "--gateway", "10.0.0.0"}, exitInvalid, []string{`"10.0.0.0"`, "10.0.0.1 to 10.0.0.254"}},
@@ -323,6 +327,14 @@ var cniBads = []cniBad{
 	{field: "forceAddress", raw: `"x"`, code: 6, says: []string{"forceAddress", "bool"}},
 	{field: "subnet", raw: `"10.64.0.0/99"`, code: 7, says: []string{`"10.64.0.0/99"`, "IPv4 CIDR"}},
 	{field: "subnet", raw: `"127.0.0.0/8"`, code: 7, says: []string{`"127.0.0.0/8"`, "loopback"}},
+	{field: "subnet", raw: `"169.254.0.0/16"`, code: 7, says: []string{`"169.254.0.0/16"`, "link-local"}},
+	{field: "ipam.ranges.0.0.subnet", base: "ranges", raw: `"169.254.1.0/24"`, code: 7, says: []string{`"169.254.1.0/24"`, "link-local"}},
+	{field: "runtimeConfig.mac", base: "exists", raw: `"52:54:00:12:34:56"`, code: 7, says: []string{"52:54:00:12:34:56", "container holder", "network exists"}},
+	{field: "CNI_ARGS", base: "exists", args: "MAC=52-54-00-12-34-56", code: 7, says: []string{"52:54:00:12:34:56", "container holder"}},
+	{field: "runtimeConfig.mac", base: "exists", raw: `"02:63:0a:3f:00:03"`, code: 7, says: []string{"02:63:0a:3f:00:03", "container other", "unique"}},
+	{field: "CNI_ARGS", base: "exists", args: "MAC=02:63:0a:3f:00:01", code: 7, says: []string{"02:63:0a:3f:00:01", "bridge br-exists"}},
+	{field: "runtimeConfig.mac", base: "exists", raw: `"52:54:00:ab:cd:ef"`, code: 7, says: []string{"52:54:00:ab:cd:ef", "namespace handmade", "bridge port vhand", "not a cnet endpoint"}},
+	{field: "runtimeConfig.mac", base: "exists", raw: `"02:63:0a:3f:00:63"`, code: 7, says: []string{"02:63:0a:3f:00:63", "02:63:00:00:00:00/16", "10.63.0.99"}},
 	{field: "subnet", raw: `"10.64.0.0/31"`, code: 7, says: []string{`"10.64.0.0/31"`, "/8 to /30"}},
 	{field: "subnet", raw: `"fd00::/64"`, code: 7, says: []string{`"fd00::/64"`, "IPv4"}},
 	{field: "gateway", raw: `"10.64.0.1.1"`, code: 7, says: []string{`"10.64.0.1.1"`, "IPv4 address"}},
@@ -390,15 +402,23 @@ func TestCNIBadInputCatalogue(t *testing.T) {
 	t.Cleanup(func() { testenv.Try("ip", "netns", "del", "badns"); testenv.Try("ip", "netns", "del", "holder") })
 	c.ok("network", "create", "exists", "--subnet", "10.63.0.0/24", "--bridge", "br-exists")
 	holder := withKey(t, bridgeConf("1.1.0", "exists", "10.63.0.0/24", ""), "bridge", `"br-exists"`)
-	holder = withKey(t, holder, "runtimeConfig", `{"portMappings":[{"hostPort":18080,"containerPort":80}]}`)
+	holder = withKey(t, holder, "runtimeConfig", `{"portMappings":[{"hostPort":18080,"containerPort":80}],"mac":"52:54:00:12:34:56"}`)
 	if _, err := c.cni(cniCall{verb: "ADD", id: "holder", netns: "/run/netns/holder", ifname: "eth0", conf: holder}); err != nil {
 		t.Fatalf("ADD holder: %+v", err)
 	}
+	// A cnet container whose MAC cnet derives from its address
+	// (10.63.0.3), and a veth made by hand on the same bridge.
+	c.ok("create", "other", "--network", "exists")
+	testenv.Run(t, "ip", "netns", "add", "handmade")
+	t.Cleanup(func() { testenv.Try("ip", "netns", "del", "handmade") })
+	testenv.Run(t, "ip", "link", "add", "vhand", "type", "veth", "peer", "name", "eth0", "address", "52:54:00:ab:cd:ef", "netns", "handmade")
+	testenv.Run(t, "ip", "link", "set", "vhand", "master", "br-exists", "up")
 	before := c.settled()
 	bases := map[string]string{
 		"short":     `{"cniVersion":"1.1.0","name":"fresh","type":"cnet","subnet":"10.64.0.0/24"}`,
 		"ranges":    bridgeConf("1.1.0", "fresh", "10.64.0.0/24", ""),
 		"hostlocal": `{"cniVersion":"1.1.0","name":"fresh","type":"cnet","ipam":{"type":"host-local","subnet":"10.64.0.0/24"}}`,
+		"exists":    `{"cniVersion":"1.1.0","name":"exists","type":"cnet","subnet":"10.63.0.0/24","bridge":"br-exists"}`,
 	}
 	for _, tc := range cniBads {
 		name := tc.field + "=" + tc.raw + tc.args + tc.ifname + tc.netns

@@ -266,7 +266,12 @@ namespace itself (unless it was adopted from 'ip netns add').
 
 Every name is checked first; if one is unknown, nothing is removed. A
 container with processes inside is refused unless -f, which sends SIGTERM,
-waits --grace, then sends SIGKILL.`,
+waits --grace, then sends SIGKILL.
+
+A namespace cnet adopted (made by 'ip netns add', or a runtime's through
+CNI) is not cnet's to delete: rm takes cnet's endpoints and files out of
+it, leaves it standing, and never signals its processes, with or without
+-f; it says which processes stay.`,
 		GroupID: "containers",
 		Args:    args(cobra.MinimumNArgs(1)),
 		RunE: func(cmd *cobra.Command, argv []string) error {
@@ -279,7 +284,7 @@ waits --grace, then sends SIGKILL.`,
 			return a.printPreview()
 		},
 	}
-	cmd.Flags().BoolVarP(&opts.Force, "force", "f", false, "stop processes inside first")
+	cmd.Flags().BoolVarP(&opts.Force, "force", "f", false, "stop processes inside first (never in an adopted namespace)")
 	cmd.Flags().DurationVar(&opts.Grace, "grace", 5*time.Second, "with -f, wait `DURATION` (e.g. 500ms, 10s) after SIGTERM before SIGKILL")
 	a.addDryRunJSON(cmd)
 	a.addDryRun(cmd)

@@ -61,6 +61,8 @@ var labBads = []labBad{
 	{"networks.n.subnet", 3, "networks:\n  n:\n    subnet: 10.0.0.0/31\n", exitInvalid, []string{`"10.0.0.0/31"`, "/8 to /30"}, false},
 	{"networks.n.subnet", 3, "networks:\n  n:\n    subnet: 127.0.0.0/8\n", exitInvalid, []string{`"127.0.0.0/8"`, "loopback", "want a private range"}, false},
 	{"networks.n.subnet", 3, "networks:\n  n:\n    subnet: 224.1.0.0/16\n", exitInvalid, []string{`"224.1.0.0/16"`, "multicast"}, false},
+	{"networks.n.subnet", 3, "networks:\n  n:\n    subnet: 169.254.0.0/16\n", exitInvalid, []string{`"169.254.0.0/16"`, "link-local", "want a private range"}, false},
+	{"networks.n.subnet", 3, "networks:\n  n:\n    subnet: 169.254.7.0/24\n", exitInvalid, []string{`"169.254.7.0/24"`, "overlaps 169.254.0.0/16", "link-local"}, false},
 	{"networks.n.subnet", 3, "networks:\n  n:\n    subnet: 10.0.0.1/24\n", exitInvalid, []string{`"10.0.0.1/24"`, "did you mean 10.0.0.0/24"}, false},
 	{"networks.n.subnet", 3, "networks:\n  n:\n    subnet: fd00::/64\n", exitInvalid, []string{`"fd00::/64"`, "IPv4 prefix"}, false},
 	{"networks.n.subnet", 3, "networks:\n  n:\n    subnet: [10.0.0.0/24]\n", exitInvalid, []string{"got a list", "IPv4 address with its prefix length"}, false},

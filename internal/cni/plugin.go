@@ -50,6 +50,9 @@ func (p *plugin) engine(c *Config) (*cnet.Engine, *Error) {
 		return nil, cerr
 	}
 	opts.LockTimeout, opts.DNSCommand, opts.Hook = timeout, p.dnsCommand, p.hook
+	// stdout carries the result the runtime parses; what cnet has to say
+	// besides goes to stderr, which runtimes log (the spec allows it).
+	opts.Notify = func(msg string) { fmt.Fprintf(os.Stderr, "cnet: %s\n", msg) }
 	e, err := cnet.Open(opts)
 	if err != nil {
 		return nil, code(err)

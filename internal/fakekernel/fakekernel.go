@@ -7,6 +7,7 @@ package fakekernel
 
 import (
 	"fmt"
+	"io/fs"
 	"maps"
 	"net/netip"
 	"slices"
@@ -28,11 +29,17 @@ type Link struct {
 	PeerNS  string // veth: namespace of the peer
 	Peer    string
 	Hairpin bool
+	// PeerMAC is the MAC of the peer of a veth a test staged by hand;
+	// Learned are MACs the bridge learned on a port that is not a veth.
+	PeerMAC string
+	Learned []model.Holder
 }
 
 // Namespace is a named network namespace.
 type Namespace struct {
-	Mark  string
+	Mark string
+	// ID is the namespace's identity (its nsfs inode), given at creation.
+	ID    uint64
 	Links map[string]netip.Prefix // container-side links and their address
 	Route string                  // "default via GW dev DEV", or ""
 	// Static are static routes: "DST via GW".
@@ -74,6 +81,8 @@ type Kernel struct {
 	Ops   []Op
 	// Fail, if set, is consulted before each mutation; an error fails it.
 	Fail func(line string) error
+
+	lastID uint64 // the last namespace identity given
 }
 
 // New returns an empty machine.
@@ -152,7 +161,8 @@ func (k *Kernel) EnsureNetns(s model.NetnsSpec) error {
 		if err := k.record("netns "+s.Name, false, "ip netns add %s && ip -n %s link set lo alias %s up%s", s.Name, s.Name, s.Mark, fwd); err != nil {
 			return err
 		}
-		n = &Namespace{Mark: s.Mark, Links: map[string]netip.Prefix{}, Forwarding: s.Forwarding}
+		k.lastID++
+		n = &Namespace{Mark: s.Mark, ID: k.lastID, Links: map[string]netip.Prefix{}, Forwarding: s.Forwarding}
 		k.Netns[s.Name] = n
 	}
 	if s.Forwarding && !n.Forwarding {
@@ -170,8 +180,8 @@ func (k *Kernel) RemoveNetns(s model.NetnsSpec) error {
 	if !ok {
 		return nil
 	}
-	if n.Mark != s.Mark {
-		return errs.Conflict("namespace", s.Name, "a namespace cnet did not create", "left in place")
+	if err := owned(n, s, "left in place"); err != nil {
+		return err
 	}
 	if err := k.record("netns "+s.Name, true, "ip netns del %s", s.Name); err != nil {
 		return err
@@ -206,12 +216,38 @@ func (n *Namespace) dropLink(name string) {
 	}
 }
 
+// owned is the real kernel's check: the recorded identity when there is
+// one, else the mark.
+func owned(n *Namespace, s model.NetnsSpec, hint string) error {
+	if s.ID != nil {
+		if n.ID != s.ID.Ino {
+			return errs.Conflict("namespace", s.Name, fmt.Sprintf("another namespace than the one cnet created (nsfs 0:%d, recorded %s)", n.ID, *s.ID), "%s", hint)
+		}
+		return nil
+	}
+	if n.Mark != s.Mark {
+		return errs.Conflict("namespace", s.Name, "a namespace cnet did not create", "%s", hint)
+	}
+	return nil
+}
+
+// NetnsID implements the engine's machine.
+func (k *Kernel) NetnsID(name string) (model.NetnsID, error) {
+	n, ok := k.Netns[name]
+	if !ok {
+		return model.NetnsID{}, fmt.Errorf("open netns %s: %w", name, fs.ErrNotExist)
+	}
+	return model.NetnsID{Ino: n.ID}, nil
+}
+
 // RemoveNamespaces implements the engine's machine: every mark is checked
 // before anything is deleted.
 func (k *Kernel) RemoveNamespaces(specs []model.NetnsSpec) error {
 	for _, s := range specs {
-		if n, ok := k.Netns[s.Name]; ok && n.Mark != s.Mark {
-			return errs.Conflict("namespace", s.Name, "a namespace cnet did not create", "left in place; nothing was deleted")
+		if n, ok := k.Netns[s.Name]; ok {
+			if err := owned(n, s, "left in place; nothing was deleted"); err != nil {
+				return err
+			}
 		}
 	}
 	for _, s := range specs {
@@ -590,6 +626,29 @@ func (k *Kernel) Link(name string) (bool, string, error) {
 		return false, "", nil
 	}
 	return true, l.Mark, nil
+}
+
+// BridgeHolders implements plan.Facts: for each port of bridge that ours
+// does not claim, the address and MAC of its veth peer, or what was
+// learned on it.
+func (k *Kernel) BridgeHolders(bridge string, ours func(port, alias string) bool) ([]model.Holder, error) {
+	var out []model.Holder
+	for _, name := range slices.Sorted(maps.Keys(k.Links)) {
+		l := k.Links[name]
+		if l.Master != bridge || ours(name, l.Mark) {
+			continue
+		}
+		if l.Kind != "veth" {
+			out = append(out, l.Learned...)
+			continue
+		}
+		h := model.Holder{MAC: l.PeerMAC, Who: fmt.Sprintf("%s in namespace %s, behind bridge port %s, which is not a cnet endpoint", l.Peer, l.PeerNS, name)}
+		if n := k.Netns[l.PeerNS]; n != nil && n.Links[l.Peer].IsValid() {
+			h.Addr = n.Links[l.Peer].Addr()
+		}
+		out = append(out, h)
+	}
+	return out, nil
 }
 
 // NetnsState implements plan.Facts.

@@ -62,8 +62,36 @@ var reserved = []struct {
 }{
 	{netip.MustParsePrefix("0.0.0.0/8"), `"this network"`},
 	{netip.MustParsePrefix("127.0.0.0/8"), "loopback"},
+	{netip.MustParsePrefix("169.254.0.0/16"), "link-local, which hosts give themselves when no DHCP server answers and routers never forward, so NAT and published ports would not work"},
 	{netip.MustParsePrefix("224.0.0.0/4"), "multicast"},
 	{netip.MustParsePrefix("240.0.0.0/4"), "reserved, with the broadcast address"},
+}
+
+// special are IPv4 ranges a network may use but probably should not:
+// set aside for documentation, carrier-grade NAT or benchmarking (RFC
+// 6890), so they can clash with examples, a carrier's network or test
+// equipment.
+var special = []struct {
+	p    netip.Prefix
+	what string
+}{
+	{netip.MustParsePrefix("100.64.0.0/10"), "shared address space for carrier-grade NAT (RFC 6598): a host behind such a carrier may already reach these addresses on its uplink"},
+	{netip.MustParsePrefix("192.0.2.0/24"), "TEST-NET-1, for documentation (RFC 5737)"},
+	{netip.MustParsePrefix("198.51.100.0/24"), "TEST-NET-2, for documentation (RFC 5737)"},
+	{netip.MustParsePrefix("203.0.113.0/24"), "TEST-NET-3, for documentation (RFC 5737)"},
+	{netip.MustParsePrefix("192.88.99.0/24"), "the former 6to4 relay anycast range (RFC 7526)"},
+	{netip.MustParsePrefix("198.18.0.0/15"), "for benchmarking network equipment (RFC 2544)"},
+}
+
+// SubnetWarning says why a subnet that CheckSubnet accepts is still a
+// poor choice, or returns "" for a private or public range.
+func SubnetWarning(p netip.Prefix) string {
+	for _, r := range special {
+		if r.p.Overlaps(p) {
+			return fmt.Sprintf("subnet %s overlaps %s, %s; it works, but a private range such as 172.18.0.0/24 will not clash with anything", p, r.p, r.what)
+		}
+	}
+	return ""
 }
 
 // ParseAddr parses an IPv4 address given for what ("ip", "gateway", "dns").

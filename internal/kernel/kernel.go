@@ -170,12 +170,8 @@ func (k *Kernel) RemoveNetns(s model.NetnsSpec) error {
 	case netns.Missing:
 		return nil
 	case netns.Bound:
-		mark, err := k.netnsMark(s.Name)
-		if err != nil {
+		if err := k.checkOwned(s, "left in place"); err != nil {
 			return err
-		}
-		if mark != s.Mark {
-			return errs.Conflict("namespace", s.Name, "a namespace cnet did not create", "left in place")
 		}
 	}
 	if err := k.delGuards(s.Guards); err != nil {
@@ -185,6 +181,50 @@ func (k *Kernel) RemoveNetns(s model.NetnsSpec) error {
 		return fmt.Errorf("ip netns del %s: %w", s.Name, err)
 	}
 	return nil
+}
+
+// checkOwned refuses to delete the namespace bound at s.Name unless it
+// is the one s describes: the one whose identity cnet recorded when it
+// made it (s.ID), or, for a record from before identities were kept, one
+// whose lo carries s.Mark. The identity comes first because the mark is
+// an alias any process inside the namespace may rewrite: a container
+// could otherwise keep cnet from removing it, or dress up as another.
+func (k *Kernel) checkOwned(s model.NetnsSpec, hint string) error {
+	if s.ID != nil {
+		id, err := k.NetnsID(s.Name)
+		if err != nil {
+			return err
+		}
+		if id != *s.ID {
+			return errs.Conflict("namespace", s.Name,
+				fmt.Sprintf("another namespace than the one cnet created (%s, recorded %s)", id, *s.ID), "%s", hint)
+		}
+		return nil
+	}
+	mark, err := k.netnsMark(s.Name)
+	if err != nil {
+		return err
+	}
+	if mark != s.Mark {
+		return errs.Conflict("namespace", s.Name, "a namespace cnet did not create", "%s", hint)
+	}
+	return nil
+}
+
+// NetnsID returns the identity of the namespace bound at name: the
+// device and inode of its nsfs file. Equivalent to:
+// `stat -L -c %d:%i /run/netns/NAME`.
+func (k *Kernel) NetnsID(name string) (model.NetnsID, error) {
+	path, fd, err := netns.OpenFd(k.NetnsDir, name)
+	if err != nil {
+		return model.NetnsID{}, err
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return model.NetnsID{}, fmt.Errorf("stat %s: %w", path, err)
+	}
+	return model.NetnsID{Dev: st.Dev, Ino: st.Ino}, nil
 }
 
 func (k *Kernel) addGuards(gs []model.GuardSpec) error {
@@ -221,12 +261,8 @@ func (k *Kernel) RemoveNamespaces(specs []model.NetnsSpec) error {
 		if netns.Stat(k.NetnsDir, s.Name) != netns.Bound {
 			continue
 		}
-		mark, err := k.netnsMark(s.Name)
-		if err != nil {
+		if err := k.checkOwned(s, "left in place; nothing was deleted"); err != nil {
 			return err
-		}
-		if mark != s.Mark {
-			return errs.Conflict("namespace", s.Name, "a namespace cnet did not create", "left in place; nothing was deleted")
 		}
 	}
 	var guards []model.GuardSpec
@@ -428,6 +464,94 @@ func (k *Kernel) NetnsLinks(name string) ([]string, error) {
 		out[i] = l.Attrs().Name
 	}
 	return out, nil
+}
+
+// BridgeHolders lists the addresses and MACs in use behind the ports of
+// bridge that ours does not claim: for a veth, its peer's MAC and
+// addresses, read from the host through the peer's namespace id; for
+// any other port, the MACs the bridge learned on it and the addresses the
+// host's neighbour table pairs with them. Ports cnet made cost one
+// bridge-port dump and nothing more. Equivalent to: `bridge link show
+// master BRIDGE`, then, for each other port, `ip -n NS addr show dev
+// PEER` or `bridge fdb show brport PORT` with `ip neigh show dev BRIDGE`.
+func (k *Kernel) BridgeHolders(bridge string, ours func(port, alias string) bool) ([]model.Holder, error) {
+	s, err := k.HostSock()
+	if err != nil {
+		return nil, err
+	}
+	br, ok, err := s.Link(bridge)
+	if err != nil || !ok {
+		return nil, err // no bridge yet: nothing behind it
+	}
+	ports, err := s.BridgePorts(br.Index)
+	if err != nil {
+		return nil, err
+	}
+	var out []model.Holder
+	for _, p := range ports {
+		if ours(p.Name, "") {
+			continue
+		}
+		skip := func(alias string) bool { return ours(p.Name, alias) }
+		peer, err := s.PortPeer(p.Index, skip)
+		if err != nil {
+			return nil, err
+		}
+		if skip(peer.Alias) {
+			continue
+		}
+		if !peer.Veth {
+			h, err := k.Host()
+			if err != nil {
+				return nil, err
+			}
+			learned, err := link.LearnedOn(h, br.Index, p.Index)
+			if err != nil {
+				return nil, err
+			}
+			for _, l := range learned {
+				out = append(out, model.Holder{Addr: l.Addr, MAC: l.MAC.String(), Who: "a host behind bridge port " + p.Name + ", which is not a cnet endpoint"})
+			}
+			continue
+		}
+		who := fmt.Sprintf("%s %s, behind bridge port %s, which is not a cnet endpoint", peer.Name, k.nsName(peer.NsID), p.Name)
+		mac := ""
+		if len(peer.MAC) > 0 {
+			mac = peer.MAC.String()
+		}
+		if len(peer.Addrs) == 0 {
+			out = append(out, model.Holder{MAC: mac, Who: who})
+		}
+		for _, a := range peer.Addrs {
+			out = append(out, model.Holder{Addr: a, MAC: mac, Who: who})
+		}
+	}
+	return out, nil
+}
+
+// nsName says where the namespace the host knows by nsid is bound: "in
+// namespace NAME" for one under NetnsDir, else a description.
+func (k *Kernel) nsName(nsid int) string {
+	if nsid < 0 {
+		return "on the host"
+	}
+	s, err := k.HostSock()
+	if err != nil {
+		return fmt.Sprintf("in the namespace with id %d", nsid)
+	}
+	all, _ := netns.List(k.NetnsDir) // unreadable: described by id below
+	for _, name := range all {
+		_, fd, err := netns.OpenFd(k.NetnsDir, name)
+		if err != nil {
+			continue
+		}
+		id, err := s.NsID(fd)
+		unix.Close(fd)
+		if err == nil && id == nsid {
+			return "in namespace " + name
+		}
+	}
+	return fmt.Sprintf("in a namespace not bound under %s (id %d)", k.NetnsDir, nsid)
 }
 
 // FirewallPresent reports whether cnet's table exists.

@@ -4,6 +4,7 @@
 package model
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
 	"time"
@@ -46,7 +47,10 @@ type Container struct {
 	// (a container runtime's, attached through CNI).
 	NetnsPath string `json:"netns_path,omitempty"`
 	// CNI is set for containers attached by a runtime through CNI.
-	CNI       *CNIInfo     `json:"cni,omitempty"`
+	CNI *CNIInfo `json:"cni,omitempty"`
+	// NetnsID is the identity of the namespace cnet created, read when it
+	// was made; removal deletes only the namespace that still has it.
+	NetnsID   *NetnsID     `json:"netns_id,omitempty"`
 	DNS       []netip.Addr `json:"dns,omitempty"`
 	Endpoints []Endpoint   `json:"endpoints"`
 	// Ports are published to the address of the default-route endpoint.
@@ -259,10 +263,33 @@ type PortElem struct {
 	Port     uint16     `json:"port"`
 }
 
+// Holder is an address or a MAC in use behind a bridge port that no
+// endpoint in state accounts for (a veth someone made by hand, a script
+// printed by --dry-run and run with sh, a tap), and who holds it.
+type Holder struct {
+	Addr netip.Addr `json:"addr,omitzero"` // invalid when only the MAC is known
+	MAC  string     `json:"mac,omitempty"` // "" when unknown
+	Who  string     `json:"who"`
+}
+
+// NetnsID identifies a network namespace for as long as it lives: the
+// device and inode of its nsfs file (`stat -L /run/netns/NAME`). A
+// process inside the namespace can rewrite the mark on its lo, but not
+// this.
+type NetnsID struct {
+	Dev uint64 `json:"dev"`
+	Ino uint64 `json:"ino"`
+}
+
+func (id NetnsID) String() string { return fmt.Sprintf("nsfs %d:%d", id.Dev, id.Ino) }
+
 // NetnsSpec names a namespace under /run/netns.
 type NetnsSpec struct {
 	Name string `json:"name"`
 	Mark string `json:"mark"`
+	// ID, when set, is the namespace's recorded identity: removal checks
+	// it instead of the mark (which a process inside can rewrite).
+	ID *NetnsID `json:"id,omitempty"`
 	// Forwarding turns net.ipv4.ip_forward on inside.
 	Forwarding bool `json:"forwarding,omitempty"`
 	// Guards are the anti-spoofing entries of the namespace's endpoints,

@@ -2,10 +2,12 @@ package plan
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
 	"net"
 	"net/netip"
 	"slices"
+	"strings"
 
 	"github.com/cnetdev/cnet/internal/errs"
 	"github.com/cnetdev/cnet/internal/model"
@@ -105,6 +107,11 @@ func AttachCNI(env *Env, req CNIReq) (*Plan, error) {
 		return nil, err
 	}
 	ep := &c.Endpoints[len(c.Endpoints)-1]
+	if req.MAC != "" {
+		if err := checkMACFree(env, p, n, c.Name, req.MAC, ep.Addr); err != nil {
+			return nil, err
+		}
+	}
 	ep.ContainerIf, ep.MAC, ep.Hairpin = req.IfName, req.MAC, req.Hairpin
 	ep.DefaultRoute = req.DefaultRoute && !slices.ContainsFunc(c.Endpoints[:len(c.Endpoints)-1], func(e model.Endpoint) bool { return e.DefaultRoute })
 	p.Steps[len(p.Steps)-1].Endpoint = endpointSpec(env, c, n, *ep)
@@ -233,4 +240,59 @@ func checkMAC(s string) error {
 		return errs.Invalid("MAC", s, "want a unicast Ethernet MAC address such as 02:42:ac:11:00:02")
 	}
 	return nil
+}
+
+// checkMACFree refuses a MAC asked for an endpoint of container on n
+// (whose address is addr) that would be the second of its kind on n's
+// bridge: the bridge's own, another endpoint's in state (asked for, or
+// derived from its address), one live behind a bridge port, or one of
+// the form cnet derives from addresses (02:63 and an IPv4 address) for
+// another address, which a later endpoint would get.
+func checkMACFree(env *Env, p *Plan, n *model.Network, container, mac string, addr netip.Addr) error {
+	m, _ := net.ParseMAC(mac) // checkMAC passed
+	mac = m.String()
+	hint := func(what string) string {
+		return fmt.Sprintf("on network %s (bridge %s), %s; ask for another mac, or none and the endpoint gets %s", n.Name, n.Bridge, what, names.MAC(addr))
+	}
+	if mac == names.MAC(n.Gateway).String() {
+		return errs.Conflict("MAC", mac, "bridge "+n.Bridge, "%s", hint("the bridge's own"))
+	}
+	for _, other := range env.View.Attached(n.Name) {
+		if other == container {
+			continue
+		}
+		oc, err := env.View.Container(other)
+		if err != nil {
+			return err
+		}
+		if oc == nil {
+			continue
+		}
+		if ep := oc.Endpoint(n.Name); ep != nil && sameMAC(cmp.Or(ep.MAC, names.MAC(ep.Addr).String()), mac) {
+			return errs.Conflict("MAC", mac, fmt.Sprintf("container %s (%s on network %s)", other, ep.ContainerIf, n.Name), "%s", hint("where every MAC must be unique"))
+		}
+	}
+	hs, err := p.holders(env, n)
+	if err != nil {
+		return err
+	}
+	if h, held := heldMAC(hs, mac); held {
+		return errs.Conflict("MAC", mac, h.Who, "%s", hint("where it is live though no cnet container has it"))
+	}
+	if a, ok := derivedAddr(mac); ok && a != addr {
+		return errs.Invalid("MAC", mac, "want a MAC outside 02:63:00:00:00:00/16, the range cnet derives from IPv4 addresses "+
+			"(this one is %s's, and a later endpoint with that address would get it), or none: this endpoint's is %s", a, names.MAC(addr))
+	}
+	return nil
+}
+
+// sameMAC reports whether two spellings (02:63:..., 02-63-..., upper or
+// lower case) name one MAC.
+func sameMAC(a, b string) bool {
+	ma, errA := net.ParseMAC(a)
+	mb, errB := net.ParseMAC(b)
+	if errA != nil || errB != nil {
+		return strings.EqualFold(a, b)
+	}
+	return bytes.Equal(ma, mb)
 }

@@ -66,6 +66,10 @@ type Facts interface {
 	// Listener describes the host process listening on (or, for udp,
 	// bound to) proto ip:port, or returns "" when there is none.
 	Listener(proto string, ip netip.Addr, port uint16) (string, error)
+	// BridgeHolders lists the addresses and MACs in use behind the ports
+	// of a bridge that ours does not claim. ours is asked with a port's
+	// name, and again, when it said no, with the port's alias.
+	BridgeHolders(bridge string, ours func(port, alias string) bool) ([]model.Holder, error)
 }
 
 // Env is everything a plan needs besides the request.
@@ -92,6 +96,13 @@ type Plan struct {
 	Container *model.Container // the container created or changed
 	// Networks are the networks Container has endpoints on, for results.
 	Networks map[string]*model.Network
+
+	// Warnings are for the user: the request is carried out, but
+	// something in it is probably a mistake.
+	Warnings []string
+
+	// live caches what is behind each network's bridge (see holders).
+	live map[string][]model.Holder
 }
 
 func (p *Plan) noteNetwork(n *model.Network) {
@@ -192,6 +203,9 @@ func planNetwork(env *Env, p *Plan, req NetworkReq) (*model.Network, error) {
 	if subnet.IsValid() {
 		if err := ipam.CheckSubnet(subnet); err != nil {
 			return nil, err
+		}
+		if w := ipam.SubnetWarning(subnet); w != "" {
+			p.Warnings = append(p.Warnings, "network "+req.Name+": "+w)
 		}
 		if name, o, ok, err := env.View.SubnetOverlap(subnet); err != nil {
 			return nil, err
@@ -568,9 +582,27 @@ func chooseAddr(env *Env, n *model.Network, ip netip.Addr, p *Plan) (netip.Addr,
 		if owner, taken := env.View.AddrOwner(n.Name, ip); taken {
 			return netip.Addr{}, errs.Conflict("address", ip.String(), "container "+owner, "on network %s; choose another --ip or omit it", n.Name)
 		}
+		hs, err := p.holders(env, n)
+		if err != nil {
+			return netip.Addr{}, err
+		}
+		if h, held := heldAddr(hs, ip); held {
+			what := "it"
+			if h.Addr != ip {
+				what = "the MAC " + h.MAC + " cnet would give it"
+			}
+			return netip.Addr{}, errs.Conflict("address", ip.String(), h.Who,
+				"%s is live on bridge %s of network %s though no cnet container has it; choose another --ip or omit it", what, n.Bridge, n.Name)
+		}
 		return ip, nil
 	}
-	a, ok := ipam.FirstIn(n.Subnet, n.Gateway, n.RangeStart, n.RangeEnd, env.View.UsedAddrs(n.Name))
+	// Addresses and MACs live on the bridge that no endpoint in state
+	// accounts for (say, a --dry-run script run by hand) are skipped.
+	hs, err := p.holders(env, n)
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	a, ok := ipam.FirstIn(n.Subnet, n.Gateway, n.RangeStart, n.RangeEnd, merged(env.View.UsedAddrs(n.Name), skipped(hs, n.Subnet)))
 	if !ok {
 		return netip.Addr{}, errs.Conflict("address pool of network", n.Name, fmt.Sprintf("its %d containers", len(env.View.Attached(n.Name))),
 			"%s is full; remove a container or use a larger subnet", n.Subnet)
@@ -761,7 +793,9 @@ func RemoveContainers(env *Env, containers []string) (*Plan, error) {
 		if !c.Adopted {
 			// Deleting the namespace deletes its veths with it, and lets the
 			// kernel batch that work instead of paying for each veth.
-			deletions = append(deletions, model.NetnsSpec{Name: c.Name, Mark: names.NetnsMark(env.Instance, c.Name).String(), Guards: c.Guards()})
+			// The identity recorded at create, not the mark on lo (which a
+			// process inside can rewrite), says which namespace is ours.
+			deletions = append(deletions, model.NetnsSpec{Name: c.Name, Mark: names.NetnsMark(env.Instance, c.Name).String(), ID: c.NetnsID, Guards: c.Guards()})
 		}
 		p.Changes.DelContainer(c.Name)
 	}

@@ -24,7 +24,7 @@ import (
 // and key is listed, so a stale index entry or a left-over intent shows.
 // What differs between two runs of the same operation, or only records
 // that something once existed, is left out or masked: creation times,
-// host veth names (as in Snapshot), the endpoint generation counter
+// host veth names (as in Snapshot), namespace identities, the endpoint generation counter
 // (which only grows, so new veths never reuse a dying one's name) and
 // empty nested index buckets (an addrs/NETWORK bucket whose last
 // container went).
@@ -81,12 +81,17 @@ func State(t testing.TB, stateDir, runDir string) string {
 	}
 	for i := range lines {
 		lines[i] = created.ReplaceAllString(vethName.ReplaceAllString(lines[i], "veth*"), `"created":"*"`)
+		lines[i] = netnsID.ReplaceAllString(lines[i], `"netns_id":*`)
 	}
 	slices.Sort(lines)
 	return "state:\n  " + strings.Join(lines, "\n  ") + "\n"
 }
 
 var created = regexp.MustCompile(`"created":"[^"]*"`)
+
+// netnsID matches a namespace's identity (its nsfs inode), which the
+// kernel picks anew for every namespace.
+var netnsID = regexp.MustCompile(`"netns_id":\{[^}]*\}`)
 
 // printable shows text as is and anything else (index keys) as hex.
 func printable(b []byte) string {
