@@ -191,22 +191,14 @@ func (k *Kernel) addGuards(gs []model.GuardSpec) error {
 	if len(gs) == 0 {
 		return nil
 	}
-	c, err := nftables.New()
-	if err != nil {
-		return fmt.Errorf("nftables: %w", err)
-	}
-	return firewall.AddGuards(c, gs)
+	return firewall.AddGuards(gs)
 }
 
 func (k *Kernel) delGuards(gs []model.GuardSpec) error {
 	if len(gs) == 0 {
 		return nil
 	}
-	c, err := nftables.New()
-	if err != nil {
-		return fmt.Errorf("nftables: %w", err)
-	}
-	return firewall.DelGuards(c, gs)
+	return firewall.DelGuards(gs)
 }
 
 // RemoveNamespaces deletes many namespaces that carry their marks (or are
@@ -372,11 +364,7 @@ func (k *Kernel) RemoveRoute(r model.RouteSpec) error {
 
 // SyncFirewall replaces cnet's nftables table.
 func (k *Kernel) SyncFirewall(rs firewall.Ruleset) error {
-	c, err := nftables.New()
-	if err != nil {
-		return fmt.Errorf("nftables: %w", err)
-	}
-	return firewall.Sync(c, rs)
+	return firewall.Sync(rs)
 }
 
 // WriteFiles writes /etc/netns/NAME.
@@ -618,11 +606,7 @@ func (k *Kernel) FilesPresent(name string) bool {
 // AddPorts adds published ports to the DNAT maps in one batch, then clears
 // stale connection-tracking entries for their host ports.
 func (k *Kernel) AddPorts(ps []model.PortElem) error {
-	c, err := nftables.New()
-	if err != nil {
-		return err
-	}
-	if err := firewall.AddPorts(c, ps); err != nil {
+	if err := firewall.AddPorts(ps); err != nil {
 		return err
 	}
 	s, err := k.conntrack()
@@ -635,11 +619,7 @@ func (k *Kernel) AddPorts(ps []model.PortElem) error {
 // DelPorts deletes published ports from the DNAT maps in one batch, then
 // the connection-tracking entries they created.
 func (k *Kernel) DelPorts(ps []model.PortElem) error {
-	c, err := nftables.New()
-	if err != nil {
-		return err
-	}
-	if err := firewall.DelPorts(c, ps); err != nil {
+	if err := firewall.DelPorts(ps); err != nil {
 		return err
 	}
 	s, err := k.conntrack()
