@@ -658,17 +658,17 @@ func (k *Kernel) HostHasAddr(a netip.Addr) (bool, error) {
 	return link.HasAddr(h, a)
 }
 
-// Listener describes the host process holding proto ip:port, through
-// sock_diag. Equivalent to: `ss -Hlnp[tu] sport = :PORT`.
-func (k *Kernel) Listener(proto string, ip netip.Addr, port uint16) (string, error) {
+// Listeners reads the host's listening and bound sockets of proto,
+// through sock_diag. Equivalent to: `ss -Hlnp[tu]`.
+func (k *Kernel) Listeners(proto string) (model.PortHolders, error) {
 	if k.diag == nil {
 		s, err := netns.DiagSocket(nil)
 		if err != nil {
-			return "", err
+			return nil, err
 		}
 		k.diag = s
 	}
-	return link.Listener(k.diag, proto, ip, port)
+	return link.Listeners(k.diag, proto)
 }
 
 func (k *Kernel) dns() dns.Client { return dns.Client{Dir: k.DNSDir} }
