@@ -132,9 +132,11 @@ func (b *batch) each(vals []nftables.SetElement, queue func([]nftables.SetElemen
 
 // sendBuffer and recvBuffer bound what the batch sends and what the
 // kernel answers: an acknowledgement per message, with a copy of each
-// that fails.
+// that fails (the kernel goes on checking the rest after one fails), in
+// buffers it may round up to twice their size. Too small, the copies
+// overflow it and recvmsg reports ENOBUFS instead of the error.
 func (b *batch) sendBuffer() int { return fixedBytes + b.bytes + sockOverhead }
-func (b *batch) recvBuffer() int { return b.sendBuffer() + (fixedAcks+b.chunks)*ackTruesize }
+func (b *batch) recvBuffer() int { return 2*b.sendBuffer() + (fixedAcks+b.chunks)*ackTruesize }
 
 // sizeSocket raises the socket's buffers to what the batch needs, where
 // the default is smaller. Equivalent to setsockopt SO_SNDBUFFORCE and
