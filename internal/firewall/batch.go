@@ -131,10 +131,11 @@ func (b *batch) each(vals []nftables.SetElement, queue func([]nftables.SetElemen
 }
 
 // sendBuffer and recvBuffer bound what the batch sends and what the
-// kernel answers: an acknowledgement per message, with a copy of each
-// that fails (the kernel goes on checking the rest after one fails), in
-// buffers it may round up to twice their size. Too small, the copies
-// overflow it and recvmsg reports ENOBUFS instead of the error.
+// kernel answers: an acknowledgement per message, and room for a copy of
+// each that fails (the kernel goes on checking the rest after one fails)
+// at twice its size, as a kernel that ignored NETLINK_CAP_ACK would send.
+// Too small, the answers overflow it and recvmsg reports ENOBUFS instead
+// of the error.
 func (b *batch) sendBuffer() int { return fixedBytes + b.bytes + sockOverhead }
 func (b *batch) recvBuffer() int { return 2*b.sendBuffer() + (fixedAcks+b.chunks)*ackTruesize }
 
@@ -154,6 +155,13 @@ func (b *batch) sizeSocket(c *netlink.Conn) error {
 		errs = append(errs,
 			raise(int(fd), unix.SO_SNDBUF, unix.SO_SNDBUFFORCE, b.sendBuffer(), "net.core.wmem_max"),
 			raise(int(fd), unix.SO_RCVBUF, unix.SO_RCVBUFFORCE, b.recvBuffer(), "net.core.rmem_max"))
+		// A failed message's acknowledgement carries its header, not the
+		// whole message (up to maxListBytes, which the kernel must then
+		// allocate in one piece). Equivalent to NETLINK_CAP_ACK, as nft
+		// sets it.
+		if err := unix.SetsockoptInt(int(fd), unix.SOL_NETLINK, unix.NETLINK_CAP_ACK, 1); err != nil {
+			errs = append(errs, fmt.Errorf("setsockopt nftables socket NETLINK_CAP_ACK: %w", err))
+		}
 	})
 	return errors.Join(append(errs, ctl)...)
 }

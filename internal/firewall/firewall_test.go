@@ -2,6 +2,7 @@ package firewall
 
 import (
 	"encoding/json"
+	"errors"
 	"flag"
 	"net/netip"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/google/nftables"
+	"golang.org/x/sys/unix"
 
 	"github.com/cnetdev/cnet/internal/model"
 	"github.com/cnetdev/cnet/internal/testenv"
@@ -293,6 +295,11 @@ func TestManyPorts(t *testing.T) {
 	}
 	if n := liveElems(t, "inet", "dnat_tcp_any"); n != 0 {
 		t.Errorf("after DelPorts: dnat_tcp_any has %d elements, want none", n)
+	}
+	// A large batch that fails reports the kernel's reason: every one of
+	// its messages fails, and their answers must not overflow the socket.
+	if err := DelPorts(all); !errors.Is(err, unix.ENOENT) {
+		t.Errorf("deleting %d absent mappings: %v, want ENOENT", len(all), err)
 	}
 	if err := AddPorts(all); err != nil {
 		t.Fatalf("AddPorts of %d: %v", len(all), err)
