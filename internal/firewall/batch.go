@@ -157,8 +157,8 @@ func (b *batch) sizeSocket(c *netlink.Conn) error {
 			raise(int(fd), unix.SO_RCVBUF, unix.SO_RCVBUFFORCE, b.recvBuffer(), "net.core.rmem_max"))
 		// A failed message's acknowledgement carries its header, not the
 		// whole message (up to maxListBytes, which the kernel must then
-		// allocate in one piece). Equivalent to NETLINK_CAP_ACK, as nft
-		// sets it.
+		// allocate in one piece). Equivalent to setsockopt
+		// NETLINK_CAP_ACK, as iproute2's tools set it.
 		if err := unix.SetsockoptInt(int(fd), unix.SOL_NETLINK, unix.NETLINK_CAP_ACK, 1); err != nil {
 			errs = append(errs, fmt.Errorf("setsockopt nftables socket NETLINK_CAP_ACK: %w", err))
 		}
