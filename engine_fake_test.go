@@ -686,7 +686,7 @@ func TestNameServerGoneMidCommand(t *testing.T) {
 // CLI publish onto a held port is still refused.
 func TestCNIPortsOwnedByRuntime(t *testing.T) {
 	e, k := fakeEngine(t)
-	k.Listeners = map[string]string{"tcp 0.0.0.0:8080": "conmon (pid 7)", "tcp 0.0.0.0:8081": "conmon (pid 7)"}
+	k.Listening = map[string]string{"tcp 0.0.0.0:8080": "conmon (pid 7)", "tcp 0.0.0.0:8081": "conmon (pid 7)"}
 	k.Netns["/run/netns/pod"] = &fakekernel.Namespace{Links: map[string]netip.Prefix{}, Static: map[string]bool{}}
 	_, err := e.AttachCNI(CNIAttach{ContainerID: "podid", IfName: "eth0", Netns: "/run/netns/pod", DefaultRoute: true,
 		Network: NetworkSpec{Name: "podman", Subnet: netip.MustParsePrefix("10.88.0.0/16"), NoDNS: true}, Ports: mustPorts("8080:80")})

@@ -81,7 +81,7 @@ func TestRefusals(t *testing.T) {
 		{"0.0.0.0 against a specific address", nil, publish("c1", "9090:90"), ErrConflict, []string{"9090:90/tcp", "container cx (172.29.0.1:9090/tcp)"}},
 		{"port asked twice", nil, publish("c1", "7000:70", "7000:71"), ErrConflict, []string{"7000:71/tcp", "asked for twice"}},
 		{"port published already", nil, publish("cx", "8080:80"), ErrExists, []string{"8080:80/tcp", "already publishes"}},
-		{"host port held by a process", func(k *fakekernel.Kernel) { k.Listeners = map[string]string{"tcp 0.0.0.0:22": "sshd (pid 42)"} },
+		{"host port held by a process", func(k *fakekernel.Kernel) { k.Listening = map[string]string{"tcp 0.0.0.0:22": "sshd (pid 42)"} },
 			publish("c1", "22:2222"), ErrConflict, []string{"0.0.0.0:22/tcp", "sshd (pid 42)"}},
 		{"host address not on the host", nil, publish("c1", "192.0.2.99:80:80"), ErrInvalid, []string{"192.0.2.99", "assigned to this host"}},
 		{"publish on an internal-only container", nil, publish("c0", "8080:80"), ErrConflict, []string{"no network with a path beyond its bridge"}},

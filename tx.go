@@ -404,22 +404,23 @@ func (s *session) object(st model.Step, rs rulesets) (put, take func() error) {
 		// mapping does not grow with their number. If a batch fails (the
 		// table was flushed behind cnet's back), the whole table is rebuilt
 		// as it must be. A live undo is the inverse batch; recovering from
-		// a crash, it is a rebuild from committed state.
-		add := func(fallback func() (firewall.Ruleset, error)) func() error {
-			return func() error {
-				if k.AddPorts(st.Ports) != nil {
-					return s.sync(fallback)
-				}
+		// a crash, it is a rebuild from committed state. When the rebuild
+		// succeeds, the batch's error is moot: the table is as wanted.
+		// When it fails too, both are reported.
+		fallBack := func(err error, fallback func() (firewall.Ruleset, error)) error {
+			if err == nil {
 				return nil
 			}
+			if serr := s.sync(fallback); serr != nil {
+				return errors.Join(err, serr)
+			}
+			return nil
+		}
+		add := func(fallback func() (firewall.Ruleset, error)) func() error {
+			return func() error { return fallBack(k.AddPorts(st.Ports), fallback) }
 		}
 		del := func(fallback func() (firewall.Ruleset, error)) func() error {
-			return func() error {
-				if k.DelPorts(st.Ports) != nil {
-					return s.sync(fallback)
-				}
-				return nil
-			}
+			return func() error { return fallBack(k.DelPorts(st.Ports), fallback) }
 		}
 		if rs.recovering {
 			if st.Action == model.Del {

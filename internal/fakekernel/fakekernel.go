@@ -73,7 +73,7 @@ type Kernel struct {
 	Forward      bool
 	HostRoutes   []netip.Prefix
 	HostAddrs    []netip.Addr
-	Listeners    map[string]string // "tcp 0.0.0.0:80" → "nginx (pid 1)"
+	Listening    map[string]string // "tcp 0.0.0.0:80" → "nginx (pid 1)"
 	ForeignDrops []string
 	Names        *DNS // the name server, nil when stopped
 	// Stale lists the PIDs of name servers that lost their control socket.
@@ -547,21 +547,31 @@ func (k *Kernel) HostHasAddr(a netip.Addr) (bool, error) {
 	return false, nil
 }
 
-// Listener implements plan.Facts.
-func (k *Kernel) Listener(proto string, ip netip.Addr, port uint16) (string, error) {
-	for _, key := range []string{fmt.Sprintf("%s %s:%d", proto, ip, port), fmt.Sprintf("%s 0.0.0.0:%d", proto, port)} {
-		if d, ok := k.Listeners[key]; ok {
-			return d, nil
+// Listeners implements plan.Facts.
+func (k *Kernel) Listeners(proto string) (model.PortHolders, error) {
+	return holders{k.Listening, proto}, nil
+}
+
+// holders answers from Kernel.Listening.
+type holders struct {
+	listeners map[string]string
+	proto     string
+}
+
+func (h holders) Holder(ip netip.Addr, port uint16) string {
+	for _, key := range []string{fmt.Sprintf("%s %s:%d", h.proto, ip, port), fmt.Sprintf("%s 0.0.0.0:%d", h.proto, port)} {
+		if d, ok := h.listeners[key]; ok {
+			return d
 		}
 	}
 	if ip == netip.IPv4Unspecified() {
-		for key, d := range k.Listeners {
-			if strings.HasPrefix(key, proto+" ") && strings.HasSuffix(key, fmt.Sprintf(":%d", port)) {
-				return d, nil
+		for key, d := range h.listeners {
+			if strings.HasPrefix(key, h.proto+" ") && strings.HasSuffix(key, fmt.Sprintf(":%d", port)) {
+				return d
 			}
 		}
 	}
-	return "", nil
+	return ""
 }
 
 // WriteFiles implements the engine's machine.

@@ -109,11 +109,11 @@ func TestForwardChains(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := Sync(conn, FromState(sampleNetworks(), nil)); err != nil {
+	if err := Sync(FromState(sampleNetworks(), nil)); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		Sync(conn, Ruleset{})
+		Sync(Ruleset{})
 		testenv.Try("nft", "delete", "table", "ip", "filter")
 		testenv.Try("nft", "delete", "table", "inet", "fw")
 	})

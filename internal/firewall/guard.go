@@ -153,13 +153,17 @@ func guardTexts(gs []model.GuardSpec) [][]string {
 	return out
 }
 
-// addGuardTable queues the whole bridge table with gs on conn.
-func addGuardTable(conn *nftables.Conn, gs []model.GuardSpec) error {
+// addGuardTable queues the whole bridge table with gs on b.
+func addGuardTable(b *batch, gs []model.GuardSpec) error {
+	conn := b.conn
 	conn.AddTable(guardTable)
 	elems := guardElems(gs)
 	for i, s := range guardSets {
-		if err := conn.AddSet(s.set, elems[i]); err != nil {
+		if err := conn.AddSet(s.set, nil); err != nil {
 			return fmt.Errorf("nft add set bridge %s %s: %w", Table, s.set.Name, err)
+		}
+		if err := b.add(s.set, elems[i]); err != nil {
+			return fmt.Errorf("nft add element bridge %s %s: %w", Table, s.set.Name, err)
 		}
 	}
 	types, typeElems := etherTypeSet()
@@ -209,20 +213,21 @@ func addGuardTable(conn *nftables.Conn, gs []model.GuardSpec) error {
 // When the table is missing (someone flushed the ruleset), there is
 // nothing to add to: `cnet gc` rebuilds the whole firewall from state,
 // these elements included, as it must for the rest of it anyway.
-func AddGuards(conn *nftables.Conn, gs []model.GuardSpec) error {
+func AddGuards(gs []model.GuardSpec, opts ...nftables.ConnOption) error {
 	if len(gs) == 0 {
 		return nil
 	}
+	b, err := newBatch(opts)
+	if err != nil {
+		return err
+	}
 	elems := guardElems(gs)
 	for i, s := range guardSets {
-		if len(elems[i]) == 0 {
-			continue
-		}
-		if err := conn.SetAddElements(s.set, elems[i]); err != nil {
-			return err
+		if err := b.add(s.set, elems[i]); err != nil {
+			return fmt.Errorf("nft add element bridge %s %s: %w", Table, s.set.Name, err)
 		}
 	}
-	err := conn.Flush()
+	err = b.conn.Flush()
 	if errors.Is(err, unix.ENOENT) {
 		return nil
 	}
@@ -243,12 +248,16 @@ func AddGuards(conn *nftables.Conn, gs []model.GuardSpec) error {
 // changes nothing; only then does DelGuards list the ports set and send
 // the batch again for those present. Listing first would cost every
 // removal a dump of the set, which grows with the number of containers.
-func DelGuards(conn *nftables.Conn, gs []model.GuardSpec) error {
+func DelGuards(gs []model.GuardSpec, opts ...nftables.ConnOption) error {
 	if len(gs) == 0 {
 		return nil
 	}
-	if err := delGuards(conn, gs); err == nil || !errors.Is(err, unix.ENOENT) {
+	if err := delGuards(gs, opts); err == nil || !errors.Is(err, unix.ENOENT) {
 		return err
+	}
+	conn, err := nftables.New(opts...)
+	if err != nil {
+		return fmt.Errorf("nftables: %w", err)
 	}
 	live, err := conn.GetSetElements(portsSet)
 	if err != nil {
@@ -264,25 +273,26 @@ func DelGuards(conn *nftables.Conn, gs []model.GuardSpec) error {
 			del = append(del, g)
 		}
 	}
-	return delGuards(conn, del)
+	return delGuards(del, opts)
 }
 
 // delGuards deletes gs's elements in one batch, which fails (changing
 // nothing) with ENOENT if one is absent.
-func delGuards(conn *nftables.Conn, gs []model.GuardSpec) error {
+func delGuards(gs []model.GuardSpec, opts []nftables.ConnOption) error {
 	if len(gs) == 0 {
 		return nil
 	}
+	b, err := newBatch(opts)
+	if err != nil {
+		return err
+	}
 	elems := guardElems(gs)
 	for i, s := range guardSets {
-		if len(elems[i]) == 0 {
-			continue
-		}
-		if err := conn.SetDeleteElements(s.set, elems[i]); err != nil {
-			return err
+		if err := b.del(s.set, elems[i]); err != nil {
+			return fmt.Errorf("nft delete element bridge %s %s: %w", Table, s.set.Name, err)
 		}
 	}
-	if err := conn.Flush(); err != nil {
+	if err := b.conn.Flush(); err != nil {
 		return fmt.Errorf("nft delete element bridge %s ports %s: %w", Table, guardNames(gs), err)
 	}
 	return nil

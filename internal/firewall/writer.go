@@ -12,45 +12,64 @@ import (
 )
 
 // Sync replaces `table inet cnet` and `table bridge cnet` with rs in one
-// atomic batch, in the network namespace of conn. An empty ruleset deletes
-// both. Equivalent to `nft -f -` with ReplaceText(rs).
-func Sync(conn *nftables.Conn, rs Ruleset) error {
+// atomic batch, in the network namespace opts choose (the caller's by
+// default). An empty ruleset deletes both. Equivalent to `nft -f -` with
+// ReplaceText(rs). The batch holds every element, in messages of bounded
+// size (batch.go), so its size grows with the number of published ports.
+func Sync(rs Ruleset, opts ...nftables.ConnOption) error {
+	b, err := newBatch(opts)
+	if err != nil {
+		return err
+	}
+	if err := queueSync(b, rs); err != nil {
+		return err
+	}
+	if err := b.conn.Flush(); err != nil {
+		return fmt.Errorf("nft replace table inet %s: %w", Table, err)
+	}
+	return nil
+}
+
+// queueSync queues Sync's batch on b.
+func queueSync(b *batch, rs Ruleset) error {
+	conn := b.conn
 	t := &nftables.Table{Name: Table, Family: nftables.TableFamilyINet}
 	conn.AddTable(t)
 	conn.DelTable(t)
 	conn.AddTable(guardTable)
 	conn.DelTable(guardTable)
-	if !rs.Empty() {
-		if err := addGuardTable(conn, rs.Guards); err != nil {
-			return err
-		}
-		conn.AddTable(t)
-		byName := map[string]*nftables.Set{}
-		for _, sd := range sets {
-			s := sd.set(t)
-			var vals []nftables.SetElement
-			for _, e := range sd.elems(rs) {
-				vals = append(vals, e.keys...)
-			}
-			if err := conn.AddSet(s, vals); err != nil {
-				return fmt.Errorf("nft add set inet %s %s: %w", Table, sd.name, err)
-			}
-			byName[sd.name] = s
-		}
-		set := func(name string) *nftables.Set { return byName[name] }
-		accept := nftables.ChainPolicyAccept
-		chainByName := map[string]*nftables.Chain{}
-		for _, cd := range chains {
-			chainByName[cd.name] = conn.AddChain(&nftables.Chain{
-				Table: t, Name: cd.name, Type: cd.typ, Hooknum: cd.hook, Priority: cd.prio, Policy: &accept,
-			})
-		}
-		for _, r := range allRules() {
-			conn.AddRule(&nftables.Rule{Table: t, Chain: chainByName[r.chain], Exprs: r.exprs(set)})
-		}
+	if rs.Empty() {
+		return nil
 	}
-	if err := conn.Flush(); err != nil {
-		return fmt.Errorf("nft replace table inet %s: %w", Table, err)
+	if err := addGuardTable(b, rs.Guards); err != nil {
+		return err
+	}
+	conn.AddTable(t)
+	byName := map[string]*nftables.Set{}
+	for _, sd := range sets {
+		s := sd.set(t)
+		var vals []nftables.SetElement
+		for _, e := range sd.elems(rs) {
+			vals = append(vals, e.keys...)
+		}
+		if err := conn.AddSet(s, nil); err != nil {
+			return fmt.Errorf("nft add set inet %s %s: %w", Table, sd.name, err)
+		}
+		if err := b.add(s, vals); err != nil {
+			return fmt.Errorf("nft add element inet %s %s: %w", Table, sd.name, err)
+		}
+		byName[sd.name] = s
+	}
+	set := func(name string) *nftables.Set { return byName[name] }
+	accept := nftables.ChainPolicyAccept
+	chainByName := map[string]*nftables.Chain{}
+	for _, cd := range chains {
+		chainByName[cd.name] = conn.AddChain(&nftables.Chain{
+			Table: t, Name: cd.name, Type: cd.typ, Hooknum: cd.hook, Priority: cd.prio, Policy: &accept,
+		})
+	}
+	for _, r := range allRules() {
+		conn.AddRule(&nftables.Rule{Table: t, Chain: chainByName[r.chain], Exprs: r.exprs(set)})
 	}
 	return nil
 }
@@ -67,19 +86,43 @@ func (sd setDef) set(t *nftables.Table) *nftables.Set {
 }
 
 // AddPorts adds published ports to the DNAT maps, and DelPorts deletes
-// them, each in one atomic batch. Equivalent to:
+// them, each in one atomic batch, in the namespace opts choose.
+// Equivalent to:
 //
 //	nft add element inet cnet dnat_tcp { HOSTIP . PORT : ADDR . CPORT, ... }
 //	nft delete element inet cnet dnat_tcp { ... }
-func AddPorts(conn *nftables.Conn, ps []model.PortElem) error { return portBatch(conn, ps, true) }
+func AddPorts(ps []model.PortElem, opts ...nftables.ConnOption) error {
+	return portBatch(ps, true, opts)
+}
 
 // DelPorts deletes published ports from the DNAT maps in one batch.
-func DelPorts(conn *nftables.Conn, ps []model.PortElem) error { return portBatch(conn, ps, false) }
+func DelPorts(ps []model.PortElem, opts ...nftables.ConnOption) error {
+	return portBatch(ps, false, opts)
+}
 
-func portBatch(conn *nftables.Conn, ps []model.PortElem, add bool) error {
+func portBatch(ps []model.PortElem, add bool, opts []nftables.ConnOption) error {
 	if len(ps) == 0 {
 		return nil
 	}
+	b, err := newBatch(opts)
+	if err != nil {
+		return err
+	}
+	if err := queuePorts(b, ps, add); err != nil {
+		return err
+	}
+	if err := b.conn.Flush(); err != nil {
+		verb := "add"
+		if !add {
+			verb = "delete"
+		}
+		return fmt.Errorf("nft %s element inet %s dnat_*: %w", verb, Table, err)
+	}
+	return nil
+}
+
+// queuePorts queues portBatch's elements on b.
+func queuePorts(b *batch, ps []model.PortElem, add bool) error {
 	t := &nftables.Table{Name: Table, Family: nftables.TableFamilyINet}
 	rs := Ruleset{Ports: ps}
 	for _, sd := range sets {
@@ -96,20 +139,13 @@ func portBatch(conn *nftables.Conn, ps []model.PortElem, add bool) error {
 		s := sd.set(t)
 		var err error
 		if add {
-			err = conn.SetAddElements(s, vals)
+			err = b.add(s, vals)
 		} else {
-			err = conn.SetDeleteElements(s, vals)
+			err = b.del(s, vals)
 		}
 		if err != nil {
 			return fmt.Errorf("nft element inet %s %s: %w", Table, sd.name, err)
 		}
-	}
-	if err := conn.Flush(); err != nil {
-		verb := "add"
-		if !add {
-			verb = "delete"
-		}
-		return fmt.Errorf("nft %s element inet %s dnat_*: %w", verb, Table, err)
 	}
 	return nil
 }

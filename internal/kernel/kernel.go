@@ -231,22 +231,14 @@ func (k *Kernel) addGuards(gs []model.GuardSpec) error {
 	if len(gs) == 0 {
 		return nil
 	}
-	c, err := nftables.New()
-	if err != nil {
-		return fmt.Errorf("nftables: %w", err)
-	}
-	return firewall.AddGuards(c, gs)
+	return firewall.AddGuards(gs)
 }
 
 func (k *Kernel) delGuards(gs []model.GuardSpec) error {
 	if len(gs) == 0 {
 		return nil
 	}
-	c, err := nftables.New()
-	if err != nil {
-		return fmt.Errorf("nftables: %w", err)
-	}
-	return firewall.DelGuards(c, gs)
+	return firewall.DelGuards(gs)
 }
 
 // RemoveNamespaces deletes many namespaces that carry their marks (or are
@@ -408,11 +400,7 @@ func (k *Kernel) RemoveRoute(r model.RouteSpec) error {
 
 // SyncFirewall replaces cnet's nftables table.
 func (k *Kernel) SyncFirewall(rs firewall.Ruleset) error {
-	c, err := nftables.New()
-	if err != nil {
-		return fmt.Errorf("nftables: %w", err)
-	}
-	return firewall.Sync(c, rs)
+	return firewall.Sync(rs)
 }
 
 // WriteFiles writes /etc/netns/NAME.
@@ -742,11 +730,7 @@ func (k *Kernel) FilesPresent(name string) bool {
 // AddPorts adds published ports to the DNAT maps in one batch, then clears
 // stale connection-tracking entries for their host ports.
 func (k *Kernel) AddPorts(ps []model.PortElem) error {
-	c, err := nftables.New()
-	if err != nil {
-		return err
-	}
-	if err := firewall.AddPorts(c, ps); err != nil {
+	if err := firewall.AddPorts(ps); err != nil {
 		return err
 	}
 	s, err := k.conntrack()
@@ -759,11 +743,7 @@ func (k *Kernel) AddPorts(ps []model.PortElem) error {
 // DelPorts deletes published ports from the DNAT maps in one batch, then
 // the connection-tracking entries they created.
 func (k *Kernel) DelPorts(ps []model.PortElem) error {
-	c, err := nftables.New()
-	if err != nil {
-		return err
-	}
-	if err := firewall.DelPorts(c, ps); err != nil {
+	if err := firewall.DelPorts(ps); err != nil {
 		return err
 	}
 	s, err := k.conntrack()
@@ -802,17 +782,17 @@ func (k *Kernel) HostHasAddr(a netip.Addr) (bool, error) {
 	return link.HasAddr(h, a)
 }
 
-// Listener describes the host process holding proto ip:port, through
-// sock_diag. Equivalent to: `ss -Hlnp[tu] sport = :PORT`.
-func (k *Kernel) Listener(proto string, ip netip.Addr, port uint16) (string, error) {
+// Listeners reads the host's listening and bound sockets of proto,
+// through sock_diag. Equivalent to: `ss -Hlnp[tu]`.
+func (k *Kernel) Listeners(proto string) (model.PortHolders, error) {
 	if k.diag == nil {
 		s, err := netns.DiagSocket(nil)
 		if err != nil {
-			return "", err
+			return nil, err
 		}
 		k.diag = s
 	}
-	return link.Listener(k.diag, proto, ip, port)
+	return link.Listeners(k.diag, proto)
 }
 
 func (k *Kernel) dns() dns.Client { return dns.Client{Dir: k.DNSDir} }

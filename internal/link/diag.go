@@ -42,41 +42,72 @@ func BoundSockets(s *nl.NetlinkSocket, proto string, port uint16) ([]BoundSocket
 // listening table, not every connection on the machine. Equivalent to:
 // `ss -Hlnp[tu] sport = :PORT`.
 func Listener(s *nl.NetlinkSocket, proto string, ip netip.Addr, port uint16) (string, error) {
-	inodes, err := listenerInodes(s, proto, ip, port)
-	if err != nil || len(inodes) == 0 {
+	socks, err := boundSockets(s, proto, port, 1<<tcpClose|1<<tcpEstablished)
+	if err != nil {
 		return "", err
 	}
-	return owner(inodes), nil
+	return Bound{port: socks}.Holder(ip, port), nil
 }
 
 // ListenerProcess is Listener as the holder's program name and PID; the
 // PID is 0 when nothing holds the port or its process cannot be found.
 // Equivalent to: `ss -Hlnp[tu] sport = :PORT`.
 func ListenerProcess(s *nl.NetlinkSocket, proto string, ip netip.Addr, port uint16) (comm string, pid int, err error) {
-	inodes, err := listenerInodes(s, proto, ip, port)
-	if err != nil || len(inodes) == 0 {
+	socks, err := boundSockets(s, proto, port, 1<<tcpClose|1<<tcpEstablished)
+	if err != nil {
 		return "", 0, err
+	}
+	inodes := Bound{port: socks}.inodes(ip, port)
+	if len(inodes) == 0 {
+		return "", 0, nil
 	}
 	comm, pid = ownerProcess(inodes)
 	return comm, pid, nil
 }
 
-func listenerInodes(s *nl.NetlinkSocket, proto string, ip netip.Addr, port uint16) ([]string, error) {
-	socks, err := boundSockets(s, proto, port, 1<<tcpClose|1<<tcpEstablished)
+// Bound is one protocol's listening (tcp) or bound (udp) sockets, by port.
+type Bound map[uint16][]BoundSocket
+
+// Listeners lists proto's listening or bound sockets on every port, in
+// one dump per address family, whatever the number of ports asked about
+// later: the kernel walks its whole listening table for a dump filtered
+// by port too, so checking many ports one dump each costs that many
+// walks. Equivalent to: `ss -Hlnp[tu]`.
+func Listeners(s *nl.NetlinkSocket, proto string) (Bound, error) {
+	socks, err := boundSockets(s, proto, 0, 1<<tcpClose|1<<tcpEstablished)
 	if err != nil {
 		return nil, err
 	}
-	var inodes []string
-	for _, b := range socks {
-		if b.Addr.IsUnspecified() || ip.IsUnspecified() || b.Addr == ip {
-			inodes = append(inodes, strconv.FormatUint(uint64(b.Inode), 10))
-		}
+	b := Bound{}
+	for _, sk := range socks {
+		b[sk.Port] = append(b[sk.Port], sk)
 	}
-	return inodes, nil
+	return b, nil
 }
 
-// boundSockets lists proto's sockets on port: TCP in LISTEN, UDP in
-// udpStates.
+// Holder describes the process holding port on ip or on every address,
+// as Listener does, or "" when there is none.
+func (b Bound) Holder(ip netip.Addr, port uint16) string {
+	inodes := b.inodes(ip, port)
+	if len(inodes) == 0 {
+		return ""
+	}
+	return owner(inodes)
+}
+
+// inodes are the socket inodes holding port on ip or on every address.
+func (b Bound) inodes(ip netip.Addr, port uint16) []string {
+	var inodes []string
+	for _, sk := range b[port] {
+		if sk.Addr.IsUnspecified() || ip.IsUnspecified() || sk.Addr == ip {
+			inodes = append(inodes, strconv.FormatUint(uint64(sk.Inode), 10))
+		}
+	}
+	return inodes
+}
+
+// boundSockets lists proto's sockets on port (0: every port): TCP in
+// LISTEN, UDP in udpStates.
 func boundSockets(s *nl.NetlinkSocket, proto string, port uint16, udpStates uint32) ([]BoundSocket, error) {
 	req := diagReq{protocol: unix.IPPROTO_TCP, states: 1 << tcpListen, sport: port}
 	if proto == "udp" {
@@ -95,7 +126,7 @@ func boundSockets(s *nl.NetlinkSocket, proto string, port uint16, udpStates uint
 				perr = fmt.Errorf("short sock_diag message (%d bytes)", len(msg))
 				return false
 			}
-			if b.Port == port {
+			if port == 0 || b.Port == port {
 				out = append(out, b)
 			}
 			return true

@@ -190,6 +190,14 @@ func TestListener(t *testing.T) {
 		if want && !strings.Contains(got, me) || !want && got != "" {
 			t.Errorf("Listener(%s %s:%d) = %q, want this process: %v", proto, ip, port, got, want)
 		}
+		// One dump of every port tells the same.
+		all, err := Listeners(diag, proto)
+		if err != nil {
+			t.Fatalf("Listeners(%s): %v", proto, err)
+		}
+		if got := all.Holder(netip.MustParseAddr(ip), uint16(port)); want && !strings.Contains(got, me) || !want && got != "" {
+			t.Errorf("Listeners(%s).Holder(%s:%d) = %q, want this process: %v", proto, ip, port, got, want)
+		}
 	}
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {

@@ -462,3 +462,10 @@ func (c *Changes) AddPort(container string, m PortMapping) {
 func (c *Changes) DelPort(container string, m PortMapping) {
 	c.Ports = append(c.Ports, PortChange{Container: container, Mapping: m, Del: true})
 }
+
+// PortHolders names the host processes holding one protocol's ports.
+type PortHolders interface {
+	// Holder describes the process listening on (or, for udp, bound to)
+	// ip:port or port on every address, or returns "" when there is none.
+	Holder(ip netip.Addr, port uint16) string
+}

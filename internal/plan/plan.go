@@ -63,9 +63,9 @@ type Facts interface {
 	Forwarding() bool
 	// HostHasAddr reports whether an address is assigned to the host.
 	HostHasAddr(a netip.Addr) (bool, error)
-	// Listener describes the host process listening on (or, for udp,
-	// bound to) proto ip:port, or returns "" when there is none.
-	Listener(proto string, ip netip.Addr, port uint16) (string, error)
+	// Listeners reads the host's listening (or, for udp, bound) sockets
+	// of proto once, for any number of ports to be asked about.
+	Listeners(proto string) (model.PortHolders, error)
 	// BridgeHolders lists the addresses and MACs in use behind the ports
 	// of a bridge that ours does not claim. ours is asked with a port's
 	// name, and again, when it said no, with the port's alias.

@@ -41,15 +41,25 @@ func WithPorts(v View, c *model.Container) *model.Container {
 // published ports (the container's own or others'), or with a process
 // listening on the host (unless the runtime owns the host socket), or
 // that name an address the host does not have. Its cost does not depend
-// on how many ports are published.
+// on how many ports are published, and grows linearly with len(want):
+// earlier mappings are found by protocol and port, and the host's
+// sockets are read once per protocol.
 func checkPorts(env *Env, c *model.Container, want []model.PortMapping, runtimeOwned bool) error {
-	for i, m := range want {
+	type socket struct {
+		proto string
+		port  uint16
+	}
+	asked := map[socket][]model.PortMapping{}
+	listening := map[string]model.PortHolders{}
+	for _, m := range want {
 		spec := ports.Format(m)
-		for _, prev := range want[:i] {
+		k := socket{m.Proto, m.HostPort}
+		for _, prev := range asked[k] {
 			if ports.Overlaps(prev, m) {
 				return errs.Conflict("published port", spec, ports.Format(prev), "the same host socket is asked for twice")
 			}
 		}
+		asked[k] = append(asked[k], m)
 		for _, h := range env.View.PortHolders(m.Proto, m.HostPort) {
 			held := model.PortMapping{Proto: m.Proto, HostIP: h.HostIP, HostPort: m.HostPort}
 			if !ports.Overlaps(held, m) {
@@ -76,11 +86,15 @@ func checkPorts(env *Env, c *model.Container, want []model.PortMapping, runtimeO
 			// (Podman's conmon does), so a listener there is no conflict.
 			continue
 		}
-		holder, err := env.Facts.Listener(m.Proto, m.HostIP, m.HostPort)
-		if err != nil {
-			return err
+		l, ok := listening[m.Proto]
+		if !ok {
+			var err error
+			if l, err = env.Facts.Listeners(m.Proto); err != nil {
+				return err
+			}
+			listening[m.Proto] = l
 		}
-		if holder != "" {
+		if holder := l.Holder(m.HostIP, m.HostPort); holder != "" {
 			return errs.Conflict("host port", fmt.Sprintf("%s:%d/%s", m.HostIP, m.HostPort, m.Proto), holder,
 				"it is already in use on the host; choose another host port")
 		}
