@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/vishvananda/netlink"
+	"github.com/cnetdev/cnet/internal/link"
 	"github.com/vishvananda/netns"
 )
 
@@ -91,7 +91,7 @@ func needBinary(name, pkg string, also ...string) (string, error) {
 func waitNoVeths(within time.Duration) error {
 	deadline := time.Now().Add(within)
 	for {
-		links, err := netlink.LinkList()
+		links, err := link.LinkList(nil)
 		if err != nil {
 			return err
 		}

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+
+	"github.com/cnetdev/cnet/internal/link"
 	"golang.org/x/sys/unix"
 )
 
@@ -201,7 +203,7 @@ func sweep() []string {
 			os.RemoveAll(filepath.Join("/etc/netns", e.Name()))
 		}
 	}
-	if links, err := netlink.LinkList(); err == nil {
+	if links, err := link.LinkList(nil); err == nil {
 		for _, l := range links {
 			if l.Attrs().Name != "lo" {
 				left = append(left, "link "+l.Attrs().Name)

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/cnetdev/cnet/internal/dns"
-	"github.com/vishvananda/netlink"
+	"github.com/cnetdev/cnet/internal/link"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -53,7 +53,7 @@ type inventory struct {
 
 func takeInventory(root string) (inventory, error) {
 	var inv inventory
-	links, err := netlink.LinkList()
+	links, err := link.LinkList(nil)
 	if err != nil {
 		return inv, err
 	}

@@ -419,7 +419,7 @@ func (k *Kernel) NetnsLinks(name string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	links, err := n.Link.LinkList()
+	links, err := link.LinkList(n.Link)
 	if err != nil {
 		return nil, fmt.Errorf("ip -n %s link show: %w", name, err)
 	}
@@ -457,7 +457,7 @@ func (k *Kernel) CheckBridge(b model.BridgeSpec) (string, error) {
 	case l.Attrs().Flags&net.FlagUp == 0:
 		return "bridge " + b.Name + " is down", nil
 	}
-	addrs, err := h.AddrList(l, unix.AF_INET)
+	addrs, err := link.AddrList(h, l, unix.AF_INET)
 	if err != nil {
 		return "", fmt.Errorf("ip addr show %s: %w", b.Name, err)
 	}
@@ -513,7 +513,7 @@ func (k *Kernel) checkInside(ep model.EndpointSpec) (string, error) {
 	if l.Attrs().Flags&net.FlagUp == 0 {
 		return ep.ContainerIf + " is down in " + ep.Netns, nil
 	}
-	addrs, err := n.Link.AddrList(l, unix.AF_INET)
+	addrs, err := link.AddrList(n.Link, l, unix.AF_INET)
 	if err != nil {
 		return "", fmt.Errorf("ip -n %s addr show %s: %w", ep.Netns, ep.ContainerIf, err)
 	}
@@ -526,7 +526,7 @@ func (k *Kernel) checkInside(ep model.EndpointSpec) (string, error) {
 		return ep.ContainerIf + " lacks " + ep.Addr.String() + " in " + ep.Netns, nil
 	}
 	if ep.DefaultRoute {
-		routes, err := n.Link.RouteList(l, unix.AF_INET)
+		routes, err := link.RouteList(n.Link, l, unix.AF_INET)
 		if err != nil {
 			return "", fmt.Errorf("ip -n %s route show dev %s: %w", ep.Netns, ep.ContainerIf, err)
 		}
@@ -566,7 +566,7 @@ func (k *Kernel) MarkedLinks() (map[string]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	links, err := h.LinkList()
+	links, err := link.LinkList(h)
 	if err != nil {
 		return nil, fmt.Errorf("ip link show: %w", err)
 	}

@@ -194,7 +194,7 @@ func (p *Probe) Link(ns, name string) (*explain.Link, error) {
 		}
 		out.Master = m.Attrs().Name
 	}
-	addrs, err := h.AddrList(l, unix.AF_INET)
+	addrs, err := link.AddrList(h, l, unix.AF_INET)
 	if err != nil {
 		return nil, fmt.Errorf("ip addr show %s in %s: %w", name, where(ns), err)
 	}
@@ -304,7 +304,7 @@ func (p *Probe) Owners(a netip.Addr) ([]explain.Ref, error) {
 		if err != nil {
 			return nil // a namespace gone since state was read holds nothing
 		}
-		addrs, err := h.AddrList(nil, unix.AF_INET)
+		addrs, err := link.AddrList(h, nil, unix.AF_INET)
 		if err != nil {
 			return fmt.Errorf("ip -4 addr show in %s: %w", where(key), err)
 		}
@@ -355,7 +355,7 @@ func (p *Probe) Neighbour(ns, dev string, a netip.Addr) string {
 	if err != nil {
 		return ""
 	}
-	neighs, err := h.NeighList(l.Attrs().Index, unix.AF_INET)
+	neighs, err := link.NeighList(h, l.Attrs().Index, unix.AF_INET)
 	if err != nil {
 		return ""
 	}

@@ -64,7 +64,7 @@ func TestFlushConntrack(t *testing.T) {
 	}
 	left := func() []string {
 		t.Helper()
-		got, err := h.ConntrackTableList(netlink.ConntrackTable, unix.AF_INET)
+		got, err := ConntrackTableList(h, netlink.ConntrackTable, unix.AF_INET)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -144,7 +144,7 @@ func SetEgress(h *netlink.Handle, nsName string, l netlink.Link, rate uint64) er
 // Egress returns the rate in bits/s of the token bucket at the root of
 // l, or 0. Equivalent to: `tc -n NS qdisc show dev IF root`.
 func Egress(h *netlink.Handle, l netlink.Link) (uint64, error) {
-	qs, err := h.QdiscList(l)
+	qs, err := QdiscList(h, l)
 	if err != nil {
 		return 0, err
 	}

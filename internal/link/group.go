@@ -26,35 +26,29 @@ type LinkInfo struct {
 	Group uint32
 }
 
-// dumpRetries bounds how often a dump that the kernel reports as
-// interrupted (links changed meanwhile) is taken again.
-const dumpRetries = 5
-
 // Links lists the links of the socket's namespace with their index, name,
-// alias and group. Equivalent to: `ip -d link show`.
+// alias and group, taken again while the kernel reports the dump as
+// interrupted (see Dump). Equivalent to: `ip -d link show`.
 func (s *Sock) Links() ([]LinkInfo, error) {
-	var err error
-	for range dumpRetries {
+	out, err := Dump(func() ([]LinkInfo, error) {
 		var out []LinkInfo
 		req := &nl.NetlinkRequest{
 			NlMsghdr: unix.NlMsghdr{Len: unix.SizeofNlMsghdr, Type: unix.RTM_GETLINK, Flags: unix.NLM_F_REQUEST | unix.NLM_F_DUMP},
 			Sockets:  map[int]*nl.SocketHandle{unix.NETLINK_ROUTE: s.h},
 		}
 		req.AddData(nl.NewIfInfomsg(unix.AF_UNSPEC))
-		err = execute(req, unix.NETLINK_ROUTE, unix.RTM_NEWLINK, func(m []byte) bool {
+		err := execute(req, unix.NETLINK_ROUTE, unix.RTM_NEWLINK, func(m []byte) bool {
 			if l, ok := parseLinkInfo(m); ok {
 				out = append(out, l)
 			}
 			return true
 		})
-		if err == nil {
-			return out, nil
-		}
-		if !errors.Is(err, nl.ErrDumpInterrupted) {
-			break
-		}
+		return out, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ip link show: %w", err)
 	}
-	return nil, fmt.Errorf("ip link show: %w", err)
+	return out, nil
 }
 
 // Link returns the link called name, if there is one.

@@ -15,7 +15,7 @@ import (
 // HasAddr reports whether a is assigned to an interface of h's namespace.
 // Equivalent to: `ip -4 addr show to A`.
 func HasAddr(h *netlink.Handle, a netip.Addr) (bool, error) {
-	addrs, err := h.AddrList(nil, unix.AF_INET)
+	addrs, err := AddrList(h, nil, unix.AF_INET)
 	if err != nil {
 		return false, fmt.Errorf("ip -4 addr show: %w", err)
 	}

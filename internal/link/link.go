@@ -270,7 +270,7 @@ func RemoveDefaultRoute(ns *netlink.Handle, nsName, dev string) error {
 	if err != nil {
 		return fmt.Errorf("find %s in netns %s: %w", dev, nsName, err)
 	}
-	routes, err := ns.RouteList(l, unix.AF_INET)
+	routes, err := RouteList(ns, l, unix.AF_INET)
 	if err != nil {
 		return fmt.Errorf("ip -n %s route show dev %s: %w", nsName, dev, err)
 	}
@@ -320,7 +320,7 @@ func SetForwarding(on bool) (changed bool, err error) {
 // and routes on the given (cnet-owned) links. Equivalent to reading
 // `ip -4 addr` and `ip -4 route show table all`.
 func HostPrefixes(h *netlink.Handle, skipLinks map[string]bool) ([]netip.Prefix, error) {
-	links, err := h.LinkList()
+	links, err := LinkList(h)
 	if err != nil {
 		return nil, fmt.Errorf("ip link show: %w", err)
 	}
@@ -331,7 +331,7 @@ func HostPrefixes(h *netlink.Handle, skipLinks map[string]bool) ([]netip.Prefix,
 		}
 	}
 	var out []netip.Prefix
-	addrs, err := h.AddrList(nil, unix.AF_INET)
+	addrs, err := AddrList(h, nil, unix.AF_INET)
 	if err != nil {
 		return nil, fmt.Errorf("ip -4 addr show: %w", err)
 	}
@@ -343,7 +343,7 @@ func HostPrefixes(h *netlink.Handle, skipLinks map[string]bool) ([]netip.Prefix,
 			out = append(out, p.Masked())
 		}
 	}
-	routes, err := h.RouteListFiltered(unix.AF_INET, &netlink.Route{Table: unix.RT_TABLE_UNSPEC}, netlink.RT_FILTER_TABLE)
+	routes, err := RouteListFiltered(h, unix.AF_INET, &netlink.Route{Table: unix.RT_TABLE_UNSPEC}, netlink.RT_FILTER_TABLE)
 	if err != nil {
 		return nil, fmt.Errorf("ip -4 route show table all: %w", err)
 	}
