@@ -12,6 +12,7 @@ import (
 	"github.com/google/nftables/expr"
 	"golang.org/x/sys/unix"
 
+	"github.com/cnetdev/cnet/internal/faults"
 	"github.com/cnetdev/cnet/internal/model"
 )
 
@@ -173,6 +174,9 @@ func AddGuards(conn *nftables.Conn, gs []model.GuardSpec) error {
 		}
 	}
 	err := conn.Flush()
+	if err == nil {
+		faults.Point()
+	}
 	if errors.Is(err, unix.ENOENT) {
 		return nil
 	}
@@ -235,6 +239,7 @@ func delGuards(conn *nftables.Conn, gs []model.GuardSpec) error {
 	if err := conn.Flush(); err != nil {
 		return fmt.Errorf("nft delete element bridge %s ports %s: %w", Table, guardNames(gs), err)
 	}
+	faults.Point()
 	return nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 
+	"github.com/cnetdev/cnet/internal/faults"
 	"github.com/cnetdev/cnet/internal/model"
 
 	"github.com/google/nftables"
@@ -52,6 +53,7 @@ func Sync(conn *nftables.Conn, rs Ruleset) error {
 	if err := conn.Flush(); err != nil {
 		return fmt.Errorf("nft replace table inet %s: %w", Table, err)
 	}
+	faults.Point()
 	return nil
 }
 
@@ -111,6 +113,7 @@ func portBatch(conn *nftables.Conn, ps []model.PortElem, add bool) error {
 		}
 		return fmt.Errorf("nft %s element inet %s dnat_*: %w", verb, Table, err)
 	}
+	faults.Point()
 	return nil
 }
 

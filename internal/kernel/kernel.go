@@ -21,6 +21,7 @@ import (
 
 	"github.com/cnetdev/cnet/internal/dns"
 	"github.com/cnetdev/cnet/internal/errs"
+	"github.com/cnetdev/cnet/internal/faults"
 	"github.com/cnetdev/cnet/internal/firewall"
 	"github.com/cnetdev/cnet/internal/link"
 	"github.com/cnetdev/cnet/internal/model"
@@ -452,8 +453,10 @@ func (k *Kernel) CheckBridge(b model.BridgeSpec) (string, error) {
 	switch {
 	case l == nil:
 		return "bridge " + b.Name + " is missing", nil
-	case mark != b.Mark:
+	case !names.Owns(mark, l.Attrs().Group, b.Mark):
 		return "", errs.Conflict("bridge name", b.Name, "a link cnet did not create", "remove or rename it, then run `cnet gc` again")
+	case mark != b.Mark:
+		return "bridge " + b.Name + " lacks its mark " + b.Mark, nil
 	case l.Attrs().Flags&net.FlagUp == 0:
 		return "bridge " + b.Name + " is down", nil
 	}
@@ -709,14 +712,22 @@ func (k *Kernel) DNSStart(s dns.Snapshot) error {
 	if errors.Is(err, dns.ErrAlreadyRunning) {
 		err = k.dns().Sync(s)
 	}
-	return bindConflict(err)
+	return point(bindConflict(err))
 }
 
 // DNSApply sends the name server a change.
-func (k *Kernel) DNSApply(c dns.Change) error { return bindConflict(k.dns().Apply(c)) }
+func (k *Kernel) DNSApply(c dns.Change) error { return point(bindConflict(k.dns().Apply(c))) }
 
 // DNSSync replaces the name server's records.
-func (k *Kernel) DNSSync(s dns.Snapshot) error { return bindConflict(k.dns().Sync(s)) }
+func (k *Kernel) DNSSync(s dns.Snapshot) error { return point(bindConflict(k.dns().Sync(s))) }
+
+// point passes err on, counting a change for crash tests when it is nil.
+func point(err error) error {
+	if err == nil {
+		faults.Point()
+	}
+	return err
+}
 
 // bindConflict turns a gateway the name server cannot listen on into a
 // conflict that says what holds it.
@@ -735,7 +746,7 @@ func (e dnsConflict) Error() string { return string(e) }
 func (e dnsConflict) Unwrap() error { return errs.ErrConflict }
 
 // DNSStop stops the name server.
-func (k *Kernel) DNSStop() error { return k.dns().Stop() }
+func (k *Kernel) DNSStop() error { return point(k.dns().Stop()) }
 
 // LinkMAC returns a host link's MAC address, or "" if it has none.
 func (k *Kernel) LinkMAC(name string) string {

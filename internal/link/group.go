@@ -9,6 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cnetdev/cnet/internal/errs"
+	"github.com/cnetdev/cnet/internal/names"
 )
 
 // Deleting a link costs the kernel a wait for every CPU to leave the
@@ -226,7 +227,7 @@ func RemoveLinks(s *Sock, want []Owned) error {
 }
 
 func checkMark(l LinkInfo, w Owned) error {
-	if l.Alias == w.Mark {
+	if names.Owns(l.Alias, l.Group, w.Mark) {
 		return nil
 	}
 	with := "an existing link that cnet did not create"

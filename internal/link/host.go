@@ -10,6 +10,8 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/cnetdev/cnet/internal/faults"
 )
 
 // HasAddr reports whether a is assigned to an interface of h's namespace.
@@ -45,6 +47,7 @@ func SetHairpin(h *netlink.Handle, name string, on bool) error {
 	if err := h.LinkSetHairpin(l, on); err != nil {
 		return fmt.Errorf("bridge link set dev %s hairpin %v: %w", name, on, err)
 	}
+	faults.Point()
 	return nil
 }
 

@@ -18,6 +18,8 @@ import (
 	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/cnetdev/cnet/internal/faults"
 )
 
 // Dir is where named namespaces are bound, shared with `ip netns`.
@@ -101,6 +103,7 @@ func Create(dir, name string, inside func(route *nl.SocketHandle) error) (*NS, e
 		return nil, fmt.Errorf("create %s: %w", path, err)
 	}
 	unix.Close(f)
+	faults.Point()
 
 	type result struct {
 		ns  *NS
@@ -158,6 +161,7 @@ func createOnThread(path string, inside func(route *nl.SocketHandle) error) (ns 
 	if err := unix.Mount("/proc/thread-self/ns/net", path, "none", unix.MS_BIND, ""); err != nil {
 		return fail(fmt.Errorf("bind netns to %s: %w", path, err))
 	}
+	faults.Point()
 	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fail(fmt.Errorf("open %s: %w", path, err))
@@ -272,9 +276,11 @@ func Remove(dir, name string) error {
 	if err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
 		return fmt.Errorf("umount %s: %w", path, err)
 	}
+	faults.Point()
 	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("remove %s: %w", path, err)
 	}
+	faults.Point()
 	return nil
 }
 
