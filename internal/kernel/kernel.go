@@ -618,38 +618,36 @@ func (k *Kernel) FilesPresent(name string) bool {
 	return true
 }
 
-// AddPorts adds published ports to the DNAT maps in one batch, then clears
-// stale connection-tracking entries for their host ports.
+// AddPorts adds published ports to the DNAT maps in one batch (atomic:
+// when it fails, nothing changed).
 func (k *Kernel) AddPorts(ps []model.PortElem) error {
 	c, err := nftables.New()
 	if err != nil {
-		return err
+		return fmt.Errorf("nftables: %w", err)
 	}
-	if err := firewall.AddPorts(c, ps); err != nil {
-		return err
-	}
-	s, err := k.conntrack()
-	if err != nil {
-		return err
-	}
-	return link.FlushConntrack(s, ps, true)
+	return firewall.AddPorts(c, ps)
 }
 
-// DelPorts deletes published ports from the DNAT maps in one batch, then
-// the connection-tracking entries they created.
+// DelPorts deletes published ports from the DNAT maps in one batch
+// (atomic: when it fails, nothing changed).
 func (k *Kernel) DelPorts(ps []model.PortElem) error {
 	c, err := nftables.New()
 	if err != nil {
-		return err
+		return fmt.Errorf("nftables: %w", err)
 	}
-	if err := firewall.DelPorts(c, ps); err != nil {
-		return err
-	}
+	return firewall.DelPorts(c, ps)
+}
+
+// FlushConntrack deletes the connection-tracking entries of ports' host
+// ports: once published, the stale flows that would bypass the new DNAT;
+// once unpublished, the flows the mapping created (see
+// link.FlushConntrack).
+func (k *Kernel) FlushConntrack(ps []model.PortElem, published bool) error {
 	s, err := k.conntrack()
 	if err != nil {
 		return err
 	}
-	return link.FlushConntrack(s, ps, false)
+	return link.FlushConntrack(s, ps, published)
 }
 
 func (k *Kernel) conntrack() (*nl.NetlinkSocket, error) {
