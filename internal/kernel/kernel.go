@@ -164,7 +164,8 @@ func (k *Kernel) EnsureNetns(s model.NetnsSpec) error {
 }
 
 // RemoveNetns deletes a namespace if it carries s.Mark (or is an empty
-// mount point left by an interrupted create).
+// mount point left by an interrupted create), and waits until the kernel
+// has freed its host veths.
 func (k *Kernel) RemoveNetns(s model.NetnsSpec) error {
 	k.forget(s.Name)
 	switch netns.Stat(k.NetnsDir, s.Name) {
@@ -182,10 +183,40 @@ func (k *Kernel) RemoveNetns(s model.NetnsSpec) error {
 	if err := k.delGuards(s.Guards); err != nil {
 		return err
 	}
+	gone, err := k.watchVeths([]model.NetnsSpec{s})
+	if err != nil {
+		return err
+	}
+	defer gone.Close()
 	if err := netns.Remove(k.NetnsDir, s.Name); err != nil {
 		return fmt.Errorf("ip netns del %s: %w", s.Name, err)
 	}
-	return nil
+	return gone.Wait()
+}
+
+// watchVeths starts watching the host veths of the endpoints of bound
+// namespaces about to be deleted (their guards name the veths), which the
+// kernel frees some 20-30 ms after the namespaces go; Wait on the result
+// returns once they are gone, so that nothing a command removed is
+// visible once it returns. One wait serves every namespace of a batch.
+// (A process that holds a namespace open keeps it, and its veths, alive:
+// the wait then fails after link.goneTimeout, naming the veths. A
+// namespace already unmounted is not waited for again.)
+func (k *Kernel) watchVeths(specs []model.NetnsSpec) (*link.Departures, error) {
+	var names []string
+	for _, s := range specs {
+		for _, g := range s.Guards {
+			names = append(names, g.HostIf)
+		}
+	}
+	if len(names) == 0 {
+		return link.WatchDepartures(nil, nil)
+	}
+	hs, err := k.HostSock()
+	if err != nil {
+		return nil, err
+	}
+	return link.WatchDepartures(hs, names)
 }
 
 func (k *Kernel) addGuards(gs []model.GuardSpec) error {
@@ -214,14 +245,18 @@ func (k *Kernel) delGuards(gs []model.GuardSpec) error {
 // empty mount points left by interrupted creates). Every namespace is
 // checked before the first is deleted, so one that is not cnet's stops
 // them all; and so the checks do not queue behind the kernel's cleanup of
-// the namespaces already deleted, which holds the lock they need.
-// Equivalent to: `ip netns del NAME` for each.
+// the namespaces already deleted, which holds the lock they need. Then it
+// waits, once for all, until the kernel has freed their host veths (see
+// watchVeths). Equivalent to: `ip netns del NAME` for each, then `ip
+// monitor link` until every host veth is deleted.
 func (k *Kernel) RemoveNamespaces(specs []model.NetnsSpec) error {
+	var bound []model.NetnsSpec
 	for _, s := range specs {
 		k.forget(s.Name)
 		if netns.Stat(k.NetnsDir, s.Name) != netns.Bound {
 			continue
 		}
+		bound = append(bound, s)
 		mark, err := k.netnsMark(s.Name)
 		if err != nil {
 			return err
@@ -237,11 +272,19 @@ func (k *Kernel) RemoveNamespaces(specs []model.NetnsSpec) error {
 	if err := k.delGuards(guards); err != nil {
 		return err
 	}
+	gone, err := k.watchVeths(bound)
+	if err != nil {
+		return err
+	}
+	defer gone.Close()
 	var errList []error
 	for _, s := range specs {
 		if err := netns.Remove(k.NetnsDir, s.Name); err != nil {
 			errList = append(errList, fmt.Errorf("ip netns del %s: %w", s.Name, err))
 		}
+	}
+	if len(errList) == 0 {
+		errList = append(errList, gone.Wait())
 	}
 	return errors.Join(errList...)
 }

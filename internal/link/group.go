@@ -71,6 +71,26 @@ func (s *Sock) Link(name string) (LinkInfo, bool, error) {
 	return LinkInfo{}, false, nil
 }
 
+// HasIndex reports whether the link with index still exists under name.
+// Equivalent to: `ip link show dev NAME` by index.
+func (s *Sock) HasIndex(index int, name string) (bool, error) {
+	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
+	msg.Index = int32(index)
+	echo, err := s.execEcho(unix.RTM_GETLINK, 0, unix.RTM_NEWLINK, msg)
+	if isNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("ip link show %s: %w", name, err)
+	}
+	for _, m := range echo {
+		if l, ok := parseLinkInfo(m); ok && l.Name == name {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
 // parseLinkInfo reads the attributes LinkInfo needs from one RTM_NEWLINK
 // message, without decoding the rest (a dump of a thousand veths is
 // mostly statistics).
