@@ -97,7 +97,17 @@ func (e *Engine) openSession() (*session, error) {
 
 func (s *session) close() {
 	s.k.Close()
-	s.st.Close()
+	s.e.closeStore(s.st)
+}
+
+// closeStore closes a state store and tells the user if that failed.
+// Every change was written and synced when its transaction committed, so
+// a failed close loses nothing; it can only mean the descriptor or the
+// mapping was already broken, which the user should hear about.
+func (e *Engine) closeStore(st *state.Store) {
+	if err := st.Close(); err != nil {
+		e.opts.Notify(fmt.Sprintf("closing the state database %s: %v", e.opts.StateDir, err))
+	}
 }
 
 func (s *session) env(tx *state.Tx) *plan.Env {
@@ -477,12 +487,14 @@ func (s *session) recover() []string {
 		pending     bool
 		bootChanged bool
 	)
-	s.st.View(func(tx *state.Tx) error {
+	if err := s.st.View(func(tx *state.Tx) error {
 		pending = tx.HasIntents()
 		id := s.e.bootID()
 		bootChanged = id != "" && tx.BootID() != "" && tx.BootID() != id
 		return nil
-	})
+	}); err != nil {
+		return []string{fmt.Sprintf("could not read state to recover interrupted operations: %v; run `cnet gc`", err)}
+	}
 	var done []string
 	if pending {
 		done = append(done, s.resolveIntents()...)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/cnetdev/cnet"
 	"github.com/cnetdev/cnet/internal/names"
+	"github.com/cnetdev/cnet/internal/netns"
 	"github.com/cnetdev/cnet/internal/nsfiles"
 	"github.com/cnetdev/cnet/internal/script"
 )
@@ -190,7 +191,7 @@ func (a *app) logsCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			defer f.Close()
+			defer func() { _ = f.Close() }() // opened to read: its close cannot lose anything
 			_, err = io.Copy(os.Stdout, f)
 			return err
 		},
@@ -230,7 +231,7 @@ func start(path, name string, argv []string, setup func(*exec.Cmd)) (*exec.Cmd, 
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	defer unix.Close(fd)
+	defer netns.CloseFd(fd)
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
@@ -240,7 +241,7 @@ func start(path, name string, argv []string, setup func(*exec.Cmd)) (*exec.Cmd, 
 			errc <- err
 			return
 		}
-		defer unix.Close(orig)
+		defer netns.CloseFd(orig)
 		if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
 			runtime.UnlockOSThread()
 			errc <- fmt.Errorf("setns %s: %w", path, err)
@@ -274,7 +275,9 @@ func foreground(path, name string, argv []string) error {
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH)
 	go func() {
 		for s := range sigs {
-			cmd.Process.Signal(s)
+			// Fails only once the command has exited, when there is
+			// nobody left to tell.
+			_ = cmd.Process.Signal(s)
 		}
 	}()
 	err = cmd.Wait()
@@ -302,12 +305,14 @@ func background(path, name string, argv []string, logPath string, env ...string)
 	if err != nil {
 		return 0, err
 	}
-	defer log.Close()
+	// The child gets descriptors of its own; these only hand them over
+	// and write nothing, so their close has nothing to report.
+	defer func() { _ = log.Close() }()
 	devnull, err := os.Open(os.DevNull)
 	if err != nil {
 		return 0, err
 	}
-	defer devnull.Close()
+	defer func() { _ = devnull.Close() }()
 	cmd, err := start(path, name, argv, func(c *exec.Cmd) {
 		c.Stdin, c.Stdout, c.Stderr = devnull, log, log
 		c.SysProcAttr.Setsid = true
@@ -319,7 +324,7 @@ func background(path, name string, argv []string, logPath string, env ...string)
 		return 0, err
 	}
 	pid := cmd.Process.Pid
-	cmd.Process.Release() // it outlives cnet; init reaps it
+	_ = cmd.Process.Release() // it outlives cnet; init reaps it (Release only frees a handle, and never fails on Linux)
 	return pid, nil
 }
 

@@ -53,7 +53,9 @@ It never touches objects cnet did not create. --dry-run only reports.`,
 				}
 				rows = append(rows, []string{act.Action, act.Object, act.Reason, res})
 			}
-			table("ACTION\tOBJECT\tREASON\tRESULT", rows)
+			if err := table("ACTION\tOBJECT\tREASON\tRESULT", rows); err != nil {
+				return err
+			}
 			if failed > 0 {
 				return fmt.Errorf("%d of %d repairs failed", failed, len(r.Actions))
 			}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -67,20 +68,28 @@ func (s *Server) Run() error {
 	sock := filepath.Join(s.dir, SocketFile)
 	if conn, err := net.DialTimeout("unix", sock, time.Second); err == nil || listening(err) {
 		if conn != nil {
-			conn.Close()
+			_ = conn.Close() // a probe that sent nothing: nothing to lose
 		}
 		return fmt.Errorf("%s: %w", sock, ErrAlreadyRunning)
 	}
 	s.reconcile()
-	os.Remove(sock) // a previous server's, which is gone: nothing accepts on it
+	// A previous server's, which is gone: nothing accepts on it.
+	if err := os.Remove(sock); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove stale control socket: %w", err)
+	}
 	ln, err := net.Listen("unix", sock)
 	if err != nil {
 		return fmt.Errorf("control socket: %w", err)
 	}
-	os.Chmod(sock, 0o600)
+	// Only root may change what the server answers.
+	if err := os.Chmod(sock, 0o600); err != nil {
+		return errors.Join(fmt.Errorf("chmod 600 %s: %w", sock, err), ln.Close())
+	}
 	go func() {
 		<-s.stop
-		ln.Close()
+		if err := ln.Close(); err != nil {
+			s.log.Warn("closing the control socket", "err", err)
+		}
 	}()
 	s.log.Info("dns server is running", "networks", len(s.table.Networks()), "pid", os.Getpid())
 	for {
@@ -116,8 +125,15 @@ type Reply struct {
 }
 
 func (s *Server) control(conn net.Conn) {
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	defer func() {
+		if err := conn.Close(); err != nil {
+			s.log.Debug("closing a control connection", "err", err)
+		}
+	}()
+	if err := conn.SetDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		s.log.Warn("control connection", "err", err)
+		return
+	}
 	var req Request
 	if err := json.NewDecoder(bufio.NewReader(conn)).Decode(&req); err != nil {
 		return
@@ -152,7 +168,9 @@ func (s *Server) control(conn net.Conn) {
 		rep.Errors[a.String()] = e
 	}
 	s.mu.Unlock()
-	json.NewEncoder(conn).Encode(rep)
+	if err := json.NewEncoder(conn).Encode(rep); err != nil {
+		s.log.Warn("answering a control request", "op", req.Op, "err", err)
+	}
 }
 
 // reconcile listens on the gateways of the networks in the table and
@@ -166,9 +184,7 @@ func (s *Server) reconcile() {
 	}
 	for a, servers := range s.listeners {
 		if !want[a] {
-			for _, srv := range servers {
-				srv.Shutdown()
-			}
+			s.stopListening(a, servers)
 			delete(s.listeners, a)
 		}
 	}
@@ -208,15 +224,28 @@ func (s *Server) listen(a netip.Addr) ([]*dns.Server, error) {
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		pc.Close()
-		return nil, s.heldBy("tcp", a, err)
+		return nil, errors.Join(s.heldBy("tcp", a, err), pc.Close())
 	}
 	h := dns.HandlerFunc(s.serve)
 	udp := &dns.Server{PacketConn: pc, Handler: h, UDPSize: 65535}
 	tcp := &dns.Server{Listener: ln, Handler: h}
-	go udp.ActivateAndServe()
-	go tcp.ActivateAndServe()
+	for _, srv := range []*dns.Server{udp, tcp} {
+		go func() {
+			if err := srv.ActivateAndServe(); err != nil {
+				s.log.Warn("serving names stopped", "addr", a, "err", err)
+			}
+		}()
+	}
 	return []*dns.Server{udp, tcp}, nil
+}
+
+// stopListening shuts the servers on gateway a down.
+func (s *Server) stopListening(a netip.Addr, servers []*dns.Server) {
+	for _, srv := range servers {
+		if err := srv.Shutdown(); err != nil {
+			s.log.Warn("stop listening", "addr", a, "err", err)
+		}
+	}
 }
 
 func (s *Server) heldBy(proto string, a netip.Addr, err error) error {
@@ -232,12 +261,12 @@ func (s *Server) shutdown() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for a, servers := range s.listeners {
-		for _, srv := range servers {
-			srv.Shutdown()
-		}
+		s.stopListening(a, servers)
 		delete(s.listeners, a)
 	}
-	os.Remove(filepath.Join(s.dir, SocketFile))
+	if err := os.Remove(filepath.Join(s.dir, SocketFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		s.log.Warn("removing the control socket", "err", err)
+	}
 	s.log.Info("dns server stopped")
 }
 
@@ -262,7 +291,9 @@ func (s *Server) serve(w dns.ResponseWriter, req *dns.Msg) {
 	if _, udp := w.RemoteAddr().(*net.UDPAddr); udp {
 		resp.Truncate(udpSize(req))
 	}
-	w.WriteMsg(resp)
+	if err := w.WriteMsg(resp); err != nil {
+		s.log.Debug("answer not sent", "to", w.RemoteAddr().String(), "err", err)
+	}
 }
 
 func udpSize(req *dns.Msg) int {

@@ -122,7 +122,7 @@ func (k *Kernel) netnsMark(name string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	defer unix.Close(fd)
+	defer netns.CloseFd(fd)
 	if s, err := k.HostSock(); err == nil {
 		if id, err := s.NsID(fd); err == nil && id >= 0 {
 			if lo, ok, err := s.LinkIn(id, "lo"); err == nil && ok {
@@ -593,7 +593,7 @@ func (k *Kernel) CheckFirewall(rs firewall.Ruleset) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	defer c.CloseLasting()
+	defer func() { _ = c.CloseLasting() }() // a socket only read from: closing it loses nothing
 	return firewall.Check(c, rs)
 }
 

@@ -56,7 +56,7 @@ func (p *Probe) Close() {
 		h.Close()
 	}
 	if p.hostFd >= 0 {
-		unix.Close(p.hostFd)
+		netns.CloseFd(p.hostFd)
 	}
 }
 
@@ -434,10 +434,13 @@ func (p *Probe) Sysctl(ns, path string) string {
 		return ""
 	}
 	var b []byte
-	netns.Do(n.Path, func() error {
-		b, _ = os.ReadFile(file)
-		return nil
-	})
+	if err := netns.Do(n.Path, func() error {
+		var err error
+		b, err = os.ReadFile(file)
+		return err
+	}); err != nil {
+		return "" // unknown, as when the file is missing above
+	}
 	return strings.TrimSpace(string(b))
 }
 

@@ -208,8 +208,7 @@ func RemoveLinks(s *Sock, want []Owned) error {
 			if isNotFound(err) {
 				continue // gone meanwhile
 			}
-			restoreGroups(s, moved)
-			return fmt.Errorf("ip link set dev %s group %d: %w", v.Name, group, err)
+			return restoreGroups(s, moved, fmt.Errorf("ip link set dev %s group %d: %w", v.Name, group, err))
 		}
 		moved = append(moved, v)
 	}
@@ -221,8 +220,7 @@ func RemoveLinks(s *Sock, want []Owned) error {
 	}
 	members, err := s.Links()
 	if err != nil {
-		restoreGroups(s, moved)
-		return err
+		return restoreGroups(s, moved, err)
 	}
 	mine := make(map[int]LinkInfo, len(moved))
 	for _, v := range moved {
@@ -231,8 +229,7 @@ func RemoveLinks(s *Sock, want []Owned) error {
 	for _, l := range members {
 		if v, ok := mine[l.Index]; l.Group == group && (!ok || l.Name != v.Name || l.Alias != v.Alias) {
 			// Another link joined the group: never delete what is not ours.
-			restoreGroups(s, moved)
-			var errs []error
+			errs := []error{restoreGroups(s, moved, nil)}
 			for _, v := range moved {
 				errs = append(errs, delOne(s, v))
 			}
@@ -240,8 +237,7 @@ func RemoveLinks(s *Sock, want []Owned) error {
 		}
 	}
 	if err := s.DelGroup(group); err != nil && !isNotFound(err) {
-		restoreGroups(s, moved)
-		return fmt.Errorf("ip link del group %d: %w", group, err)
+		return restoreGroups(s, moved, fmt.Errorf("ip link del group %d: %w", group, err))
 	}
 	return nil
 }
@@ -275,11 +271,17 @@ func unusedGroup(used map[uint32]bool) uint32 {
 }
 
 // restoreGroups puts links back into the groups they were in, as far as
-// they still exist; it is a best effort on a path that already fails.
-func restoreGroups(s *Sock, links []LinkInfo) {
+// they still exist (a link that is gone needs no group), and returns
+// what it could not put back joined to cause, the failure that made it
+// necessary.
+func restoreGroups(s *Sock, links []LinkInfo, cause error) error {
+	errList := []error{cause}
 	for _, l := range links {
-		s.SetGroup(l.Index, l.Group) // a link that is gone needs no group
+		if err := s.SetGroup(l.Index, l.Group); err != nil && !isNotFound(err) {
+			errList = append(errList, fmt.Errorf("ip link set dev %s group %d: %w", l.Name, l.Group, err))
+		}
 	}
+	return errors.Join(errList...)
 }
 
 func delOne(s *Sock, l LinkInfo) error {

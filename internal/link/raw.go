@@ -21,7 +21,7 @@ func OpenSock() (*Sock, error) {
 	if err != nil {
 		return nil, fmt.Errorf("netlink socket: %w", err)
 	}
-	s.SetExtAck(true) // the kernel's reason joins the error; without it, only the errno
+	_ = s.SetExtAck(true) // the kernel's reason joins the error; a kernel without extended acks still gives the errno
 	return &Sock{h: &nl.SocketHandle{Socket: s}}, nil
 }
 

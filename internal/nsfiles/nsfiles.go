@@ -191,8 +191,11 @@ func Write(dir, marker string, f *model.FilesSpec) error {
 			return fmt.Errorf("write %s: %w", tmp, err)
 		}
 		if err := os.Rename(tmp, path); err != nil {
-			os.Remove(tmp)
-			return fmt.Errorf("rename %s: %w", path, err)
+			err = fmt.Errorf("rename %s: %w", path, err)
+			if rerr := os.Remove(tmp); rerr != nil {
+				err = errors.Join(err, fmt.Errorf("remove %s: %w", tmp, rerr))
+			}
+			return err
 		}
 		faults.Point()
 	}
