@@ -87,7 +87,7 @@ func takeInventory(root string) (inventory, error) {
 	if err != nil {
 		return inv, fmt.Errorf("open %s: %w", stateDB(root), err)
 	}
-	defer db.Close()
+	defer func() { note(db.Close()) }()
 	inv.buckets = map[string]int{}
 	var walk func(path string, b *bolt.Bucket) error
 	walk = func(path string, b *bolt.Bucket) error {

@@ -223,7 +223,9 @@ func (c Client) Start(argv []string, s Snapshot) error {
 		// Kill fails only when the process is gone already, which is
 		// what is wanted; its exit status then says it was killed.
 		_ = cmd.Process.Kill()
-		_ = <-exited
+		if err := <-exited; err != nil {
+			return // "signal: killed", as asked
+		}
 	}
 	deadline := time.Now().Add(startTimeout)
 	for {

@@ -24,10 +24,9 @@ const goneTimeout = 5 * time.Second
 // Departures watches a set of host links until the kernel has deleted
 // them, through the link notifications (RTNLGRP_LINK) of s's namespace.
 type Departures struct {
-	s     *Sock
-	fd    int
-	left  map[int]string // ifindex → name
-	since time.Time
+	s    *Sock
+	fd   int
+	left map[int]string // ifindex → name
 }
 
 // WatchDepartures subscribes to link notifications, then finds the links

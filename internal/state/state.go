@@ -35,6 +35,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 	"golang.org/x/sys/unix"
 
 	"github.com/cnetdev/cnet/internal/model"
@@ -466,7 +467,7 @@ func (t *Tx) delNetwork(name string) error {
 	if err := t.bucket(bNetworks).Delete([]byte(name)); err != nil {
 		return err
 	}
-	if err := t.bucket(bAddrs).DeleteBucket([]byte(name)); err != nil && !errors.Is(err, bolt.ErrBucketNotFound) {
+	if err := t.bucket(bAddrs).DeleteBucket([]byte(name)); err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
 		return err
 	}
 	return nil
