@@ -49,7 +49,7 @@ func dumpState(t *testing.T, e *Engine) string {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	st.View(func(tx *state.Tx) error {
+	if err := st.View(func(tx *state.Tx) error {
 		nets, _ := tx.Networks()
 		for _, n := range nets {
 			fmt.Fprintf(&b, "network %+v attached=%v\n", *n, tx.Attached(n.Name))
@@ -70,7 +70,9 @@ func dumpState(t *testing.T, e *Engine) string {
 		ins, _ := tx.Intents()
 		fmt.Fprintf(&b, "intents=%d\n", len(ins))
 		return nil
-	})
+	}); err != nil {
+		t.Fatal(err)
+	}
 	return b.String()
 }
 
