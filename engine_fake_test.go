@@ -15,6 +15,7 @@ import (
 
 	"github.com/cnetdev/cnet/internal/fakekernel"
 	"github.com/cnetdev/cnet/internal/state"
+	"github.com/cnetdev/cnet/internal/testenv"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files in testdata")
@@ -24,13 +25,17 @@ func fakeEngine(t *testing.T) (*Engine, *fakekernel.Kernel) {
 	t.Helper()
 	dir := t.TempDir()
 	resolv := filepath.Join(dir, "resolv.conf")
-	os.WriteFile(resolv, []byte("nameserver 192.0.2.53\n"), 0o644)
+	if err := os.WriteFile(resolv, []byte("nameserver 192.0.2.53\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	e, err := Open(Options{StateDir: filepath.Join(dir, "state"), RunDir: filepath.Join(dir, "run"),
 		hostResolv: resolv, systemdResolv: filepath.Join(dir, "none"), bootIDPath: filepath.Join(dir, "boot_id")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	os.WriteFile(filepath.Join(dir, "boot_id"), []byte("boot-1\n"), 0o644)
+	if err := os.WriteFile(filepath.Join(dir, "boot_id"), []byte("boot-1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	k := fakekernel.New()
 	e.newKernel = func() machine { return k }
 	e.requireRoot = false
@@ -48,7 +53,7 @@ func dumpState(t *testing.T, e *Engine) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
+	defer testenv.Close(t, "st", st)
 	if err := st.View(func(tx *state.Tx) error {
 		nets, _ := tx.Networks()
 		for _, n := range nets {
@@ -691,7 +696,7 @@ func TestCrashRecovery(t *testing.T) {
 							t.Fatalf("got %v, want the simulated crash", r)
 						}
 					}()
-					sc.op(e)
+					_ = sc.op(e) // never returns: the hook panics with errCrash
 				}()
 				e.opts.Hook = nil
 				if _, err := e.GC(false); err != nil {

@@ -187,8 +187,10 @@ func TestDryRunChangesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { os.RemoveAll(fresh) })
-	os.Chmod(fresh, 0o755)
+	t.Cleanup(func() { testenv.Logged(t, "os.RemoveAll(fresh)", os.RemoveAll(fresh)) })
+	if err := os.Chmod(fresh, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	t.Run("fresh root", func(t *testing.T) {
 		before := testenv.Snapshot(t)
 		for _, user := range []*syscall.SysProcAttr{nil, {Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}} {

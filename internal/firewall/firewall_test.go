@@ -135,7 +135,7 @@ func TestPortDeltas(t *testing.T) {
 	if err := Sync(conn, base); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { Sync(conn, Ruleset{}) })
+	t.Cleanup(func() { testenv.Logged(t, "nft delete table", Sync(conn, Ruleset{})) })
 	list := func() string { return testenv.Run(t, "nft", "list", "table", "inet", Table) }
 	before := list()
 	if err := AddPorts(conn, all[1:]); err != nil {

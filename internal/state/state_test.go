@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cnetdev/cnet/internal/model"
+	"github.com/cnetdev/cnet/internal/testenv"
 )
 
 func open(t *testing.T) (*Store, string, string) {
@@ -29,7 +30,7 @@ func addr(s string) netip.Addr { return netip.MustParseAddr(s) }
 // The address and host-interface indexes follow the container records.
 func TestIndexes(t *testing.T) {
 	s, _, _ := open(t)
-	defer s.Close()
+	defer testenv.Close(t, "s", s)
 	c := &model.Container{Name: "a", Endpoints: []model.Endpoint{
 		{Network: "n1", HostIf: "veth1", ContainerIf: "eth0", Addr: addr("10.0.0.3")},
 		{Network: "n2", HostIf: "veth2", ContainerIf: "eth1", Addr: addr("10.1.0.2")},
@@ -96,7 +97,7 @@ func TestIndexes(t *testing.T) {
 
 func TestIntents(t *testing.T) {
 	s, _, _ := open(t)
-	defer s.Close()
+	defer testenv.Close(t, "s", s)
 	in := &model.Intent{Op: "create", Direction: model.Rollback, Steps: []model.Step{{Kind: model.KindNetns, Action: model.Add, Netns: &model.NetnsSpec{Name: "a"}}}}
 	if err := s.Update(false, func(tx *Tx) error { return tx.PutIntent(in) }); err != nil {
 		t.Fatal(err)
@@ -145,7 +146,9 @@ func TestNoState(t *testing.T) {
 // The lock serializes writers across opens, as it does across processes.
 func TestLockSerializes(t *testing.T) {
 	s, stateDir, runDir := open(t)
-	s.Close()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
 	var wg sync.WaitGroup
 	for i := 0; i < 20; i++ {
 		wg.Add(1)
@@ -156,7 +159,7 @@ func TestLockSerializes(t *testing.T) {
 				t.Error(err)
 				return
 			}
-			defer st.Close()
+			defer testenv.Close(t, "st", st)
 			if err := st.Update(true, func(tx *Tx) error {
 				var ch model.Changes
 				ch.EndpointGen = tx.EndpointGen() + 1
@@ -171,7 +174,7 @@ func TestLockSerializes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
+	defer testenv.Close(t, "st", st)
 	if err := st.View(func(tx *Tx) error {
 		if tx.EndpointGen() != 20 {
 			t.Errorf("EndpointGen = %d after 20 serialized increments", tx.EndpointGen())
@@ -187,7 +190,7 @@ func TestLockSerializes(t *testing.T) {
 // the container removes its ports.
 func TestPorts(t *testing.T) {
 	s, _, _ := open(t)
-	defer s.Close()
+	defer testenv.Close(t, "s", s)
 	web := &model.Container{Name: "web", Endpoints: []model.Endpoint{{Network: "n1", HostIf: "v1", Addr: addr("10.0.0.2"), DefaultRoute: true}}}
 	m1 := model.PortMapping{Proto: "tcp", HostIP: netip.IPv4Unspecified(), HostPort: 8080, Port: 80}
 	m2 := model.PortMapping{Proto: "udp", HostIP: addr("127.0.0.1"), HostPort: 5353, Port: 53}
@@ -278,7 +281,9 @@ func TestOpenReadOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.Close()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.RemoveAll(runDir); err != nil {
 		t.Fatal(err)
 	}
@@ -286,7 +291,9 @@ func TestOpenReadOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ro.Close()
+	if err := ro.Close(); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := os.Stat(runDir); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("the run dir exists after a read-only open (%v)", err)
 	}
@@ -294,7 +301,7 @@ func TestOpenReadOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer w.Close()
+	defer testenv.Close(t, "w", w)
 	if _, err := OpenReadOnly(stateDir, runDir, 20*time.Millisecond); err != ErrLocked {
 		t.Errorf("with a writer holding the lock: got %v, want ErrLocked", err)
 	}
