@@ -25,6 +25,10 @@ type LinkInfo struct {
 	Name  string
 	Alias string
 	Group uint32
+	// PeerNsID is the id, in this namespace, of the namespace the link's
+	// peer (a veth's other end) lives in; -1 when it lives here or has
+	// none.
+	PeerNsID int
 }
 
 // Links lists the links of the socket's namespace with their index, name,
@@ -98,9 +102,13 @@ func parseLinkInfo(m []byte) (LinkInfo, bool) {
 	if len(m) < unix.SizeofIfInfomsg {
 		return LinkInfo{}, false
 	}
-	l := LinkInfo{Index: int(int32(native.Uint32(m[4:8])))}
+	l := LinkInfo{Index: int(int32(native.Uint32(m[4:8]))), PeerNsID: -1}
 	eachAttr(m[unix.SizeofIfInfomsg:], func(typ uint16, v []byte) {
 		switch typ {
+		case unix.IFLA_LINK_NETNSID:
+			if len(v) == 4 {
+				l.PeerNsID = int(int32(native.Uint32(v)))
+			}
 		case unix.IFLA_IFNAME:
 			l.Name = cString(v)
 		case unix.IFLA_IFALIAS:
