@@ -2,7 +2,7 @@
 GO ?= go
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: deps build demo test check-tree test-unprivileged fuzz bench bench-lab pictures clean
+.PHONY: deps build demo test check-tree lint test-unprivileged fuzz bench bench-lab pictures clean
 
 # Static binaries: no dynamic loader at start-up, which a command that runs
 # for milliseconds notices.
@@ -29,7 +29,7 @@ demo: build
 # Every test. As root, privileged tests run inside private network and
 # mount namespaces; as a regular user they skip and say so. The race
 # detector needs cgo (gcc), whatever the binaries are built with.
-test: check-tree
+test: check-tree lint
 	$(GO) vet ./...
 	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 15m ./...
 
@@ -40,6 +40,20 @@ check-tree:
 	@f=$$(gofmt -l $$(git ls-files '*.go')); [ -z "$$f" ] || { echo "not gofmt'd: $$f"; exit 1; }
 	@big=$$(git ls-files -z | xargs -0 -r stat -c '%s %n' 2>/dev/null | awk '$$1 > 1000000 {print $$2}'); \
 		[ -z "$$big" ] || { echo "tracked files over 1 MB (build outputs belong in .gitignore): $$big"; exit 1; }
+
+# golangci-lint with .golangci.yml (errcheck, forbidigo, govet, staticcheck,
+# ineffassign, unused). The pinned version is installed into bin/ on first
+# use, so a fresh machine needs only Go.
+GOLANGCI_LINT_VERSION := v2.15.0
+GOLANGCI_LINT := $(CURDIR)/bin/golangci-lint-$(GOLANGCI_LINT_VERSION)
+lint: $(GOLANGCI_LINT)
+	$(GOLANGCI_LINT) run ./...
+
+$(GOLANGCI_LINT):
+	mkdir -p bin
+	GOBIN=$(CURDIR)/bin/.golangci-lint-$(GOLANGCI_LINT_VERSION) $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
+	mv bin/.golangci-lint-$(GOLANGCI_LINT_VERSION)/golangci-lint $@
+	rmdir bin/.golangci-lint-$(GOLANGCI_LINT_VERSION)
 
 # Every fuzz target for FUZZTIME each (default 5s; CI runs 2s). Inputs
 # that crash one are written to the package's testdata/fuzz/FUZZNAME/,

@@ -17,7 +17,7 @@ func BenchmarkCreateRemove(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer os.RemoveAll(dir)
+	defer func() { testenv.Logged(b, "os.RemoveAll(dir)", os.RemoveAll(dir)) }()
 	e, _ := Open(Root(dir))
 	if _, err := e.CreateNetwork(NetworkSpec{Name: "b", Subnet: mustPrefix("10.50.0.0/16")}); err != nil {
 		b.Fatal(err)
@@ -39,8 +39,8 @@ func BenchmarkCreateRemove(b *testing.B) {
 		}
 	}
 	b.StopTimer()
-	e.RemoveContainers(names, RemoveOptions{})
-	e.RemoveNetwork("b", true)
+	testenv.Logged(b, "e.RemoveContainers(names, RemoveOptions{})", e.RemoveContainers(names, RemoveOptions{}))
+	testenv.Logged(b, `e.RemoveNetwork("b", true)`, e.RemoveNetwork("b", true))
 }
 
 // BenchmarkPublishAt publishes one mapping (and, untimed, unpublishes
@@ -57,7 +57,7 @@ func BenchmarkPublishAt(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			defer os.RemoveAll(dir)
+			defer func() { testenv.Logged(b, "os.RemoveAll(dir)", os.RemoveAll(dir)) }()
 			opts := Root(dir)
 			opts.DNSCommand = []string{cnetBin, "__dns"}
 			e, err := Open(opts)
@@ -67,11 +67,13 @@ func BenchmarkPublishAt(b *testing.B) {
 			if _, err := e.CreateNetwork(NetworkSpec{Name: "b", Subnet: mustPrefix("10.50.0.0/24")}); err != nil {
 				b.Fatal(err)
 			}
-			defer e.RemoveNetwork("b", true)
+			defer func() { testenv.Logged(b, `e.RemoveNetwork("b", true)`, e.RemoveNetwork("b", true)) }()
 			if _, err := e.CreateContainer(ContainerSpec{Name: "srv", Network: "b"}); err != nil {
 				b.Fatal(err)
 			}
-			defer e.RemoveContainers([]string{"srv"}, RemoveOptions{})
+			defer func() {
+				testenv.Logged(b, `e.RemoveContainers([]string{"srv"}, RemoveOptions{})`, e.RemoveContainers([]string{"srv"}, RemoveOptions{}))
+			}()
 			for have := 0; have < n-1; {
 				k := min(100, n-1-have)
 				spec := fmt.Sprintf("%d-%d:%d-%d", 20000+have, 20000+have+k-1, 20000+have, 20000+have+k-1)

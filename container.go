@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cnetdev/cnet/internal/errs"
+	"github.com/cnetdev/cnet/internal/link"
 	"github.com/cnetdev/cnet/internal/model"
 	"github.com/cnetdev/cnet/internal/names"
 	"github.com/cnetdev/cnet/internal/netns"
@@ -412,7 +413,7 @@ func stopPreview(name string, pids []int, grace time.Duration) PreviewStep {
 func stopProcesses(path string, pids []int, grace time.Duration) error {
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
 		for _, pid := range pids {
-			syscall.Kill(pid, sig) // ESRCH: already gone, which is the goal
+			_ = syscall.Kill(pid, sig) // ESRCH: already gone, which is the goal; EPERM cannot happen as root, and the wait below tells if it did not stop
 		}
 		deadline := time.Now().Add(grace)
 		for {
@@ -505,7 +506,7 @@ func (e *Engine) interfaces(path string) ([]Interface, error) {
 		return nil, fmt.Errorf("inspect namespace of %s: %w", name, err)
 	}
 	defer ns.Close()
-	links, err := ns.Link.LinkList()
+	links, err := link.LinkList(ns.Link)
 	if err != nil {
 		return nil, fmt.Errorf("ip -n %s link show: %w", name, err)
 	}
@@ -513,7 +514,7 @@ func (e *Engine) interfaces(path string) ([]Interface, error) {
 	for _, l := range links {
 		a := l.Attrs()
 		ifc := Interface{Name: a.Name, MAC: a.HardwareAddr.String(), MTU: a.MTU, State: a.OperState.String(), Addresses: []netip.Prefix{}}
-		addrs, err := ns.Link.AddrList(l, syscall.AF_INET)
+		addrs, err := link.AddrList(ns.Link, l, syscall.AF_INET)
 		if err != nil {
 			return nil, fmt.Errorf("ip -n %s addr show %s: %w", name, a.Name, err)
 		}

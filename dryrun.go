@@ -43,7 +43,7 @@ type PreviewStep = script.Step
 // title as its first comment.
 func (p *Preview) Script(title string) string {
 	var b strings.Builder
-	script.Write(&b, title, p.Notes, p.Steps) // a strings.Builder does not fail
+	_ = script.Write(&b, title, p.Notes, p.Steps) // a strings.Builder never fails a write
 	return b.String()
 }
 
@@ -77,7 +77,7 @@ func (e *Engine) preview(pre []PreviewStep, build func(env *plan.Env) (*plan.Pla
 		return nil, err
 	}
 	if st != nil {
-		defer st.Close()
+		defer e.closeStore(st)
 	}
 	s := &session{e: e, st: st, k: e.newKernel()}
 	defer s.k.Close()
@@ -162,7 +162,7 @@ func (e *Engine) view(fn func(tx *state.Tx) error) error {
 		return err
 	}
 	if st != nil {
-		defer st.Close()
+		defer e.closeStore(st)
 	}
 	return viewState(st, fn)
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/cnetdev/cnet/internal/model"
 	"github.com/cnetdev/cnet/internal/state"
+	"github.com/cnetdev/cnet/internal/testenv"
 )
 
 // dry returns a copy of e in dry-run mode and where its previews land.
@@ -165,7 +166,7 @@ func TestDryRunDoesNotRecover(t *testing.T) {
 	if err := st.Update(true, func(tx *state.Tx) error { return tx.PutIntent(&in) }); err != nil {
 		t.Fatal(err)
 	}
-	st.Close()
+	testenv.Logged(t, "st.Close()", st.Close())
 	k.Lines()
 	before := dumpState(t, e)
 	d, previews := dry(e)
@@ -189,8 +190,12 @@ func TestDryRunRemovesNoLog(t *testing.T) {
 	if _, err := e.CreateContainer(ContainerSpec{Name: "a"}); err != nil {
 		t.Fatal(err)
 	}
-	os.MkdirAll(filepath.Dir(e.LogPath("a")), 0o755)
-	os.WriteFile(e.LogPath("a"), []byte("hello\n"), 0o644)
+	if err := os.MkdirAll(filepath.Dir(e.LogPath("a")), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(e.LogPath("a"), []byte("hello\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	d, _ := dry(e)
 	if err := d.RemoveContainers([]string{"a"}, RemoveOptions{}); err != nil {
 		t.Fatal(err)

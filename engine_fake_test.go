@@ -15,6 +15,7 @@ import (
 
 	"github.com/cnetdev/cnet/internal/fakekernel"
 	"github.com/cnetdev/cnet/internal/state"
+	"github.com/cnetdev/cnet/internal/testenv"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files in testdata")
@@ -24,13 +25,17 @@ func fakeEngine(t *testing.T) (*Engine, *fakekernel.Kernel) {
 	t.Helper()
 	dir := t.TempDir()
 	resolv := filepath.Join(dir, "resolv.conf")
-	os.WriteFile(resolv, []byte("nameserver 192.0.2.53\n"), 0o644)
+	if err := os.WriteFile(resolv, []byte("nameserver 192.0.2.53\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	e, err := Open(Options{StateDir: filepath.Join(dir, "state"), RunDir: filepath.Join(dir, "run"),
 		hostResolv: resolv, systemdResolv: filepath.Join(dir, "none"), bootIDPath: filepath.Join(dir, "boot_id")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	os.WriteFile(filepath.Join(dir, "boot_id"), []byte("boot-1\n"), 0o644)
+	if err := os.WriteFile(filepath.Join(dir, "boot_id"), []byte("boot-1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	k := fakekernel.New()
 	e.newKernel = func() machine { return k }
 	e.requireRoot = false
@@ -48,8 +53,8 @@ func dumpState(t *testing.T, e *Engine) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
-	st.View(func(tx *state.Tx) error {
+	defer testenv.Close(t, "st", st)
+	if err := st.View(func(tx *state.Tx) error {
 		nets, _ := tx.Networks()
 		for _, n := range nets {
 			fmt.Fprintf(&b, "network %+v attached=%v\n", *n, tx.Attached(n.Name))
@@ -70,7 +75,9 @@ func dumpState(t *testing.T, e *Engine) string {
 		ins, _ := tx.Intents()
 		fmt.Fprintf(&b, "intents=%d\n", len(ins))
 		return nil
-	})
+	}); err != nil {
+		t.Fatal(err)
+	}
 	return b.String()
 }
 
@@ -519,6 +526,70 @@ func TestRollbackAtEveryStep(t *testing.T) {
 	}
 }
 
+// TestFailInsideSteps fails each kernel change of each operation in turn
+// (fakekernel's Fail: the changes of the same step before it are done,
+// e.g. a ports step's nft batch before its conntrack flush). The machine
+// and state must end as they were, or, past the point of no return, the
+// next command must finish the operation. (A failed nft element batch is
+// made good by rebuilding the table, so that operation completes.)
+func TestFailInsideSteps(t *testing.T) {
+	for _, sc := range scenarios {
+		e0, k0 := fakeEngine(t)
+		if sc.setup != nil {
+			if err := sc.setup(e0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		changes := 0
+		k0.Fail = func(string) error { changes++; return nil }
+		if err := sc.op(e0); err != nil {
+			t.Fatalf("%s: %v", sc.name, err)
+		}
+		for fail := 1; fail <= changes; fail++ {
+			t.Run(fmt.Sprintf("%s/change-%d", sc.name, fail), func(t *testing.T) {
+				e, k := fakeEngine(t)
+				if sc.setup != nil {
+					if err := sc.setup(e); err != nil {
+						t.Fatal(err)
+					}
+				}
+				before, beforeState := k.Snapshot(), dumpState(t, e)
+				n, failed := 0, ""
+				k.Fail = func(line string) error {
+					if n++; n == fail {
+						failed = line
+						return errInjected
+					}
+					return nil
+				}
+				err := sc.op(e)
+				k.Fail = nil
+				if err == nil && strings.HasPrefix(failed, "nft ") && strings.Contains(failed, " element ") {
+					// A failed element batch is made good by rebuilding
+					// the table: the operation completes.
+					if got, want := k.Snapshot(), k0.Snapshot(); got != want {
+						t.Errorf("failing %q, then rebuilding: machine:\n%s\nwant:\n%s", failed, got, want)
+					}
+					return
+				}
+				if !errors.Is(err, errInjected) {
+					t.Fatalf("failing %q: got %v, want the injected failure", failed, err)
+				}
+				if errors.Is(err, ErrNeedsRepair) {
+					checkFinishes(t, e, k, sc)
+					return
+				}
+				if after := k.Snapshot(); after != before {
+					t.Errorf("failing %q: machine changed:\n%s\nwant:\n%s", failed, after, before)
+				}
+				if after := dumpState(t, e); after != beforeState {
+					t.Errorf("failing %q: state changed:\n%s\nwant:\n%s", failed, after, beforeState)
+				}
+			})
+		}
+	}
+}
+
 // checkFinishes runs GC and compares the result with a clean run of the
 // same scenario.
 func checkFinishes(t *testing.T, e *Engine, k *fakekernel.Kernel, sc scenario) {
@@ -625,7 +696,7 @@ func TestCrashRecovery(t *testing.T) {
 							t.Fatalf("got %v, want the simulated crash", r)
 						}
 					}()
-					sc.op(e)
+					_ = sc.op(e) // never returns: the hook panics with errCrash
 				}()
 				e.opts.Hook = nil
 				if _, err := e.GC(false); err != nil {

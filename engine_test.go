@@ -77,10 +77,16 @@ func serveIn(t *testing.T, path string, port int) {
 		t.Fatal(err)
 	}
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		json.NewEncoder(w).Encode(map[string]string{"remote": r.RemoteAddr, "path": r.URL.Path})
+		if err := json.NewEncoder(w).Encode(map[string]string{"remote": r.RemoteAddr, "path": r.URL.Path}); err != nil {
+			t.Errorf("echo: %v", err)
+		}
 	})}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
+	go func() {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			t.Errorf("echo server: %v", err)
+		}
+	}()
+	t.Cleanup(func() { testenv.Close(t, "srv", srv) })
 }
 
 func inNs(name string, argv ...string) (string, error) {
@@ -371,9 +377,13 @@ func TestAdoptNamespace(t *testing.T) {
 	e := realEngine(t)
 	testenv.Run(t, "ip", "netns", "add", "theirs")
 	t.Cleanup(func() { testenv.Try("ip", "netns", "del", "theirs") })
-	os.MkdirAll("/etc/netns/theirs", 0o755)
-	os.WriteFile("/etc/netns/theirs/resolv.conf", []byte("nameserver 9.9.9.9\n"), 0o644)
-	t.Cleanup(func() { os.RemoveAll("/etc/netns/theirs") })
+	if err := os.MkdirAll("/etc/netns/theirs", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile("/etc/netns/theirs/resolv.conf", []byte("nameserver 9.9.9.9\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { testenv.Logged(t, `os.RemoveAll("/etc/netns/theirs")`, os.RemoveAll("/etc/netns/theirs")) })
 	if _, err := e.CreateNetwork(NetworkSpec{Name: "seed", Subnet: mustPrefix("172.18.0.0/24")}); err != nil {
 		t.Fatal(err)
 	}
@@ -478,7 +488,9 @@ func TestGCRepairsAndOrphans(t *testing.T) {
 func TestReboot(t *testing.T) {
 	e := realEngine(t)
 	boot := filepath.Join(t.TempDir(), "boot_id")
-	os.WriteFile(boot, []byte("boot-a\n"), 0o644)
+	if err := os.WriteFile(boot, []byte("boot-a\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	e.opts.bootIDPath = boot
 	if _, err := e.CreateNetwork(NetworkSpec{Name: "seed", Subnet: mustPrefix("172.18.0.0/24")}); err != nil {
 		t.Fatal(err)
@@ -490,7 +502,9 @@ func TestReboot(t *testing.T) {
 	testenv.Run(t, "ip", "netns", "del", "a")
 	testenv.Run(t, "ip", "link", "del", "cnet-seed")
 	testenv.Run(t, "nft", "flush", "ruleset")
-	os.WriteFile(boot, []byte("boot-b\n"), 0o644)
+	if err := os.WriteFile(boot, []byte("boot-b\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	cs, err := e.Containers()
 	if err != nil {
 		t.Fatal(err)
@@ -574,7 +588,7 @@ func TestIntraNetworkSkipsNftables(t *testing.T) {
 		if err != nil {
 			t.Fatalf("this kernel has no br_netfilter sysctls (%v): the test covers both of their settings", err)
 		}
-		t.Cleanup(func() { os.WriteFile(p, old, 0o644) })
+		t.Cleanup(func() { testenv.Logged(t, "os.WriteFile(p, old, 0o644)", os.WriteFile(p, old, 0o644)) })
 	}
 	if _, err := e.CreateNetwork(NetworkSpec{Name: "flat", Subnet: mustPrefix("172.24.0.0/24")}); err != nil {
 		t.Fatal(err)
@@ -605,7 +619,9 @@ func TestIntraNetworkSkipsNftables(t *testing.T) {
 		{"1", [][]string{{"add", "rule", "inet", "cnet", "forward", "index", "0"}}},
 	} {
 		for _, p := range sysctls {
-			os.WriteFile(p, []byte(mode.sysctl), 0o644)
+			if err := os.WriteFile(p, []byte(mode.sysctl), 0o644); err != nil {
+				t.Fatal(err)
+			}
 		}
 		testenv.Run(t, "nft", "delete", "table", "inet", "cnet")
 		if _, err := e.GC(false); err != nil { // rebuilds the table, without counters

@@ -59,7 +59,7 @@ func (e *Engine) Explain(src, dst string) (*Explanation, error) {
 	case err != nil:
 		return nil, err
 	default:
-		defer st.Close() // the shared lock is held until the walk is done
+		defer e.closeStore(st) // the shared lock is held until the walk is done
 		err := st.View(func(tx *state.Tx) error {
 			var err error
 			if w.Networks, err = tx.Networks(); err != nil {

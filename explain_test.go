@@ -83,8 +83,8 @@ func BenchmarkExplain(b *testing.B) {
 				}
 			}
 			b.StopTimer()
-			e.RemoveContainers(names, RemoveOptions{})
-			e.RemoveNetwork("b", true)
+			testenv.Logged(b, "e.RemoveContainers(names, RemoveOptions{})", e.RemoveContainers(names, RemoveOptions{}))
+			testenv.Logged(b, `e.RemoveNetwork("b", true)`, e.RemoveNetwork("b", true))
 		})
 	}
 }

@@ -3,6 +3,7 @@ package cnet
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"slices"
 
@@ -60,7 +61,7 @@ func (e *Engine) GC(dryRun bool) (*GCReport, error) {
 			func() error { return s.k.DNSKill(pid) })
 	}
 	if dryRun {
-		s.st.View(func(tx *state.Tx) error {
+		err := s.st.View(func(tx *state.Tx) error {
 			ins, err := tx.Intents()
 			for _, in := range ins {
 				verb := "undo"
@@ -72,6 +73,9 @@ func (e *Engine) GC(dryRun bool) (*GCReport, error) {
 			}
 			return err
 		})
+		if err != nil {
+			return nil, fmt.Errorf("read unfinished operations: %w", err)
+		}
 		// What recover does for real: restart a name server that died.
 		if dead, err := s.dnsDead(); err != nil {
 			r.Warnings = append(r.Warnings, "could not tell whether the dns server runs: "+err.Error())
@@ -156,12 +160,17 @@ func (e *Engine) GC(dryRun bool) (*GCReport, error) {
 		}
 		if c.CNI == nil && !s.k.FilesPresent(c.Name) {
 			var f *model.FilesSpec
-			s.st.View(func(tx *state.Tx) error {
+			verr := s.st.View(func(tx *state.Tx) error {
 				f = plan.Files(tx, names.FileMarker(e.instance), c, nsfiles.ReadUpstream(e.opts.hostResolv, e.opts.systemdResolv))
 				return nil
 			})
 			act(GCAction{Action: "repair", Object: "files of " + c.Name, Reason: nsfiles.Dir + "/" + c.Name + " is incomplete"},
-				func() error { return s.k.WriteFiles(f) })
+				func() error {
+					if verr != nil {
+						return fmt.Errorf("read state for the files of %s: %w", c.Name, verr)
+					}
+					return s.k.WriteFiles(f)
+				})
 		}
 	}
 	for _, name := range release {
@@ -172,12 +181,16 @@ func (e *Engine) GC(dryRun bool) (*GCReport, error) {
 	// After releases, so their published ports are not expected.
 	var portElems []model.PortElem
 	var left []*model.Container
-	s.st.View(func(tx *state.Tx) error {
+	if err := s.st.View(func(tx *state.Tx) error {
 		portElems = tx.PortElems()
 		var err error
 		left, err = tx.Containers()
 		return err
-	})
+	}); err != nil {
+		// A firewall built without the containers would drop their
+		// anti-spoofing entries: check nothing rather than that.
+		return nil, fmt.Errorf("read containers for the firewall check: %w", err)
+	}
 	// A dry run expects what a real one leaves: no guards for released
 	// containers.
 	left = slices.DeleteFunc(left, func(c *model.Container) bool { return slices.Contains(release, c.Name) })
@@ -345,7 +358,10 @@ func (s *session) afterReboot() []string {
 		// Keep the old boot ID so the next command tries again.
 		return append(out, "after reboot, could not restore: "+errors.Join(errorsOf(failed)...).Error())
 	}
-	s.st.Update(true, s.markBoot)
+	if err := s.st.Update(true, s.markBoot); err != nil {
+		// The old boot ID stays, so the next command restores again.
+		return append(out, "after reboot, could not record the new boot ID: "+err.Error())
+	}
 	return out
 }
 
@@ -387,5 +403,8 @@ func (e *Engine) warnForwardPolicy(n *model.Network) {
 }
 
 func (e *Engine) removeLog(container string) {
-	os.Remove(e.LogPath(container)) // a container without a detached process has no log
+	// A container without a detached process has no log.
+	if err := os.Remove(e.LogPath(container)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		e.opts.Notify(fmt.Sprintf("could not remove the log of %s: %v", container, err))
+	}
 }

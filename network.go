@@ -2,6 +2,7 @@ package cnet
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"slices"
@@ -135,13 +136,16 @@ func (e *Engine) read(fn func(tx *state.Tx) error) error {
 		return err
 	}
 	var stale bool
-	st.View(func(tx *state.Tx) error {
+	if err := st.View(func(tx *state.Tx) error {
 		id := e.bootID()
 		stale = tx.HasIntents() || id != "" && tx.BootID() != "" && tx.BootID() != id || e.dnsDown(tx)
 		return nil
-	})
+	}); err != nil {
+		e.closeStore(st)
+		return fmt.Errorf("read state: %w", err)
+	}
 	if stale {
-		st.Close()
+		e.closeStore(st)
 		if s, err := e.openSession(); err == nil {
 			for _, msg := range s.recover() {
 				e.opts.Notify(msg)
@@ -152,7 +156,7 @@ func (e *Engine) read(fn func(tx *state.Tx) error) error {
 			return err
 		}
 	}
-	defer st.Close()
+	defer e.closeStore(st)
 	return st.View(fn)
 }
 

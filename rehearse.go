@@ -1,6 +1,7 @@
 package cnet
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 
@@ -20,14 +21,18 @@ func (e *Engine) Rehearse(fn func(r *Engine) error) error {
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
+	defer func() {
+		if rerr := os.RemoveAll(dir); rerr != nil {
+			e.opts.Notify(fmt.Sprintf("could not remove the rehearsal's scratch directory %s: %v", dir, rerr))
+		}
+	}()
 	st, err := e.openReadOnly()
 	if err != nil {
 		return err
 	}
 	if st != nil {
 		err = st.CopyTo(filepath.Join(dir, state.File))
-		st.Close()
+		e.closeStore(st)
 		if err != nil {
 			return err
 		}
@@ -44,7 +49,7 @@ func (e *Engine) record(p *plan.Plan) error {
 	if err != nil {
 		return err
 	}
-	defer st.Close()
+	defer e.closeStore(st)
 	return st.Update(false, func(tx *state.Tx) error { return tx.Apply(p.Changes) })
 }
 

@@ -40,8 +40,12 @@ type machine interface {
 	RemoveLink(model.LinkSpec) error
 	SyncFirewall(firewall.Ruleset) error
 	FirewallPresent() (bool, error)
+	// AddPorts and DelPorts change the DNAT maps in one batch each;
+	// FlushConntrack then deletes the ports' stale flows, a request of
+	// its own.
 	AddPorts([]model.PortElem) error
 	DelPorts([]model.PortElem) error
+	FlushConntrack(ps []model.PortElem, published bool) error
 	SetHairpin(hostIf string, on bool) error
 	LinkMAC(name string) string
 	DNSRunning() bool
@@ -103,7 +107,17 @@ func (e *Engine) openSession() (*session, error) {
 
 func (s *session) close() {
 	s.k.Close()
-	s.st.Close()
+	s.e.closeStore(s.st)
+}
+
+// closeStore closes a state store and tells the user if that failed.
+// Every change was written and synced when its transaction committed, so
+// a failed close loses nothing; it can only mean the descriptor or the
+// mapping was already broken, which the user should hear about.
+func (e *Engine) closeStore(st *state.Store) {
+	if err := st.Close(); err != nil {
+		e.opts.Notify(fmt.Sprintf("closing the state database %s: %v", e.opts.StateDir, err))
+	}
 }
 
 func (s *session) env(tx *state.Tx) *plan.Env {
@@ -282,10 +296,12 @@ func (s *session) sync(rs func() (firewall.Ruleset, error)) error {
 // atomic reports whether a step of this kind is one kernel request (one
 // nftables batch, one write), so that when it fails nothing changed and
 // there is nothing to undo. (A DNS step is not: the server may start and
-// then fail to listen.)
+// then fail to listen. Nor is a ports step: its nft batch is followed by
+// the deletion of the ports' stale flows, which can fail after the batch
+// changed the maps.)
 func atomic(k model.Kind) bool {
 	switch k {
-	case model.KindPorts, model.KindFirewall, model.KindForwarding, model.KindHairpin:
+	case model.KindFirewall, model.KindForwarding, model.KindHairpin:
 		return true
 	}
 	return false
@@ -402,31 +418,41 @@ func (s *session) object(st model.Step, rs rulesets) (put, take func() error) {
 	case model.KindPorts:
 		// Elements are added or deleted in one batch, so the cost of a
 		// mapping does not grow with their number. If a batch fails (the
-		// table was flushed behind cnet's back), the whole table is rebuilt
-		// as it must be. A live undo is the inverse batch; recovering from
-		// a crash, it is a rebuild from committed state. When the rebuild
-		// succeeds, the batch's error is moot: the table is as wanted.
-		// When it fails too, both are reported.
-		fallBack := func(err error, fallback func() (firewall.Ruleset, error)) error {
+		// table was flushed behind cnet's back, or an element is already
+		// there or gone), the whole table is rebuilt as it must be. Then
+		// the ports' stale flows are deleted, a second request: a step
+		// that fails there has changed the maps, so it is not atomic and
+		// its undo runs. A live undo is the inverse batch; recovering from
+		// a crash, it is a rebuild from committed state.
+		batch := func(change func([]model.PortElem) error, fallback func() (firewall.Ruleset, error)) error {
+			err := change(st.Ports)
 			if err == nil {
 				return nil
 			}
 			if serr := s.sync(fallback); serr != nil {
-				return errors.Join(err, serr)
+				return errors.Join(err, fmt.Errorf("rebuild the firewall: %w", serr))
 			}
-			return nil
+			return nil // the rebuild made the table as it must be
+		}
+		flushed := func(published bool, change func() error) func() error {
+			return func() error {
+				if err := change(); err != nil {
+					return err
+				}
+				return k.FlushConntrack(st.Ports, published)
+			}
 		}
 		add := func(fallback func() (firewall.Ruleset, error)) func() error {
-			return func() error { return fallBack(k.AddPorts(st.Ports), fallback) }
+			return flushed(true, func() error { return batch(k.AddPorts, fallback) })
 		}
 		del := func(fallback func() (firewall.Ruleset, error)) func() error {
-			return func() error { return fallBack(k.DelPorts(st.Ports), fallback) }
+			return flushed(false, func() error { return batch(k.DelPorts, fallback) })
 		}
 		if rs.recovering {
 			if st.Action == model.Del {
-				return func() error { return s.sync(rs.before) }, del(rs.after)
+				return flushed(true, func() error { return s.sync(rs.before) }), del(rs.after)
 			}
-			return add(rs.after), func() error { return s.sync(rs.before) }
+			return add(rs.after), flushed(false, func() error { return s.sync(rs.before) })
 		}
 		if st.Action == model.Del {
 			return add(rs.before), del(rs.after)
@@ -500,12 +526,14 @@ func (s *session) recover() []string {
 		pending     bool
 		bootChanged bool
 	)
-	s.st.View(func(tx *state.Tx) error {
+	if err := s.st.View(func(tx *state.Tx) error {
 		pending = tx.HasIntents()
 		id := s.e.bootID()
 		bootChanged = id != "" && tx.BootID() != "" && tx.BootID() != id
 		return nil
-	})
+	}); err != nil {
+		return []string{fmt.Sprintf("could not read state to recover interrupted operations: %v; run `cnet gc`", err)}
+	}
 	var done []string
 	if pending {
 		done = append(done, s.resolveIntents()...)

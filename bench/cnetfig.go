@@ -80,11 +80,13 @@ func measureCnetBulk(cfg *Config, fig *CnetFigures) {
 	}
 	// cleanup removes whatever a failed round left.
 	cleanup := func() {
-		c.cnet("network", "rm", "--force", c.network)
+		_, err := c.cnet("network", "rm", "--force", c.network)
+		note(err)
 		for _, n := range names {
-			c.cnet("rm", n)
+			_, err := c.cnet("rm", n)
+			note(err)
 		}
-		waitNoVeths(time.Minute)
+		note(waitNoVeths(time.Minute))
 	}
 	for round := 1; round <= 2; round++ {
 		if err := c.prepare(); err != nil {

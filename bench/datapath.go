@@ -85,7 +85,7 @@ func cnetTopology(cfg *Config) (*topology, error) {
 	}
 	for _, a := range [][2]string{{t.serverNS, "10.79.0.2"}, {t.clientNS, "10.79.0.3"}} {
 		if _, err := c.cnet("create", a[0], "--network", c.network, "--ip", a[1]); err != nil {
-			t.teardown()
+			note(t.teardown())
 			return nil, err
 		}
 	}
@@ -106,12 +106,12 @@ func seedTopology() (*topology, error) {
 		return errors.Join(append(errs, s.finish())...)
 	}
 	if err := s.prepare(); err != nil {
-		s.finish()
+		note(s.finish())
 		return nil, err
 	}
 	for _, c := range []slot{server, client} {
 		if err := s.create(c); err != nil {
-			t.teardown()
+			note(t.teardown())
 			return nil, err
 		}
 		made = append(made, c)
@@ -126,7 +126,7 @@ func loopbackTopology() (*topology, error) {
 		return nil, err
 	}
 	if err := run("ip", "-n", t.serverNS, "link", "set", "lo", "up"); err != nil {
-		t.teardown()
+		note(t.teardown())
 		return nil, err
 	}
 	return t, nil
@@ -256,8 +256,8 @@ func measureDataPath(cfg *Config) DataPath {
 		t, err := b.build()
 		if err == nil {
 			if err = t.startServers(cfg.EchoBin); err != nil {
-				t.stopServers()
-				t.teardown()
+				note(t.stopServers())
+				note(t.teardown())
 			}
 		}
 		if err != nil {

@@ -166,11 +166,11 @@ func (s *aardvark) stop() error {
 // killWait ends a process this run started (not its child) and waits
 // until it is gone.
 func killWait(pid int) error {
-	syscall.Kill(pid, syscall.SIGTERM)
+	note(syscall.Kill(pid, syscall.SIGTERM))
 	deadline := time.Now().Add(5 * time.Second)
 	for syscall.Kill(pid, 0) == nil {
 		if time.Now().After(deadline) {
-			syscall.Kill(pid, syscall.SIGKILL)
+			note(syscall.Kill(pid, syscall.SIGKILL))
 			if time.Now().After(deadline.Add(5 * time.Second)) {
 				return fmt.Errorf("pid %d did not exit", pid)
 			}
@@ -237,7 +237,7 @@ func dnsTopology() (teardown func() error, err error) {
 		{"-n", dnsClient, "link", "set", "eth0", "up"},
 	} {
 		if err := run("ip", args...); err != nil {
-			teardown()
+			note(teardown())
 			return nil, err
 		}
 	}

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/vishvananda/netlink"
+	"github.com/cnetdev/cnet/internal/link"
 	"github.com/vishvananda/netns"
 )
 
@@ -91,7 +91,7 @@ func needBinary(name, pkg string, also ...string) (string, error) {
 func waitNoVeths(within time.Duration) error {
 	deadline := time.Now().Add(within)
 	for {
-		links, err := netlink.LinkList()
+		links, err := link.LinkList(nil)
 		if err != nil {
 			return err
 		}
@@ -123,13 +123,13 @@ func inNetns(path string, f func() error) error {
 			errc <- err
 			return
 		}
-		defer orig.Close()
+		defer func() { note(orig.Close()) }()
 		target, err := netns.GetFromPath(path)
 		if err != nil {
 			errc <- err
 			return
 		}
-		defer target.Close()
+		defer func() { note(target.Close()) }()
 		if err := netns.Set(target); err != nil {
 			errc <- err
 			return
@@ -151,7 +151,7 @@ func waitListening(path, addr string, within time.Duration) error {
 		err := inNetns(path, func() error {
 			c, err := net.DialTimeout("tcp", addr, 500*time.Millisecond)
 			if err == nil {
-				c.Close()
+				note(c.Close())
 			}
 			return err
 		})
@@ -189,9 +189,10 @@ func (b *background) stop() error {
 		return fmt.Errorf("%s exited early: %v: %s", b.cmd.Path, err, strings.TrimSpace(b.out.String()))
 	default:
 	}
-	b.cmd.Process.Kill()
+	note(b.cmd.Process.Kill())
 	select {
-	case <-b.done:
+	case err := <-b.done:
+		_ = err // "signal: killed", as asked
 		return nil
 	case <-time.After(10 * time.Second):
 		return errors.New("process did not exit after SIGKILL")

@@ -206,7 +206,7 @@ func inTurns(cfg *Config, ts []tool, subnets []netip.Prefix, prefixes []string) 
 		}
 		if err := t.prepare(); err != nil {
 			out[t.name()].err = fmt.Errorf("preparing the network: %w", err)
-			t.finish()
+			note(t.finish())
 			continue
 		}
 		active = append(active, i)
@@ -225,7 +225,7 @@ func inTurns(cfg *Config, ts []tool, subnets []netip.Prefix, prefixes []string) 
 					if err := st.before(s); err != nil {
 						return fmt.Errorf("before create %s: %w", s.name, err)
 					}
-					defer st.after(s)
+					defer func() { note(st.after(s)) }()
 				}
 				d, err := timed(func() error { return t.create(s) })
 				if err != nil {
@@ -268,15 +268,15 @@ func measure(cfg *Config, t tool, subnet netip.Prefix, prefix string, onFull fun
 	fail := func(err error) *ToolResult {
 		res.Err, res.Rows = err.Error(), nil
 		for _, s := range live {
-			t.remove(s)
+			note(t.remove(s))
 			prepared[s.name] = s
 		}
 		if isStaged {
 			for _, s := range prepared {
-				st.after(s)
+				note(st.after(s))
 			}
 		}
-		t.finish()
+		note(t.finish())
 		return res
 	}
 	if err := t.prepare(); err != nil {
@@ -424,7 +424,7 @@ func newScratch() (*scratch, error) {
 		return nil, err
 	}
 	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "mode=0700"); err != nil {
-		os.Remove(dir)
+		note(os.Remove(dir))
 		return nil, fmt.Errorf("mount tmpfs on %s: %w", dir, err)
 	}
 	return &scratch{dir: dir}, nil

@@ -96,7 +96,7 @@ func cnetbench() int {
 		if cfg.Root, err = os.MkdirTemp("/var/tmp", "cnetbench-state-"); err != nil {
 			return fail(err)
 		}
-		defer os.RemoveAll(cfg.Root)
+		defer func() { note(os.RemoveAll(cfg.Root)) }()
 	}
 	start := time.Now()
 	cfg.Log = func(format string, args ...any) {
@@ -137,4 +137,12 @@ func flagSet(name string) bool {
 func fail(err error) int {
 	fmt.Fprintln(os.Stderr, "cnetbench:", err)
 	return 1
+}
+
+// note reports an error of a cleanup step on stderr: the run goes on, and
+// what the step failed to remove shows up in the next inventory.
+func note(err error) {
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "cleanup: %v\n", err)
+	}
 }

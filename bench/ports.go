@@ -85,20 +85,23 @@ func newLAN() (teardown func() error, err error) {
 		{"-n", lanNS, "route", "add", "default", "via", lanHost.String()},
 	} {
 		if err := run("ip", args...); err != nil {
-			teardown()
+			note(teardown())
 			return nil, err
 		}
 	}
 	if err := os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("1"), 0o644); err != nil {
-		teardown()
+		note(teardown())
 		return nil, err
 	}
 	// wrk with a connection per request opens tens of thousands of
 	// connections: let the client reuse ports in TIME_WAIT.
-	inNetns(netnsPath(lanNS), func() error {
-		os.WriteFile("/proc/sys/net/ipv4/tcp_tw_reuse", []byte("1"), 0o644)
-		return os.WriteFile("/proc/sys/net/ipv4/ip_local_port_range", []byte("10000 65000"), 0o644)
-	})
+	if err := inNetns(netnsPath(lanNS), func() error {
+		return errors.Join(os.WriteFile("/proc/sys/net/ipv4/tcp_tw_reuse", []byte("1"), 0o644),
+			os.WriteFile("/proc/sys/net/ipv4/ip_local_port_range", []byte("10000 65000"), 0o644))
+	}); err != nil {
+		note(teardown())
+		return nil, fmt.Errorf("lan sysctls: %w", err)
+	}
 	return teardown, nil
 }
 
@@ -276,12 +279,12 @@ func directTopology(bridge string, subnet netip.Prefix) (*topology, error) {
 		{"-n", lanNS, "route", "add", subnet.String(), "via", lanHost.String()},
 	} {
 		if err := run("ip", args...); err != nil {
-			t.teardown()
+			note(t.teardown())
 			return nil, err
 		}
 	}
 	if err := s.create(srv); err != nil {
-		t.teardown()
+		note(t.teardown())
 		return nil, err
 	}
 	made = true
@@ -434,7 +437,7 @@ func measurePortmap(cfg *Config, pt *PortTool, sc *scratch) (err error) {
 		if routed {
 			errs = append(errs, run("ip", "-n", lanNS, "route", "del", subnet.String()))
 		}
-		run("ip", "netns", "del", srv.name)
+		note(run("ip", "netns", "del", srv.name))
 		if len(pub.attached) > 0 {
 			errs = append(errs, run("iptables", "-t", "nat", "-F"), run("iptables", "-t", "nat", "-X"))
 		}

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+
+	"github.com/cnetdev/cnet/internal/link"
 	"golang.org/x/sys/unix"
 )
 
@@ -80,7 +82,7 @@ func Run(cfg Config) (*Results, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer sc.close()
+	defer func() { note(sc.close()) }()
 	loadStart := loadavg()
 	res := &Results{Start: time.Now(), Ns: cfg.Ns, Host: hostInfo(cfg)}
 
@@ -191,21 +193,21 @@ func sweep() []string {
 		for _, e := range entries {
 			p := filepath.Join(netnsDir, e.Name())
 			left = append(left, "namespace "+p)
-			unix.Unmount(p, unix.MNT_DETACH)
-			os.Remove(p)
+			note(unix.Unmount(p, unix.MNT_DETACH))
+			note(os.Remove(p))
 		}
 	}
 	if entries, err := os.ReadDir("/etc/netns"); err == nil {
 		for _, e := range entries {
 			left = append(left, "directory /etc/netns/"+e.Name())
-			os.RemoveAll(filepath.Join("/etc/netns", e.Name()))
+			note(os.RemoveAll(filepath.Join("/etc/netns", e.Name())))
 		}
 	}
-	if links, err := netlink.LinkList(); err == nil {
+	if links, err := link.LinkList(nil); err == nil {
 		for _, l := range links {
 			if l.Attrs().Name != "lo" {
 				left = append(left, "link "+l.Attrs().Name)
-				netlink.LinkDel(l)
+				note(netlink.LinkDel(l))
 			}
 		}
 	}
@@ -213,7 +215,7 @@ func sweep() []string {
 		if out, err := output("nft", "list", "tables"); err == nil && strings.Contains(string(out), "inet cnet") {
 			left = append(left, "nftables table inet cnet")
 		}
-		run("nft", "flush", "ruleset")
+		note(run("nft", "flush", "ruleset"))
 	}
 	for i := range left {
 		left[i] = "left behind: " + left[i]

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/cnetdev/cnet/internal/dns"
-	"github.com/vishvananda/netlink"
+	"github.com/cnetdev/cnet/internal/link"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -53,7 +53,7 @@ type inventory struct {
 
 func takeInventory(root string) (inventory, error) {
 	var inv inventory
-	links, err := netlink.LinkList()
+	links, err := link.LinkList(nil)
 	if err != nil {
 		return inv, err
 	}
@@ -87,7 +87,7 @@ func takeInventory(root string) (inventory, error) {
 	if err != nil {
 		return inv, fmt.Errorf("open %s: %w", stateDB(root), err)
 	}
-	defer db.Close()
+	defer func() { note(db.Close()) }()
 	inv.buckets = map[string]int{}
 	var walk func(path string, b *bolt.Bucket) error
 	walk = func(path string, b *bolt.Bucket) error {

@@ -41,11 +41,11 @@ func engine(t *testing.T) *cnet.Engine {
 			names = append(names, c.Name)
 		}
 		if len(names) > 0 {
-			e.RemoveContainers(names, cnet.RemoveOptions{Force: true})
+			testenv.Logged(t, "e.RemoveContainers(names, cnet.RemoveOptions{Force: true})", e.RemoveContainers(names, cnet.RemoveOptions{Force: true}))
 		}
 		ns, _ := e.Networks()
 		for _, n := range ns {
-			e.RemoveNetwork(n.Name, true)
+			testenv.Logged(t, "e.RemoveNetwork(n.Name, true)", e.RemoveNetwork(n.Name, true))
 		}
 		testenv.WaitSnapshot(t, before)
 	})

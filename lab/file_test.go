@@ -128,7 +128,9 @@ func TestSchemaMatchesParser(t *testing.T) {
 				cur = c[p]
 			case []any:
 				var i int
-				fmt.Sscan(p, &i)
+				if _, err := fmt.Sscan(p, &i); err != nil {
+					t.Fatalf("path %q: %v", p, err)
+				}
 				cur = c[i]
 			}
 		}

@@ -12,8 +12,13 @@
 # over /run/netns and /etc/netns); the state database lives on the real
 # disk under /var/tmp, as in use, and is removed at the end.
 #
-# Usage: sudo scripts/cli-ab.sh [-r ROUNDS] [-n PRE] CNET_A CNET_B
-# (defaults: 100 rounds, 3 other containers)
+# With -b BATCH, each round creates BATCH containers with each build and
+# removes them with one `cnet rm`: the create column is then the time of
+# one create (the batch's total over BATCH), the rm column that of the
+# whole batch.
+#
+# Usage: sudo scripts/cli-ab.sh [-r ROUNDS] [-n PRE] [-b BATCH] CNET_A CNET_B
+# (defaults: 100 rounds, 3 other containers, batches of 1)
 #
 # For example, HEAD against an earlier commit:
 #
@@ -23,19 +28,22 @@ set -euo pipefail
 
 rounds=100
 pre=3
-while getopts r:n: o; do
+batch=1
+while getopts r:n:b: o; do
 	case $o in
 	r) rounds=$OPTARG ;;
 	n) pre=$OPTARG ;;
+	b) batch=$OPTARG ;;
 	*) exit 2 ;;
 	esac
 done
 shift $((OPTIND - 1))
-[ $# = 2 ] || { echo "usage: cli-ab.sh [-r ROUNDS] [-n PRE] CNET_A CNET_B" >&2; exit 2; }
-for n in "$rounds" "$pre"; do
+[ $# = 2 ] || { echo "usage: cli-ab.sh [-r ROUNDS] [-n PRE] [-b BATCH] CNET_A CNET_B" >&2; exit 2; }
+for n in "$rounds" "$pre" "$batch"; do
 	[[ $n =~ ^[0-9]+$ ]] && ((n <= 100000)) || { echo "cli-ab: $n: want a count from 0 to 100000" >&2; exit 2; }
 done
 ((rounds > 0)) || { echo "cli-ab: -r 0: want at least 1 round" >&2; exit 2; }
+((batch > 0)) || { echo "cli-ab: -b 0: want at least 1 container per batch" >&2; exit 2; }
 a=$(realpath "$1") b=$(realpath "$2")
 for bin in "$a" "$b"; do
 	[ -x "$bin" ] || { echo "cli-ab: $bin: not an executable cnet" >&2; exit 1; }
@@ -43,7 +51,7 @@ done
 
 if [ -z "${CNET_AB_SANDBOX:-}" ]; then
 	[ "$(id -u)" = 0 ] || { echo "cli-ab: needs root to make namespaces" >&2; exit 1; }
-	exec env CNET_AB_SANDBOX=1 unshare --net --mount --propagation private -- "$0" -r "$rounds" -n "$pre" "$a" "$b"
+	exec env CNET_AB_SANDBOX=1 unshare --net --mount --propagation private -- "$0" -r "$rounds" -n "$pre" -b "$batch" "$a" "$b"
 fi
 
 # Inside the sandbox.
@@ -63,7 +71,7 @@ trap cleanup EXIT
 for ((i = 0; i < pre; i++)); do
 	"$a" --root "$root" create "pre$i" --network ab >/dev/null
 done
-echo "cli-ab: $pre other containers; $rounds rounds of create and rm with each build" >&2
+echo "cli-ab: $pre other containers; $rounds rounds of create and rm of $batch with each build" >&2
 
 # timed BIN ARGS...: run cnet, print its wall time in microseconds.
 timed() {
@@ -79,9 +87,13 @@ for ((r = 0; r < rounds; r++)); do
 	for bin in "${order[@]}"; do
 		side=a
 		[ "$bin" = "$b" ] && side=b
-		c=$(timed "$bin" --root "$root" create "r$r$side" --network ab)
-		d=$(timed "$bin" --root "$root" rm "r$r$side")
-		echo "$r $side $c $d" >>"$data"
+		c=0 names=()
+		for ((i = 0; i < batch; i++)); do
+			names+=("r$r$side$i")
+			c=$((c + $(timed "$bin" --root "$root" create "r$r$side$i" --network ab)))
+		done
+		d=$(timed "$bin" --root "$root" rm "${names[@]}")
+		echo "$r $side $((c / batch)) $d" >>"$data"
 	done
 done
 

@@ -273,7 +273,9 @@ func withKey(t *testing.T, conf, path, raw string) string {
 			}
 			if last {
 				var v any
-				json.Unmarshal([]byte(raw), &v)
+				if err := json.Unmarshal([]byte(raw), &v); err != nil {
+					t.Fatal(err)
+				}
 				node[idx] = v
 				break
 			}
@@ -450,7 +452,9 @@ func TestCNIBadInputCatalogue(t *testing.T) {
 				// Put things back, so the next cases start from the same state.
 				del := call
 				del.verb = "DEL"
-				c.cni(del)
+				if _, cerr := c.cni(del); cerr != nil {
+					t.Errorf("putting back after %s %s: %v", call.verb, tc.field, cerr)
+				}
 				c.run("network", "rm", "fresh")
 			case tc.code != 999 && err.Code != tc.code:
 				t.Errorf("%s: code %d, want %d: %s %s", tc.field, err.Code, tc.code, err.Msg, err.Details)

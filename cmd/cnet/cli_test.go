@@ -54,14 +54,18 @@ func newCLI(t *testing.T) *cli {
 		c.env = nil
 		var cs []struct{ Name string }
 		if r := c.run("ls", "--json"); r.code == 0 {
-			json.Unmarshal([]byte(r.stdout), &cs)
+			if err := json.Unmarshal([]byte(r.stdout), &cs); err != nil {
+				t.Fatal(err)
+			}
 		}
 		for _, ct := range cs {
 			c.run("rm", "-f", "--grace", "1s", ct.Name)
 		}
 		var ns []struct{ Name string }
 		if r := c.run("network", "ls", "--json"); r.code == 0 {
-			json.Unmarshal([]byte(r.stdout), &ns)
+			if err := json.Unmarshal([]byte(r.stdout), &ns); err != nil {
+				t.Fatal(err)
+			}
 		}
 		for _, n := range ns {
 			c.run("network", "rm", "--force", n.Name)
@@ -288,7 +292,9 @@ func TestExec(t *testing.T) {
 		}
 		return errors.New("sleep not running inside yet")
 	})
-	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
 	err := cmd.Wait()
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != 128+int(syscall.SIGTERM) {

@@ -175,7 +175,7 @@ func TestCNIPodman(t *testing.T) {
 	if err := setsid.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { setsid.Process.Kill(); setsid.Wait() })
+	t.Cleanup(func() { _ = setsid.Process.Kill(); _ = setsid.Wait() }) // a process the test started: killed, as asked, then reaped
 	testenv.Eventually(t, 10*time.Second, func() error { return httpFrom("", "127.0.0.1:18080") })
 	// A CLI container on the same network resolves the pod by its alias.
 	c.ok("create", "client", "--network", "podman")
@@ -251,7 +251,9 @@ func TestCNIGCAndStatus(t *testing.T) {
 	}
 	for _, ns := range []string{"g1", "g2"} {
 		for _, n := range []string{conf, tiny} {
-			c.cni(cniCall{verb: "DEL", id: ns + "id", netns: "/run/netns/" + ns, ifname: "eth0", conf: n})
+			if _, cerr := c.cni(cniCall{verb: "DEL", id: ns + "id", netns: "/run/netns/" + ns, ifname: "eth0", conf: n}); cerr != nil {
+				t.Logf("cleanup CNI DEL %s: %v", ns, cerr)
+			}
 		}
 	}
 }
@@ -304,7 +306,7 @@ func TestCNIErrors(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer lock.Close()
+		defer testenv.Close(t, "lock", lock)
 		conf := bridgeConf("1.0.0", "fresh", "10.64.0.0/24", `,"lockTimeout":"200ms"`)
 		if _, err := c.cni(cniCall{verb: "ADD", id: "errid", netns: "/run/netns/errns", ifname: "eth0", conf: conf}); err == nil || err.Code != 11 {
 			t.Errorf("ADD under a held lock: %+v, want code 11", err)
@@ -322,9 +324,13 @@ func TestLibCNIChain(t *testing.T) {
 		}
 	}
 	binDir := t.TempDir()
-	os.Symlink(bin.cnet, filepath.Join(binDir, "cnet"))
+	if err := os.Symlink(bin.cnet, filepath.Join(binDir, "cnet")); err != nil {
+		t.Fatal(err)
+	}
 	for _, p := range []string{"portmap", "firewall", "tuning", "bandwidth"} {
-		os.Symlink("/usr/lib/cni/"+p, filepath.Join(binDir, p))
+		if err := os.Symlink("/usr/lib/cni/"+p, filepath.Join(binDir, p)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	t.Setenv("CNET_ROOT", c.root)
 	t.Cleanup(func() { // what the reference plugins leave in iptables
@@ -365,7 +371,7 @@ func TestLibCNIChain(t *testing.T) {
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { srv.Process.Kill(); srv.Wait() })
+	t.Cleanup(func() { _ = srv.Process.Kill(); _ = srv.Wait() }) // a process the test started: killed, as asked, then reaped
 	// portmap's DNAT, in front of cnet's interface: through the host's address on the bridge.
 	testenv.Eventually(t, 10*time.Second, func() error { return httpFrom("", "10.67.0.1:18181") })
 	// CHECK through the chain, leaving out portmap: the reference portmap

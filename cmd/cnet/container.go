@@ -229,8 +229,7 @@ func (a *app) lsCmd() *cobra.Command {
 					rows = append(rows, []string{name, cid, ep.Network, ep.Address.String(), ep.Interface, ep.HostInterface, ep.MAC, pub, p})
 				}
 			}
-			table("NAME\tCNI ID\tNETWORK\tADDRESS\tIFACE\tHOST VETH\tMAC\tPORTS\tPIDS", rows)
-			return nil
+			return table("NAME\tCNI ID\tNETWORK\tADDRESS\tIFACE\tHOST VETH\tMAC\tPORTS\tPIDS", rows)
 		},
 	}
 	a.addJSON(cmd)

@@ -229,8 +229,9 @@ var crashScenarios = []struct {
 }
 
 // TestCrashAtEveryStep kills cnet with SIGKILL after each step of each
-// mutating operation (no deferred code runs: what a power cut or an OOM
-// kill leaves), then lets the next command resolve what it left: `cnet
+// mutating operation, and then inside the steps, after each kernel change
+// (no deferred code runs: what a power cut or an OOM kill leaves), then
+// lets the next command resolve what it left: `cnet
 // gc` after even steps, an unrelated command that is refused (`cnet rm
 // ghost`) after odd ones. The machine must then be exactly as before or as
 // after the operation: links, addresses, routes, namespaces, /etc/netns,
@@ -294,28 +295,37 @@ func TestCrashAtEveryStep(t *testing.T) {
 				t.Fatalf("%s changed nothing", s.do)
 			}
 			undo()
+			// Between steps, then inside them: after every kernel change.
 			points := 0
-			for k := 0; ; k++ {
-				r := c.act(s.do, fmt.Sprintf("CNET_TEST_CRASH_AFTER=%s:%d", s.op, k))
-				if r.code == 0 {
-					undo() // past the last step: the operation simply completed
-					break
+			for _, env := range []string{"CNET_TEST_CRASH_AFTER", "CNET_TEST_CRASH_WITHIN"} {
+				first := 0
+				if env == "CNET_TEST_CRASH_WITHIN" {
+					first = 1
 				}
-				if r.code != 128+int(syscall.SIGKILL) {
-					t.Fatalf("step %d: exit %d, want death by SIGKILL\n%s%s", k, r.code, r.stdout, r.stderr)
-				}
-				points++
-				if k%2 == 0 {
-					c.ok("gc")
-				} else if r := c.run("rm", "ghost"); r.code != exitNotFound {
-					t.Fatalf("step %d: cnet rm ghost: exit %d %s", k, r.code, r.stderr)
-				}
-				got := c.waitFull(before, after)
-				if again := c.ok("gc"); !strings.Contains(again, "nothing to do") {
-					t.Errorf("step %d: gc still acts after recovery:\n%s", k, again)
-				}
-				if got == after {
-					undo()
+				for k := first; ; k++ {
+					r := c.act(s.do, fmt.Sprintf("%s=%s:%d", env, s.op, k))
+					if r.code == 0 {
+						undo() // past the last step: the operation simply completed
+						break
+					}
+					if r.code != 128+int(syscall.SIGKILL) {
+						t.Fatalf("%s=%d: exit %d, want death by SIGKILL\n%s%s", env, k, r.code, r.stdout, r.stderr)
+					}
+					points++
+					if k%2 == 0 {
+						c.ok("gc")
+					} else if r := c.run("rm", "ghost"); r.code != exitNotFound {
+						t.Fatalf("%s=%d: cnet rm ghost: exit %d %s", env, k, r.code, r.stderr)
+					} else if strings.Contains(r.stderr, "could not finish") {
+						t.Fatalf("%s=%d: the interrupted operation was not resolved:\n%s", env, k, r.stderr)
+					}
+					got := c.waitFull(before, after)
+					if again := c.ok("gc"); !strings.Contains(again, "nothing to do") {
+						t.Errorf("%s=%d: gc still acts after recovery:\n%s", env, k, again)
+					}
+					if got == after {
+						undo()
+					}
 				}
 			}
 			testenv.Report(t, "points", points)

@@ -67,7 +67,9 @@ func fakeUpstream(t *testing.T) *upstream {
 		if _, udp := w.RemoteAddr().(*net.UDPAddr); udp {
 			m.Truncate(512)
 		}
-		w.WriteMsg(m)
+		if err := w.WriteMsg(m); err != nil {
+			t.Errorf("upstream answer: %v", err)
+		}
 	})
 	var pc net.PacketConn
 	var ln net.Listener
@@ -83,9 +85,14 @@ func fakeUpstream(t *testing.T) *upstream {
 		t.Fatal(err)
 	}
 	udp, tcp := &mdns.Server{PacketConn: pc, Handler: h}, &mdns.Server{Listener: ln, Handler: h}
-	go udp.ActivateAndServe()
-	go tcp.ActivateAndServe()
-	t.Cleanup(func() { udp.Shutdown(); tcp.Shutdown() })
+	for _, srv := range []*mdns.Server{udp, tcp} {
+		go func() {
+			if err := srv.ActivateAndServe(); err != nil {
+				t.Errorf("upstream server: %v", err)
+			}
+		}()
+		t.Cleanup(func() { testenv.Logged(t, "upstream shutdown", srv.Shutdown()) })
+	}
 	return up
 }
 
@@ -100,7 +107,9 @@ func hostResolv(t *testing.T, content string) {
 	if err := unix.Mount(f, "/etc/resolv.conf", "", unix.MS_BIND, ""); err != nil {
 		t.Fatalf("bind %s over /etc/resolv.conf: %v", f, err)
 	}
-	t.Cleanup(func() { unix.Unmount("/etc/resolv.conf", unix.MNT_DETACH) })
+	t.Cleanup(func() {
+		testenv.Logged(t, `unix.Unmount("/etc/resolv.conf", unix.MNT_DETACH)`, unix.Unmount("/etc/resolv.conf", unix.MNT_DETACH))
+	})
 }
 
 // ask sends one query from a namespace ("" for the host).
@@ -151,7 +160,7 @@ func TestDNS(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer held.Close()
+		defer testenv.Close(t, "held", held)
 		before := testenv.Snapshot(t)
 		r := c.run("network", "create", "blocked", "--subnet", "172.31.9.0/24")
 		if r.code != exitConflict || !strings.Contains(r.stderr, "port 53/udp on 172.31.9.1") || !strings.Contains(r.stderr, "--no-dns") ||
@@ -241,7 +250,9 @@ func TestDNS(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			syscall.Kill(pid, syscall.SIGKILL)
+			if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
 			testenv.Eventually(t, 5*time.Second, func() error {
 				if _, err := (dns.Client{Dir: filepath.Join(c.root, "run", "dns")}).Ping(); err == nil {
 					return os.ErrExist
@@ -282,7 +293,7 @@ func TestDNS(t *testing.T) {
 			t.Errorf("resolv.conf on a --no-dns network:\n%s", rc)
 		}
 		if conn, err := net.DialTimeout("tcp", "172.31.3.1:53", time.Second); err == nil {
-			conn.Close()
+			testenv.Close(t, "conn", conn)
 			t.Error("something answers on a --no-dns network's gateway")
 		}
 	})

@@ -23,6 +23,7 @@ import (
 
 	"github.com/cnetdev/cnet"
 	"github.com/cnetdev/cnet/internal/names"
+	"github.com/cnetdev/cnet/internal/netns"
 	"github.com/cnetdev/cnet/internal/nsfiles"
 	"github.com/cnetdev/cnet/internal/script"
 )
@@ -240,7 +241,7 @@ container is removed, or cnet is interrupted (^C).`,
 			if err != nil {
 				return err
 			}
-			defer f.Close()
+			defer func() { _ = f.Close() }() // opened to read: its close cannot lose anything
 			if follow {
 				return a.follow(argv[0], f)
 			}
@@ -372,7 +373,7 @@ func start(path, name string, argv []string, setup func(*exec.Cmd)) (*exec.Cmd, 
 		statusW.Close()
 		return nil, failed(fmt.Errorf("open %s: %w", path, err))
 	}
-	defer unix.Close(fd)
+	defer netns.CloseFd(fd)
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
@@ -382,7 +383,7 @@ func start(path, name string, argv []string, setup func(*exec.Cmd)) (*exec.Cmd, 
 			errc <- err
 			return
 		}
-		defer unix.Close(orig)
+		defer netns.CloseFd(orig)
 		if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
 			runtime.UnlockOSThread()
 			errc <- fmt.Errorf("setns %s: %w", path, err)
@@ -434,7 +435,9 @@ func foreground(path, name string, argv []string) error {
 	signal.Ignore(syscall.SIGINT, syscall.SIGQUIT)
 	go func() {
 		for s := range sigs {
-			cmd.Process.Signal(s)
+			// Fails only once the command has exited, when there is
+			// nobody left to tell.
+			_ = cmd.Process.Signal(s)
 		}
 	}()
 	err = cmd.Wait()
@@ -462,12 +465,14 @@ func background(path, name string, argv []string, logPath string, env ...string)
 	if err != nil {
 		return 0, err
 	}
-	defer log.Close()
+	// The child gets descriptors of its own; these only hand them over
+	// and write nothing, so their close has nothing to report.
+	defer func() { _ = log.Close() }()
 	devnull, err := os.Open(os.DevNull)
 	if err != nil {
 		return 0, err
 	}
-	defer devnull.Close()
+	defer func() { _ = devnull.Close() }()
 	cmd, err := start(path, name, argv, func(c *exec.Cmd) {
 		c.Stdin, c.Stdout, c.Stderr = devnull, log, log
 		c.SysProcAttr.Setsid = true
@@ -479,7 +484,7 @@ func background(path, name string, argv []string, logPath string, env ...string)
 		return 0, err
 	}
 	pid := cmd.Process.Pid
-	cmd.Process.Release() // it outlives cnet; init reaps it
+	_ = cmd.Process.Release() // it outlives cnet; init reaps it (Release only frees a handle, and never fails on Linux)
 	return pid, nil
 }
 

@@ -74,7 +74,7 @@ SRC or DST, 3 when SRC or DST does not exist.`,
 				enc.SetEscapeHTML(false) // "eth0 -> veth1" stays readable
 				err = enc.Encode(r)
 			} else {
-				printExplanation(os.Stdout, r)
+				err = printExplanation(os.Stdout, r)
 			}
 			if err == nil && r.Verdict == cnet.Dropped {
 				return exitStatus(exitDropped)
@@ -88,19 +88,21 @@ SRC or DST, 3 when SRC or DST does not exist.`,
 
 // printExplanation renders an explanation for people: the packet, each
 // hop with what happened there, then the verdict and the fixes.
-func printExplanation(out io.Writer, r *cnet.Explanation) {
+func printExplanation(out io.Writer, r *cnet.Explanation) error {
 	proto := r.Proto
 	if proto == "" {
 		proto = "ip"
 	}
-	fmt.Fprintf(out, "%s %s -> %s", proto, r.Src, r.Dst)
+	o := &printer{w: out}
+	o.f("%s %s -> %s", proto, r.Src, r.Dst)
 	if r.Address.IsValid() && r.Address.String() != strings.Split(r.Dst, ":")[0] {
-		fmt.Fprintf(out, " (%s)", r.Address)
+		o.f(" (%s)", r.Address)
 	}
-	fmt.Fprintln(out)
+	o.ln()
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	p := &printer{w: w}
 	for i, h := range r.Hops {
-		fmt.Fprintln(w)
+		p.ln()
 		title := h.Kind + " " + h.Namespace
 		if h.Kind == "host" {
 			title = "host"
@@ -108,26 +110,32 @@ func printExplanation(out io.Writer, r *cnet.Explanation) {
 		if h.In != "" {
 			title += ", in through " + h.In
 		}
-		fmt.Fprintf(w, "%2d  %s\n", i+1, title)
+		p.f("%2d  %s\n", i+1, title)
 		for _, s := range h.Steps {
-			fmt.Fprintf(w, "      %s\t%s\n", s.Kind, s.Text)
+			p.f("      %s\t%s\n", s.Kind, s.Text)
 		}
-		w.Flush()
+		if err := p.flush(w); err != nil {
+			return err
+		}
 	}
-	fmt.Fprintln(out)
+	o.ln()
 	verdict := r.Verdict
 	if r.Cause != "" {
 		verdict += " (" + r.Cause + ")"
 	}
-	fmt.Fprintf(out, "%s: %s\n", verdict, r.Reason)
+	o.f("%s: %s\n", verdict, r.Reason)
 	for i, f := range r.Fix {
 		lead := "fix:"
 		if i > 0 {
 			lead = " or:"
 		}
-		fmt.Fprintf(out, "%s %s\n", lead, f)
+		o.f("%s %s\n", lead, f)
 	}
 	for _, n := range r.Notes {
-		fmt.Fprintf(out, "note: %s\n", n)
+		o.f("note: %s\n", n)
 	}
+	if o.err != nil {
+		return fmt.Errorf("write output: %w", o.err)
+	}
+	return nil
 }

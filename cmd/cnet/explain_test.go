@@ -90,8 +90,9 @@ func (c *cli) serve(container string, args ...string) {
 		c.t.Fatal(err)
 	}
 	c.t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		cmd.Wait()
+		// A process the test started: stopped, as asked, then reaped.
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
 	})
 }
 
@@ -103,8 +104,9 @@ func serveIn(t *testing.T, ns string, args ...string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
+		// A process the test started: killed, as asked, then reaped.
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
 	})
 }
 
@@ -164,7 +166,9 @@ func TestExplainForwardingAndRoutes(t *testing.T) {
 	listening(t, "lan", 8000)
 	c.ok("network", "create", "a", "--subnet", "172.18.0.0/24")
 	c.ok("create", "c1", "--network", "a")
-	t.Cleanup(func() { os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("1\n"), 0o644) })
+	t.Cleanup(func() {
+		testenv.Logged(t, `os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("1\n"), 0o644)`, os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("1\n"), 0o644))
+	})
 	testenv.Run(t, "sysctl", "-qw", "net.ipv4.ip_forward=0")
 
 	fix := expect(t, c.explain("c1", "192.168.77.2:8000"), cnet.Dropped, "ip_forward", "net.ipv4.ip_forward is off in the host")
@@ -363,7 +367,7 @@ func TestExplainSharedLock(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer lock.Close()
+	defer testenv.Close(t, "lock", lock)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, bin.cnet, "--root", c.root, "explain", "c1", "host:53/udp").CombinedOutput()
@@ -447,7 +451,9 @@ func TestExplainThroughRouter(t *testing.T) {
 	// packets it forwards through; its forwarding is then switched off by
 	// hand, which explain must find.
 	lab := filepath.Join(t.TempDir(), "r.yaml")
-	os.WriteFile(lab, []byte("lab: r\ncontainers:\n  r: {networks: [{network: a, ip: 172.18.0.3}], forwarding: true}\n"), 0o644)
+	if err := os.WriteFile(lab, []byte("lab: r\ncontainers:\n  r: {networks: [{network: a, ip: 172.18.0.3}], forwarding: true}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	c.ok("apply", "-f", lab)
 	testenv.Run(t, "ip", "netns", "exec", "r", "sysctl", "-qw", "net.ipv4.ip_forward=0")
 	listening(t, "c1", 8000)

@@ -5,9 +5,10 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/cnetdev/cnet/internal/faults"
 )
 
 func (a *app) gcCmd() *cobra.Command {
@@ -54,7 +55,9 @@ It never touches objects cnet did not create. --dry-run only reports.`,
 				}
 				rows = append(rows, []string{act.Action, act.Object, act.Reason, res})
 			}
-			table("ACTION\tOBJECT\tREASON\tRESULT", rows)
+			if err := table("ACTION\tOBJECT\tREASON\tRESULT", rows); err != nil {
+				return err
+			}
 			if failed > 0 {
 				return fmt.Errorf("%d of %d repairs failed", failed, len(r.Actions))
 			}
@@ -66,28 +69,44 @@ It never touches objects cnet did not create. --dry-run only reports.`,
 	return cmd
 }
 
-// crashHook returns the fault-injection hook for crash tests: with
+// crashHook returns the fault-injection hook for crash tests. With
 // CNET_TEST_CRASH_AFTER=OP:K the process kills itself with SIGKILL right
-// after step K of operation OP, running no deferred code. Unset, it is nil.
+// after step K of operation OP; with CNET_TEST_CRASH_WITHIN=OP:N, right
+// after the N-th kernel change (netlink request, nftables batch, mount,
+// file) of OP's steps, wherever inside a step that falls (internal/faults).
+// No deferred code runs. Unset, it is nil.
 func crashHook() func(op string, step int) error {
-	spec := os.Getenv("CNET_TEST_CRASH_AFTER")
-	if spec == "" {
-		return nil
-	}
-	i := strings.LastIndex(spec, ":")
-	if i < 0 {
-		return nil
-	}
-	wantOp := spec[:i]
-	wantStep, err := strconv.Atoi(spec[i+1:])
-	if err != nil {
+	after, afterOK := crashSpec("CNET_TEST_CRASH_AFTER")
+	within, withinOK := crashSpec("CNET_TEST_CRASH_WITHIN")
+	if !afterOK && !withinOK {
 		return nil
 	}
 	return func(op string, step int) error {
-		if op == wantOp && step == wantStep {
-			syscall.Kill(os.Getpid(), syscall.SIGKILL)
-			select {} // SIGKILL is not deliverable late; never continue
+		if afterOK && op == after.op && step == after.n {
+			faults.Kill()
+		}
+		if withinOK && op == within.op && step == 0 {
+			faults.Arm(within.n) // counted from the first step on
 		}
 		return nil
 	}
+}
+
+type crashPoint struct {
+	op string
+	n  int
+}
+
+// crashSpec reads OP:N from the environment variable env.
+func crashSpec(env string) (crashPoint, bool) {
+	spec := os.Getenv(env)
+	i := strings.LastIndex(spec, ":")
+	if i < 0 {
+		return crashPoint{}, false
+	}
+	n, err := strconv.Atoi(spec[i+1:])
+	if err != nil {
+		return crashPoint{}, false
+	}
+	return crashPoint{op: spec[:i], n: n}, true
 }

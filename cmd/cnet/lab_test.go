@@ -145,7 +145,9 @@ func TestLabCommand(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "cmd.yaml")
 	write := func(port string) {
-		os.WriteFile(file, []byte("containers:\n  srv:\n    networks: [net]\n    command: [echo-server, -listen, ':"+port+"']\nnetworks:\n  net: {subnet: 172.30.40.0/24}\n"), 0o644)
+		if err := os.WriteFile(file, []byte("containers:\n  srv:\n    networks: [net]\n    command: [echo-server, -listen, ':"+port+"']\nnetworks:\n  net: {subnet: 172.30.40.0/24}\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	write("8000")
 	c.ok("apply", "-f", file)
@@ -191,7 +193,9 @@ func TestLabRefusals(t *testing.T) {
 		{"lab: x\nnetworks: {n: {mtu: 1}}\n", exitInvalid, []string{"bad.yaml:2:", "networks.n.mtu", "68 to 65535"}},
 	} {
 		file := filepath.Join(dir, "bad.yaml")
-		os.WriteFile(file, []byte(tc.yaml), 0o644)
+		if err := os.WriteFile(file, []byte(tc.yaml), 0o644); err != nil {
+			t.Fatal(err)
+		}
 		for _, verb := range []string{"apply", "diff"} {
 			r := c.run(verb, "-f", file)
 			if r.code != tc.code {
@@ -215,7 +219,9 @@ func TestLabRefusals(t *testing.T) {
 	}
 	// destroy reads only the lab name, so a broken file still works, and
 	// removes nothing that is not the lab's.
-	os.WriteFile(filepath.Join(dir, "bad.yaml"), []byte("lab: x\nnetworks: [broken\n"), 0o644)
+	if err := os.WriteFile(filepath.Join(dir, "bad.yaml"), []byte("lab: x\nnetworks: [broken\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	if out := c.ok("destroy", "-f", filepath.Join(dir, "bad.yaml")); !strings.Contains(out, "nothing to change") {
 		t.Fatalf("destroy of an empty lab: %s", out)
 	}

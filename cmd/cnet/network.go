@@ -118,8 +118,7 @@ func (a *app) networkLsCmd() *cobra.Command {
 				rows = append(rows, []string{n.Name, n.Bridge, n.Subnet.String(), n.Gateway.String(),
 					strconv.FormatBool(n.Internal), strconv.FormatBool(n.DNS), strconv.Itoa(n.MTU), orDash(strings.Join(n.Containers, ","))})
 			}
-			table("NAME\tBRIDGE\tSUBNET\tGATEWAY\tINTERNAL\tDNS\tMTU\tCONTAINERS", rows)
-			return nil
+			return table("NAME\tBRIDGE\tSUBNET\tGATEWAY\tINTERNAL\tDNS\tMTU\tCONTAINERS", rows)
 		},
 	}
 	a.addJSON(cmd)

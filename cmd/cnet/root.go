@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -148,13 +149,46 @@ func printJSON(v any) error {
 }
 
 // table prints rows under a header, aligned with tabs.
-func table(header string, rows [][]string) {
+func table(header string, rows [][]string) error {
 	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, header)
+	p := &printer{w: w}
+	p.ln(header)
 	for _, r := range rows {
-		fmt.Fprintln(w, strings.Join(r, "\t"))
+		p.ln(strings.Join(r, "\t"))
 	}
-	w.Flush()
+	return p.flush(w)
+}
+
+// printer writes to w until a write fails, and keeps that error: output
+// that could not be written (a closed pipe, a full disk) fails the
+// command instead of vanishing.
+type printer struct {
+	w   io.Writer
+	err error
+}
+
+func (p *printer) f(format string, args ...any) {
+	if p.err == nil {
+		_, p.err = fmt.Fprintf(p.w, format, args...)
+	}
+}
+
+func (p *printer) ln(args ...any) {
+	if p.err == nil {
+		_, p.err = fmt.Fprintln(p.w, args...)
+	}
+}
+
+// flush flushes tw (which buffers what p wrote) and returns the first
+// error of either.
+func (p *printer) flush(tw *tabwriter.Writer) error {
+	if err := tw.Flush(); p.err == nil && err != nil {
+		p.err = err
+	}
+	if p.err != nil {
+		return fmt.Errorf("write output: %w", p.err)
+	}
+	return nil
 }
 
 func orDash(s string) string {

@@ -66,7 +66,7 @@ func TestSecurityMatrix(t *testing.T) {
 	if err := internet.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { internet.Process.Kill(); internet.Wait() })
+	t.Cleanup(func() { _ = internet.Process.Kill(); _ = internet.Wait() }) // a process the test started: killed, as asked, then reaped
 	hostService(t, "127.0.0.1:9999")
 	hostService(t, "0.0.0.0:9998")
 	hostService(t, "192.168.77.1:9997")
@@ -318,7 +318,7 @@ func attempt(t *testing.T, tc secCase) error {
 		if tc.proto == "udp" {
 			conn := udpSocket(t, ns, 0, tc.to)
 			_, err := ask(conn, "probe")
-			conn.Close()
+			testenv.Close(t, "conn", conn)
 			return err
 		}
 		return httpFrom(ns, tc.to)
@@ -358,9 +358,17 @@ func hostService(t *testing.T, addr string) net.Listener {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "host service") })}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, err := fmt.Fprintln(w, "host service"); err != nil {
+			t.Errorf("host service: %v", err)
+		}
+	})}
+	go func() {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			t.Errorf("host service: %v", err)
+		}
+	}()
+	t.Cleanup(func() { testenv.Close(t, "srv", srv) })
 	return ln
 }
 

@@ -30,7 +30,9 @@ func handler() http.Handler {
 			resp.Body = "Echo response"
 		}
 		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(resp)
+		if err := json.NewEncoder(w).Encode(resp); err != nil {
+			slog.Warn("echo response not sent", "remote", r.RemoteAddr, "err", err)
+		}
 	})
 	return mux
 }
@@ -45,7 +47,9 @@ func serveUDP(conn net.PacketConn, listen string) error {
 			return err
 		}
 		reply := append(append([]byte{}, buf[:n]...), " via "+listen...)
-		conn.WriteTo(reply, from)
+		if _, err := conn.WriteTo(reply, from); err != nil {
+			slog.Warn("udp echo not sent", "to", from.String(), "err", err)
+		}
 	}
 }
 
@@ -61,7 +65,11 @@ func main() {
 			os.Exit(1)
 		}
 		log.Info("udp echo is running", "udpAddr", *udp)
-		go serveUDP(pc, *udp)
+		go func() {
+			err := serveUDP(pc, *udp)
+			log.Error("udp echo stopped", "udpAddr", *udp, "err", err)
+			os.Exit(1)
+		}()
 	}
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {

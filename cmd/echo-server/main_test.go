@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cnetdev/cnet/internal/testenv"
 )
 
 func TestEcho(t *testing.T) {
@@ -33,7 +35,7 @@ func TestEcho(t *testing.T) {
 		if err := json.NewDecoder(resp.Body).Decode(&got); err != nil {
 			t.Fatal(err)
 		}
-		resp.Body.Close()
+		testenv.Close(t, "response body", resp.Body)
 		if got.Body != tt.want || got.Header.Get("X-Test") != "1" {
 			t.Errorf("body %q: got %+v, want body %q and the X-Test header", tt.body, got, tt.want)
 		}
@@ -52,15 +54,19 @@ func TestUDPEcho(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer pc.Close()
-	go serveUDP(pc, "test-addr")
+	defer testenv.Close(t, "pc", pc)
+	go func() { _ = serveUDP(pc, "test-addr") }() // returns when pc closes at the end
 	c, err := net.Dial("udp", pc.LocalAddr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
-	c.Write([]byte("ping"))
-	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	defer testenv.Close(t, "c", c)
+	if _, err := c.Write([]byte("ping")); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SetReadDeadline(time.Now().Add(5 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
 	buf := make([]byte, 100)
 	n, err := c.Read(buf)
 	if err != nil || string(buf[:n]) != "ping via test-addr" {

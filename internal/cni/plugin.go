@@ -26,7 +26,9 @@ func Main(dnsCommand []string, hook func(op string, step int) error) {
 	if ifname := os.Getenv("CNI_IFNAME"); ifname != "" {
 		// The library refuses these too, without naming the value.
 		if err := names.CheckIfName("CNI_IFNAME", ifname); err != nil {
-			types.NewError(types.ErrInvalidEnvironmentVariables, err.Error(), "").Print()
+			if perr := types.NewError(types.ErrInvalidEnvironmentVariables, err.Error(), "").Print(); perr != nil {
+				fmt.Fprintf(os.Stderr, "cnet: %v (and writing the CNI error failed: %v)\n", err, perr)
+			}
 			os.Exit(1)
 		}
 	}

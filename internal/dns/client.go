@@ -50,8 +50,12 @@ func (c Client) call(req Request) (*Reply, error) {
 		}
 		return nil, fmt.Errorf("cnet's name server does not answer on %s (see %s): %w", sock, filepath.Join(c.Dir, LogFile), err)
 	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(callTimeout))
+	// The reply was read in full (or the call failed already): closing
+	// the connection has nothing left to report.
+	defer func() { _ = conn.Close() }()
+	if err := conn.SetDeadline(time.Now().Add(callTimeout)); err != nil {
+		return nil, fmt.Errorf("cnet's name server on %s: %w", sock, err)
+	}
 	if err := json.NewEncoder(conn).Encode(req); err != nil {
 		return nil, fmt.Errorf("cnet's name server on %s: %w", sock, err)
 	}
@@ -106,7 +110,7 @@ func (c Client) Listening() bool {
 	if err != nil {
 		return listening(err)
 	}
-	conn.Close()
+	_ = conn.Close() // a probe that sent nothing: nothing to lose
 	return true
 }
 
@@ -205,7 +209,9 @@ func (c Client) Start(argv []string, s Snapshot) error {
 	if err != nil {
 		return err
 	}
-	defer log.Close()
+	// The child has its own descriptor for the log; this one only handed
+	// it over and wrote nothing, so its close has nothing to report.
+	defer func() { _ = log.Close() }()
 	cmd := exec.Command(argv[0], append(argv[1:], c.Dir)...)
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
@@ -217,8 +223,12 @@ func (c Client) Start(argv []string, s Snapshot) error {
 	// Stop what was started, so that no half-started server takes the
 	// socket from the next one.
 	abandon := func() {
-		cmd.Process.Kill()
-		<-exited
+		// Kill fails only when the process is gone already, which is
+		// what is wanted; its exit status then says it was killed.
+		_ = cmd.Process.Kill()
+		if err := <-exited; err != nil {
+			return // "signal: killed", as asked
+		}
 	}
 	deadline := time.Now().Add(startTimeout)
 	for {

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cnetdev/cnet/internal/testenv"
 )
 
 // TestDump: a table built by changes dumps exactly as one loaded from the
@@ -36,7 +38,7 @@ func TestAliveZombie(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer cmd.Wait()
+	defer func() { testenv.Logged(t, "cmd.Wait()", cmd.Wait()) }()
 	if !alive(cmd.Process.Pid) {
 		t.Fatal("a running process is reported stopped")
 	}

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cnetdev/cnet/internal/testenv"
 )
 
 // serveEnv makes the test binary run a name server on the directory given
@@ -128,7 +130,9 @@ func TestPingTellsGoneFromBusy(t *testing.T) {
 	}
 
 	ln.(*net.UnixListener).SetUnlinkOnClose(false)
-	ln.Close()
+	if err := ln.Close(); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := os.Stat(sock); err != nil {
 		t.Fatal(err)
 	}
@@ -151,14 +155,16 @@ func TestSlowClientHoldsUpNoOne(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer slow.Close()
+	defer testenv.Close(t, "slow", slow)
 	c := Client{Dir: dir}
 	for i := range 3 {
 		if _, err := c.Ping(); err != nil {
 			t.Fatalf("ping %d while another client is silent: %v", i, err)
 		}
 	}
-	slow.SetDeadline(time.Now().Add(5 * time.Second))
+	if err := slow.SetDeadline(time.Now().Add(5 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
 	if err := json.NewEncoder(slow).Encode(Request{Op: "ping"}); err != nil {
 		t.Fatalf("the slow client's request: %v", err)
 	}

@@ -49,10 +49,10 @@ func ParseTarget(s string) (Target, error) {
 	} else if rest != s {
 		return t, errs.Invalid("destination", s, "a protocol needs a port: want %s:PORT/%s", rest, t.Proto)
 	}
-	switch {
-	case rest == "":
+	switch rest {
+	case "":
 		return t, errs.Invalid("destination", s, "want a container, an IPv4 address or host:PORT")
-	case rest == HostName:
+	case HostName:
 		if t.Port == 0 {
 			return t, errs.Invalid("destination", s, "host needs a port: want host:PORT, a port published on the host")
 		}

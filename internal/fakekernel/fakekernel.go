@@ -495,11 +495,21 @@ func (k *Kernel) DelPorts(ps []model.PortElem) error {
 		}
 		left = slices.Delete(left, i, i+1)
 	}
-	if err := k.record("firewall", true, "nft delete element inet cnet dnat_* %s && conntrack -D ...", portList(ps)); err != nil {
+	if err := k.record("firewall", true, "nft delete element inet cnet dnat_* %s", portList(ps)); err != nil {
 		return err
 	}
 	rs := firewall.FromState(nil, left).WithNetworksOf(*k.Firewall)
 	k.Firewall = &rs
+	return nil
+}
+
+// FlushConntrack implements the engine's machine. Deleting flows changes
+// nothing the fake models, so it records nothing; it consults Fail, so a
+// test can fail a ports step after its nft batch.
+func (k *Kernel) FlushConntrack(ps []model.PortElem, published bool) error {
+	if k.Fail != nil {
+		return k.Fail(fmt.Sprintf("conntrack -D # %s published=%v", portList(ps), published))
+	}
 	return nil
 }
 

@@ -113,7 +113,7 @@ func TestForwardChains(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		Sync(Ruleset{})
+		testenv.Logged(t, "Sync(Ruleset{})", Sync(Ruleset{}))
 		testenv.Try("nft", "delete", "table", "ip", "filter")
 		testenv.Try("nft", "delete", "table", "inet", "fw")
 	})

@@ -144,7 +144,7 @@ func TestPortDeltas(t *testing.T) {
 	if err := Sync(base); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { Sync(Ruleset{}) })
+	t.Cleanup(func() { testenv.Logged(t, "nft delete table", Sync(Ruleset{})) })
 	list := func() string { return testenv.Run(t, "nft", "list", "table", "inet", Table) }
 	before := list()
 	if err := AddPorts(all[1:]); err != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/google/nftables/expr"
 	"golang.org/x/sys/unix"
 
+	"github.com/cnetdev/cnet/internal/faults"
 	"github.com/cnetdev/cnet/internal/model"
 )
 
@@ -228,6 +229,9 @@ func AddGuards(gs []model.GuardSpec, opts ...nftables.ConnOption) error {
 		}
 	}
 	err = b.conn.Flush()
+	if err == nil {
+		faults.Point()
+	}
 	if errors.Is(err, unix.ENOENT) {
 		return nil
 	}
@@ -295,6 +299,7 @@ func delGuards(gs []model.GuardSpec, opts []nftables.ConnOption) error {
 	if err := b.conn.Flush(); err != nil {
 		return fmt.Errorf("nft delete element bridge %s ports %s: %w", Table, guardNames(gs), err)
 	}
+	faults.Point()
 	return nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 
+	"github.com/cnetdev/cnet/internal/faults"
 	"github.com/cnetdev/cnet/internal/model"
 
 	"github.com/google/nftables"
@@ -27,6 +28,7 @@ func Sync(rs Ruleset, opts ...nftables.ConnOption) error {
 	if err := b.conn.Flush(); err != nil {
 		return fmt.Errorf("nft replace table inet %s: %w", Table, err)
 	}
+	faults.Point()
 	return nil
 }
 
@@ -71,6 +73,7 @@ func queueSync(b *batch, rs Ruleset) error {
 	for _, r := range allRules() {
 		conn.AddRule(&nftables.Rule{Table: t, Chain: chainByName[r.chain], Exprs: r.exprs(set)})
 	}
+	faults.Point()
 	return nil
 }
 
@@ -118,6 +121,7 @@ func portBatch(ps []model.PortElem, add bool, opts []nftables.ConnOption) error 
 		}
 		return fmt.Errorf("nft %s element inet %s dnat_*: %w", verb, Table, err)
 	}
+	faults.Point()
 	return nil
 }
 

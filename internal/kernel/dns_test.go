@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/cnetdev/cnet/internal/dns"
+	"github.com/cnetdev/cnet/internal/testenv"
 )
 
 // fakeServer listens on a name server's control socket in dir. It records
@@ -27,7 +28,7 @@ func newFakeServer(t *testing.T, dir string, hangUp bool) *fakeServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ln.Close() })
+	t.Cleanup(func() { testenv.Close(t, "ln", ln) })
 	f := &fakeServer{hangUp: hangUp}
 	go func() {
 		for {
@@ -36,7 +37,7 @@ func newFakeServer(t *testing.T, dir string, hangUp bool) *fakeServer {
 				return
 			}
 			go func() {
-				defer conn.Close()
+				defer testenv.Close(t, "conn", conn)
 				var req dns.Request
 				if json.NewDecoder(conn).Decode(&req) != nil {
 					return
@@ -45,7 +46,9 @@ func newFakeServer(t *testing.T, dir string, hangUp bool) *fakeServer {
 				f.ops = append(f.ops, req.Op)
 				f.mu.Unlock()
 				if !f.hangUp {
-					json.NewEncoder(conn).Encode(dns.Reply{PID: os.Getpid()})
+					if err := json.NewEncoder(conn).Encode(dns.Reply{PID: os.Getpid()}); err != nil {
+						t.Errorf("fake server's reply: %v", err)
+					}
 				}
 			}()
 		}

@@ -34,7 +34,7 @@ func TestRemoveNetnsChecksMark(t *testing.T) {
 			if err := k.EnsureNetns(spec); err != nil {
 				t.Fatal(err)
 			}
-			t.Cleanup(func() { netns.Remove(dir, name) })
+			t.Cleanup(func() { testenv.Logged(t, "netns.Remove(dir, name)", netns.Remove(dir, name)) })
 			if withPeer {
 				testenv.Run(t, "ip", "link", "add", "vm"+name, "type", "veth", "peer", "name", "eth0", "netns", dir+"/"+name)
 				t.Cleanup(func() { testenv.Try("ip", "link", "del", "vm"+name) })
@@ -51,7 +51,7 @@ func TestRemoveNetnsChecksMark(t *testing.T) {
 				t.Fatal(err)
 			}
 			id, err := sock.NsID(fd)
-			unix.Close(fd)
+			testenv.Logged(t, "unix.Close(fd)", unix.Close(fd))
 			if err != nil || (id >= 0) != withPeer {
 				t.Fatalf("host's id for the namespace = %d, %v; want one only with a veth", id, err)
 			}
@@ -87,7 +87,7 @@ func TestEnsureRouteDefault(t *testing.T) {
 	if err := k.EnsureNetns(model.NetnsSpec{Name: "routed", Mark: "cnet/t/ns/routed"}); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { netns.Remove(dir, "routed") })
+	t.Cleanup(func() { testenv.Logged(t, `netns.Remove(dir, "routed")`, netns.Remove(dir, "routed")) })
 	testenv.Run(t, "ip", "link", "add", "vrouted", "type", "veth", "peer", "name", "eth0", "netns", dir+"/routed")
 	t.Cleanup(func() { testenv.Try("ip", "link", "del", "vrouted") })
 	testenv.Run(t, "ip", "-n", "routed", "addr", "add", "10.7.0.2/24", "dev", "eth0")

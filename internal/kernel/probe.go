@@ -56,7 +56,7 @@ func (p *Probe) Close() {
 		h.Close()
 	}
 	if p.hostFd >= 0 {
-		unix.Close(p.hostFd)
+		netns.CloseFd(p.hostFd)
 	}
 }
 
@@ -194,7 +194,7 @@ func (p *Probe) Link(ns, name string) (*explain.Link, error) {
 		}
 		out.Master = m.Attrs().Name
 	}
-	addrs, err := h.AddrList(l, unix.AF_INET)
+	addrs, err := link.AddrList(h, l, unix.AF_INET)
 	if err != nil {
 		return nil, fmt.Errorf("ip addr show %s in %s: %w", name, where(ns), err)
 	}
@@ -304,7 +304,7 @@ func (p *Probe) Owners(a netip.Addr) ([]explain.Ref, error) {
 		if err != nil {
 			return nil // a namespace gone since state was read holds nothing
 		}
-		addrs, err := h.AddrList(nil, unix.AF_INET)
+		addrs, err := link.AddrList(h, nil, unix.AF_INET)
 		if err != nil {
 			return fmt.Errorf("ip -4 addr show in %s: %w", where(key), err)
 		}
@@ -355,7 +355,7 @@ func (p *Probe) Neighbour(ns, dev string, a netip.Addr) string {
 	if err != nil {
 		return ""
 	}
-	neighs, err := h.NeighList(l.Attrs().Index, unix.AF_INET)
+	neighs, err := link.NeighList(h, l.Attrs().Index, unix.AF_INET)
 	if err != nil {
 		return ""
 	}
@@ -434,10 +434,13 @@ func (p *Probe) Sysctl(ns, path string) string {
 		return ""
 	}
 	var b []byte
-	netns.Do(n.Path, func() error {
-		b, _ = os.ReadFile(file)
-		return nil
-	})
+	if err := netns.Do(n.Path, func() error {
+		var err error
+		b, err = os.ReadFile(file)
+		return err
+	}); err != nil {
+		return "" // unknown, as when the file is missing above
+	}
 	return strings.TrimSpace(string(b))
 }
 

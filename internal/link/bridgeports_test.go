@@ -40,7 +40,7 @@ func TestBridgeHoldsMaxBridgePorts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer peers.Close()
+	defer testenv.Close(t, "peers", &peers)
 	master := br.Attrs().Index
 	add := func(i int) error {
 		return h.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: fmt.Sprintf("vm%d", i), MasterIndex: master},

@@ -49,7 +49,9 @@ func TestFlushConntrack(t *testing.T) {
 	}
 	create := func() {
 		t.Helper()
-		h.ConntrackTableFlush(netlink.ConntrackTable)
+		if err := h.ConntrackTableFlush(netlink.ConntrackTable); err != nil {
+			t.Fatal(err)
+		}
 		for _, f := range flows {
 			err := h.ConntrackCreate(netlink.ConntrackTable, unix.AF_INET, &netlink.ConntrackFlow{
 				FamilyType: unix.AF_INET,
@@ -64,7 +66,7 @@ func TestFlushConntrack(t *testing.T) {
 	}
 	left := func() []string {
 		t.Helper()
-		got, err := h.ConntrackTableList(netlink.ConntrackTable, unix.AF_INET)
+		got, err := ConntrackTableList(h, netlink.ConntrackTable, unix.AF_INET)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -87,7 +89,9 @@ func TestFlushConntrack(t *testing.T) {
 	for i := range perPortDumps {
 		padding = append(padding, elem("udp", "0.0.0.0", uint16(6000+i), "10.9.0.9"))
 	}
-	defer h.ConntrackTableFlush(netlink.ConntrackTable)
+	defer func() {
+		testenv.Logged(t, "h.ConntrackTableFlush(netlink.ConntrackTable)", h.ConntrackTableFlush(netlink.ConntrackTable))
+	}()
 	for _, tt := range []struct {
 		name      string
 		ps        []model.PortElem

@@ -116,27 +116,32 @@ func boundSockets(s *nl.NetlinkSocket, proto string, port uint16, udpStates uint
 	var out []BoundSocket
 	for _, family := range []uint8{unix.AF_INET, unix.AF_INET6} {
 		req.family = family
-		nreq := nl.NewNetlinkRequest(nl.SOCK_DIAG_BY_FAMILY, unix.NLM_F_DUMP)
-		nreq.Sockets = map[int]*nl.SocketHandle{unix.NETLINK_INET_DIAG: {Socket: s}}
-		nreq.AddData(&req)
-		var perr error
-		err := execute(nreq, unix.NETLINK_INET_DIAG, nl.SOCK_DIAG_BY_FAMILY, func(msg []byte) bool {
-			b, ok := parseDiagMsg(msg)
-			if !ok {
-				perr = fmt.Errorf("short sock_diag message (%d bytes)", len(msg))
-				return false
+		found, err := Dump(func() ([]BoundSocket, error) {
+			var found []BoundSocket
+			nreq := nl.NewNetlinkRequest(nl.SOCK_DIAG_BY_FAMILY, unix.NLM_F_DUMP)
+			nreq.Sockets = map[int]*nl.SocketHandle{unix.NETLINK_INET_DIAG: {Socket: s}}
+			nreq.AddData(&req)
+			var perr error
+			err := execute(nreq, unix.NETLINK_INET_DIAG, nl.SOCK_DIAG_BY_FAMILY, func(msg []byte) bool {
+				b, ok := parseDiagMsg(msg)
+				if !ok {
+					perr = fmt.Errorf("short sock_diag message (%d bytes)", len(msg))
+					return false
+				}
+				if port == 0 || b.Port == port {
+					found = append(found, b)
+				}
+				return true
+			})
+			if err == nil {
+				err = perr
 			}
-			if port == 0 || b.Port == port {
-				out = append(out, b)
-			}
-			return true
+			return found, err
 		})
-		if err == nil {
-			err = perr
-		}
 		if err != nil {
 			return nil, fmt.Errorf("ss -ln%c sport = :%d: %w", proto[0], port, err)
 		}
+		out = append(out, found...)
 	}
 	return out, nil
 }

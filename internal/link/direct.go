@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cnetdev/cnet/internal/errs"
+	"github.com/cnetdev/cnet/internal/faults"
 	"github.com/cnetdev/cnet/internal/model"
 	"github.com/cnetdev/cnet/internal/names"
 )
@@ -35,13 +36,16 @@ type DirectEnd struct {
 //	tc -n A qdisc replace dev IF_A root tbf rate RATE ...   (if limited)
 func EnsureDirect(a, b DirectEnd, mtu int, mark string) error {
 	v := &netlink.Veth{
-		LinkAttrs: netlink.LinkAttrs{Name: a.Spec.Interface, MTU: mtu},
+		LinkAttrs: netlink.LinkAttrs{Name: a.Spec.Interface, MTU: mtu, Group: names.Group(mark)},
 		PeerName:  b.Spec.Interface, PeerMTU: uint32(mtu), PeerNamespace: netlink.NsFd(b.Fd),
 	}
 	if a.Spec.Addr.IsValid() { // as endpoints: the MAC follows the address
 		v.HardwareAddr, v.PeerHardwareAddr = names.MAC(a.Spec.Addr.Addr()), names.MAC(b.Spec.Addr.Addr())
 	}
 	err := a.H.LinkAdd(v)
+	if err == nil {
+		faults.Point()
+	}
 	if errors.Is(err, unix.EEXIST) {
 		l, got, lerr := Lookup(a.H, a.Spec.Interface)
 		if lerr != nil {
@@ -50,7 +54,7 @@ func EnsureDirect(a, b DirectEnd, mtu int, mark string) error {
 		if l == nil {
 			return errs.Conflict("interface", b.Spec.Interface, "an existing interface in namespace "+b.Name, "")
 		}
-		if got != mark {
+		if !owned(l, got, mark) {
 			return errs.Conflict("interface", a.Spec.Interface, "in namespace "+a.Name+": "+describe(l, got), "")
 		}
 	} else if err != nil {
@@ -65,14 +69,17 @@ func EnsureDirect(a, b DirectEnd, mtu int, mark string) error {
 			if err := end.H.LinkSetAlias(l, mark); err != nil {
 				return fmt.Errorf("ip -n %s link set %s alias %s: %w", end.Name, end.Spec.Interface, mark, err)
 			}
+			faults.Point()
 		}
 		if err := end.H.LinkSetUp(l); err != nil {
 			return fmt.Errorf("ip -n %s link set %s up: %w", end.Name, end.Spec.Interface, err)
 		}
+		faults.Point()
 		if end.Spec.Addr.IsValid() {
 			if err := end.H.AddrAdd(l, &netlink.Addr{IPNet: ipnet(end.Spec.Addr)}); err != nil && !errors.Is(err, unix.EEXIST) {
 				return fmt.Errorf("ip -n %s addr add %s dev %s: %w", end.Name, end.Spec.Addr, end.Spec.Interface, err)
 			}
+			faults.Point()
 		}
 		if end.Spec.Egress > 0 {
 			if err := SetEgress(end.H, end.Name, l, end.Spec.Egress); err != nil {
@@ -99,12 +106,13 @@ func RemoveDirect(ends []DirectEnd, mark string) error {
 		if l == nil {
 			continue
 		}
-		if got != mark {
+		if !owned(l, got, mark) {
 			return errs.Conflict("interface", end.Spec.Interface, "in namespace "+end.Name+": "+describe(l, got), "left in place")
 		}
 		if err := end.H.LinkDel(l); err != nil && !isNotFound(err) {
 			return fmt.Errorf("ip -n %s link del %s: %w", end.Name, end.Spec.Interface, err)
 		}
+		faults.Point()
 		return nil
 	}
 	return nil
@@ -138,13 +146,14 @@ func SetEgress(h *netlink.Handle, nsName string, l netlink.Link, rate uint64) er
 	if err := h.QdiscReplace(q); err != nil {
 		return fmt.Errorf("tc -n %s qdisc replace dev %s root tbf rate %dbit: %w", nsName, l.Attrs().Name, rate, err)
 	}
+	faults.Point()
 	return nil
 }
 
 // Egress returns the rate in bits/s of the token bucket at the root of
 // l, or 0. Equivalent to: `tc -n NS qdisc show dev IF root`.
 func Egress(h *netlink.Handle, l netlink.Link) (uint64, error) {
-	qs, err := h.QdiscList(l)
+	qs, err := QdiscList(h, l)
 	if err != nil {
 		return 0, err
 	}
@@ -164,6 +173,7 @@ func EnsureStaticRoute(ns *netlink.Handle, nsName string, dst netip.Prefix, gw n
 	if err := ns.RouteReplace(r); err != nil {
 		return fmt.Errorf("ip -n %s route replace %s via %s: %w", nsName, dst, gw, err)
 	}
+	faults.Point()
 	return nil
 }
 
@@ -174,6 +184,7 @@ func RemoveStaticRoute(ns *netlink.Handle, nsName string, dst netip.Prefix, gw n
 	if err := ns.RouteDel(r); err != nil && !errors.Is(err, unix.ESRCH) && !errors.Is(err, unix.ENETUNREACH) {
 		return fmt.Errorf("ip -n %s route del %s via %s: %w", nsName, dst, gw, err)
 	}
+	faults.Point()
 	return nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cnetdev/cnet/internal/errs"
+	"github.com/cnetdev/cnet/internal/names"
 )
 
 // Deleting a link costs the kernel a wait for every CPU to leave the
@@ -24,37 +25,35 @@ type LinkInfo struct {
 	Name  string
 	Alias string
 	Group uint32
+	// PeerNsID is the id, in this namespace, of the namespace the link's
+	// peer (a veth's other end) lives in; -1 when it lives here or has
+	// none.
+	PeerNsID int
 }
 
-// dumpRetries bounds how often a dump that the kernel reports as
-// interrupted (links changed meanwhile) is taken again.
-const dumpRetries = 5
-
 // Links lists the links of the socket's namespace with their index, name,
-// alias and group. Equivalent to: `ip -d link show`.
+// alias and group, taken again while the kernel reports the dump as
+// interrupted (see Dump). Equivalent to: `ip -d link show`.
 func (s *Sock) Links() ([]LinkInfo, error) {
-	var err error
-	for range dumpRetries {
+	out, err := Dump(func() ([]LinkInfo, error) {
 		var out []LinkInfo
 		req := &nl.NetlinkRequest{
 			NlMsghdr: unix.NlMsghdr{Len: unix.SizeofNlMsghdr, Type: unix.RTM_GETLINK, Flags: unix.NLM_F_REQUEST | unix.NLM_F_DUMP},
 			Sockets:  map[int]*nl.SocketHandle{unix.NETLINK_ROUTE: s.h},
 		}
 		req.AddData(nl.NewIfInfomsg(unix.AF_UNSPEC))
-		err = execute(req, unix.NETLINK_ROUTE, unix.RTM_NEWLINK, func(m []byte) bool {
+		err := execute(req, unix.NETLINK_ROUTE, unix.RTM_NEWLINK, func(m []byte) bool {
 			if l, ok := parseLinkInfo(m); ok {
 				out = append(out, l)
 			}
 			return true
 		})
-		if err == nil {
-			return out, nil
-		}
-		if !errors.Is(err, nl.ErrDumpInterrupted) {
-			break
-		}
+		return out, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ip link show: %w", err)
 	}
-	return nil, fmt.Errorf("ip link show: %w", err)
+	return out, nil
 }
 
 // Link returns the link called name, if there is one.
@@ -76,6 +75,26 @@ func (s *Sock) Link(name string) (LinkInfo, bool, error) {
 	return LinkInfo{}, false, nil
 }
 
+// HasIndex reports whether the link with index still exists under name.
+// Equivalent to: `ip link show dev NAME` by index.
+func (s *Sock) HasIndex(index int, name string) (bool, error) {
+	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
+	msg.Index = int32(index)
+	echo, err := s.execEcho(unix.RTM_GETLINK, 0, unix.RTM_NEWLINK, msg)
+	if isNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("ip link show %s: %w", name, err)
+	}
+	for _, m := range echo {
+		if l, ok := parseLinkInfo(m); ok && l.Name == name {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
 // parseLinkInfo reads the attributes LinkInfo needs from one RTM_NEWLINK
 // message, without decoding the rest (a dump of a thousand veths is
 // mostly statistics).
@@ -83,9 +102,13 @@ func parseLinkInfo(m []byte) (LinkInfo, bool) {
 	if len(m) < unix.SizeofIfInfomsg {
 		return LinkInfo{}, false
 	}
-	l := LinkInfo{Index: int(int32(native.Uint32(m[4:8])))}
+	l := LinkInfo{Index: int(int32(native.Uint32(m[4:8]))), PeerNsID: -1}
 	eachAttr(m[unix.SizeofIfInfomsg:], func(typ uint16, v []byte) {
 		switch typ {
+		case unix.IFLA_LINK_NETNSID:
+			if len(v) == 4 {
+				l.PeerNsID = int(int32(native.Uint32(v)))
+			}
 		case unix.IFLA_IFNAME:
 			l.Name = cString(v)
 		case unix.IFLA_IFALIAS:
@@ -193,8 +216,7 @@ func RemoveLinks(s *Sock, want []Owned) error {
 			if isNotFound(err) {
 				continue // gone meanwhile
 			}
-			restoreGroups(s, moved)
-			return fmt.Errorf("ip link set dev %s group %d: %w", v.Name, group, err)
+			return restoreGroups(s, moved, fmt.Errorf("ip link set dev %s group %d: %w", v.Name, group, err))
 		}
 		moved = append(moved, v)
 	}
@@ -206,8 +228,7 @@ func RemoveLinks(s *Sock, want []Owned) error {
 	}
 	members, err := s.Links()
 	if err != nil {
-		restoreGroups(s, moved)
-		return err
+		return restoreGroups(s, moved, err)
 	}
 	mine := make(map[int]LinkInfo, len(moved))
 	for _, v := range moved {
@@ -216,8 +237,7 @@ func RemoveLinks(s *Sock, want []Owned) error {
 	for _, l := range members {
 		if v, ok := mine[l.Index]; l.Group == group && (!ok || l.Name != v.Name || l.Alias != v.Alias) {
 			// Another link joined the group: never delete what is not ours.
-			restoreGroups(s, moved)
-			var errs []error
+			errs := []error{restoreGroups(s, moved, nil)}
 			for _, v := range moved {
 				errs = append(errs, delOne(s, v))
 			}
@@ -225,14 +245,13 @@ func RemoveLinks(s *Sock, want []Owned) error {
 		}
 	}
 	if err := s.DelGroup(group); err != nil && !isNotFound(err) {
-		restoreGroups(s, moved)
-		return fmt.Errorf("ip link del group %d: %w", group, err)
+		return restoreGroups(s, moved, fmt.Errorf("ip link del group %d: %w", group, err))
 	}
 	return nil
 }
 
 func checkMark(l LinkInfo, w Owned) error {
-	if l.Alias == w.Mark {
+	if names.Owns(l.Alias, l.Group, w.Mark) {
 		return nil
 	}
 	with := "an existing link that cnet did not create"
@@ -260,11 +279,17 @@ func unusedGroup(used map[uint32]bool) uint32 {
 }
 
 // restoreGroups puts links back into the groups they were in, as far as
-// they still exist; it is a best effort on a path that already fails.
-func restoreGroups(s *Sock, links []LinkInfo) {
+// they still exist (a link that is gone needs no group), and returns
+// what it could not put back joined to cause, the failure that made it
+// necessary.
+func restoreGroups(s *Sock, links []LinkInfo, cause error) error {
+	errList := []error{cause}
 	for _, l := range links {
-		s.SetGroup(l.Index, l.Group) // a link that is gone needs no group
+		if err := s.SetGroup(l.Index, l.Group); err != nil && !isNotFound(err) {
+			errList = append(errList, fmt.Errorf("ip link set dev %s group %d: %w", l.Name, l.Group, err))
+		}
 	}
+	return errors.Join(errList...)
 }
 
 func delOne(s *Sock, l LinkInfo) error {

@@ -30,8 +30,12 @@ func vethsInto(t testing.TB, ns, prefix string, n int) []Owned {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.WriteString(batch.String())
-	f.Close()
+	if _, err := f.WriteString(batch.String()); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
 	testenv.Run(t, "ip", "-batch", f.Name())
 	return out
 }
@@ -247,7 +251,7 @@ func TestLinkInReadsAnotherNamespace(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { fd.Close() })
+		t.Cleanup(func() { testenv.Close(t, "fd", fd) })
 		return int(fd.Fd())
 	}
 

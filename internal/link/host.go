@@ -10,12 +10,14 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/cnetdev/cnet/internal/faults"
 )
 
 // HasAddr reports whether a is assigned to an interface of h's namespace.
 // Equivalent to: `ip -4 addr show to A`.
 func HasAddr(h *netlink.Handle, a netip.Addr) (bool, error) {
-	addrs, err := h.AddrList(nil, unix.AF_INET)
+	addrs, err := AddrList(h, nil, unix.AF_INET)
 	if err != nil {
 		return false, fmt.Errorf("ip -4 addr show: %w", err)
 	}
@@ -45,6 +47,7 @@ func SetHairpin(h *netlink.Handle, name string, on bool) error {
 	if err := h.LinkSetHairpin(l, on); err != nil {
 		return fmt.Errorf("bridge link set dev %s hairpin %v: %w", name, on, err)
 	}
+	faults.Point()
 	return nil
 }
 

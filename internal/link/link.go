@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cnetdev/cnet/internal/errs"
+	"github.com/cnetdev/cnet/internal/faults"
 	"github.com/cnetdev/cnet/internal/model"
 	"github.com/cnetdev/cnet/internal/names"
 )
@@ -28,6 +29,11 @@ func ipnet(p netip.Prefix) *net.IPNet {
 func isNotFound(err error) bool {
 	var nf netlink.LinkNotFoundError
 	return errors.As(err, &nf) || errors.Is(err, unix.ENODEV)
+}
+
+// owned reports whether l is the link mark names (see names.Owns).
+func owned(l netlink.Link, alias, mark string) bool {
+	return names.Owns(alias, l.Attrs().Group, mark)
 }
 
 // Lookup returns the link called name and its cnet mark, if any.
@@ -55,8 +61,9 @@ func Lookup(h *netlink.Handle, name string) (l netlink.Link, mark string, err er
 // exposing the host's loopback services (CVE-2020-8558).
 //
 // The kernel ignores IFLA_IFALIAS when it creates a link, so the mark is a
-// second request. A crash between the two leaves an unmarked bridge that
-// only the intent record identifies as cnet's.
+// second request; the bridge is born in the mark's group (names.Group),
+// so a bridge left without its mark by a crash between the two is still
+// recognised, and marked or removed.
 func EnsureBridge(h *netlink.Handle, b model.BridgeSpec) error {
 	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{
 		Name:         b.Name,
@@ -64,21 +71,29 @@ func EnsureBridge(h *netlink.Handle, b model.BridgeSpec) error {
 		HardwareAddr: names.MAC(b.Gateway.Addr()),
 		Flags:        net.FlagUp,
 		TxQLen:       -1,
+		Group:        names.Group(b.Mark),
 	}}
 	err := h.LinkAdd(br)
 	if err == nil {
+		faults.Point()
 		err = setAlias(h, br, b.Mark)
 	} else if errors.Is(err, unix.EEXIST) {
 		l, mark, lerr := Lookup(h, b.Name)
 		if lerr != nil {
 			return lerr
 		}
-		if l == nil || l.Type() != "bridge" || mark != b.Mark {
+		if l == nil || l.Type() != "bridge" || !owned(l, mark, b.Mark) {
 			return errs.Conflict("bridge name", b.Name, describe(l, mark), "choose another --bridge")
+		}
+		if mark != b.Mark {
+			if err := setAlias(h, l, b.Mark); err != nil {
+				return err
+			}
 		}
 		if err := h.LinkSetUp(l); err != nil {
 			return fmt.Errorf("ip link set %s up: %w", b.Name, err)
 		}
+		faults.Point()
 		err = nil
 		br.Attrs().Index = l.Attrs().Index
 	}
@@ -89,6 +104,7 @@ func EnsureBridge(h *netlink.Handle, b model.BridgeSpec) error {
 	if err := h.AddrAdd(br, addr); err != nil && !errors.Is(err, unix.EEXIST) {
 		return fmt.Errorf("ip addr add %s dev %s: %w", b.Gateway, b.Name, err)
 	}
+	faults.Point()
 	return SetRouteLocalnet(b.Name)
 }
 
@@ -100,6 +116,7 @@ func DisableIPv6(ifname string) error {
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("sysctl -w net.ipv6.conf.%s.disable_ipv6=1: %w", ifname, err)
 	}
+	faults.Point()
 	return nil
 }
 
@@ -113,6 +130,7 @@ func SetRouteLocalnet(ifname string) error {
 	if err := os.WriteFile(routeLocalnetPath(ifname), []byte("1\n"), 0o644); err != nil {
 		return fmt.Errorf("sysctl -w net.ipv4.conf.%s.route_localnet=1: %w", ifname, err)
 	}
+	faults.Point()
 	return nil
 }
 
@@ -136,23 +154,26 @@ func setAlias(h *netlink.Handle, l netlink.Link, mark string) error {
 	if err := h.LinkSetAlias(l, mark); err != nil {
 		return fmt.Errorf("ip link set %s alias %s: %w", l.Attrs().Name, mark, err)
 	}
+	faults.Point()
 	return nil
 }
 
-// RemoveLink deletes the link called name if it carries mark. A missing
-// link is success; a link with another mark is left alone and reported.
+// RemoveLink deletes the link called name if it is mark's (carries it, or
+// was left without it in mark's group, see names.Owns). A missing link is
+// success; a link with another mark is left alone and reported.
 // Equivalent to: `ip link del NAME`.
 func RemoveLink(h *netlink.Handle, name, mark string) error {
 	l, got, err := Lookup(h, name)
 	if err != nil || l == nil {
 		return err
 	}
-	if got != mark {
+	if !owned(l, got, mark) {
 		return errs.Conflict("link", name, describe(l, got), "left in place")
 	}
 	if err := h.LinkDel(l); err != nil && !isNotFound(err) {
 		return fmt.Errorf("ip link del %s: %w", name, err)
 	}
+	faults.Point()
 	return nil
 }
 
@@ -160,7 +181,7 @@ func RemoveLink(h *netlink.Handle, name, mark string) error {
 // container's namespace (no move between namespaces), the host end up on
 // the bridge, and configures the peer. Equivalent to:
 //
-//	ip link add HOSTIF mtu MTU master BRIDGE type veth \
+//	ip link add HOSTIF mtu MTU master BRIDGE group GROUP type veth \
 //	    peer name CIF address MAC index N netns NS
 //	sysctl -w net.ipv6.conf.HOSTIF.disable_ipv6=1
 //	ip link set HOSTIF alias MARK up
@@ -170,7 +191,9 @@ func RemoveLink(h *netlink.Handle, name, mark string) error {
 //
 // The kernel's echo of the new pair gives the peer's ifindex, so no lookup
 // is needed to address it. An existing host end carrying the endpoint's
-// mark is accepted and put back on its bridge.
+// mark is accepted and put back on its bridge; so is one left without
+// its mark by a process killed after creating it (it was born in the
+// mark's group, names.Group), which is then marked.
 //
 // The host end is a bridge port: it forwards frames and never needs an
 // address of its own, so it comes up with IPv6 off. Otherwise each one
@@ -189,6 +212,7 @@ func EnsureEndpoint(host *netlink.Handle, hostSock *Sock, ns *Sock, nsFd int, ep
 	v := VethSpec{
 		Name: ep.HostIf, MTU: ep.MTU, Master: bridge.Index,
 		PeerName: ep.ContainerIf, PeerMAC: mac(ep), PeerNetnsFd: nsFd,
+		Group: names.Group(ep.Mark),
 	}
 	peerIndex, err := hostSock.AddVeth(v)
 	switch {
@@ -207,17 +231,18 @@ func EnsureEndpoint(host *netlink.Handle, hostSock *Sock, ns *Sock, nsFd int, ep
 		if l == nil { // the host name is free: the peer name is taken inside the container
 			return errs.Conflict("interface", ep.ContainerIf, "an existing interface in namespace "+ep.Netns, "")
 		}
-		if mark != ep.Mark {
+		if !owned(l, mark, ep.Mark) {
 			return errs.Conflict("interface", ep.HostIf, describe(l, mark), "")
 		}
 		if err := host.LinkSetMasterByIndex(l, bridge.Index); err != nil {
 			return fmt.Errorf("ip link set %s master %s: %w", ep.HostIf, ep.Bridge, err)
 		}
+		faults.Point()
 		if err := DisableIPv6(ep.HostIf); err != nil {
 			return err
 		}
-		if err := host.LinkSetUp(l); err != nil {
-			return fmt.Errorf("ip link set %s up: %w", ep.HostIf, err)
+		if err := hostSock.SetLink(l.Attrs().Index, ep.HostIf, ep.Mark, true); err != nil {
+			return err
 		}
 		peerIndex = 0
 	default:
@@ -270,7 +295,7 @@ func RemoveDefaultRoute(ns *netlink.Handle, nsName, dev string) error {
 	if err != nil {
 		return fmt.Errorf("find %s in netns %s: %w", dev, nsName, err)
 	}
-	routes, err := ns.RouteList(l, unix.AF_INET)
+	routes, err := RouteList(ns, l, unix.AF_INET)
 	if err != nil {
 		return fmt.Errorf("ip -n %s route show dev %s: %w", nsName, dev, err)
 	}
@@ -279,6 +304,7 @@ func RemoveDefaultRoute(ns *netlink.Handle, nsName, dev string) error {
 			if err := ns.RouteDel(&r); err != nil && !errors.Is(err, unix.ESRCH) {
 				return fmt.Errorf("ip -n %s route del default dev %s: %w", nsName, dev, err)
 			}
+			faults.Point()
 		}
 	}
 	return nil
@@ -312,6 +338,7 @@ func SetForwarding(on bool) (changed bool, err error) {
 	if err := os.WriteFile(ForwardingPath, []byte(v), 0o644); err != nil {
 		return false, fmt.Errorf("sysctl -w net.ipv4.ip_forward=%s: %w", strings.TrimSpace(v), err)
 	}
+	faults.Point()
 	return true, nil
 }
 
@@ -320,7 +347,7 @@ func SetForwarding(on bool) (changed bool, err error) {
 // and routes on the links skipLinks reports (cnet's own). Equivalent to
 // reading `ip -4 addr` and `ip -4 route show table all`.
 func HostPrefixes(h *netlink.Handle, skipLinks func(name string) bool) ([]netip.Prefix, error) {
-	links, err := h.LinkList()
+	links, err := LinkList(h)
 	if err != nil {
 		return nil, fmt.Errorf("ip link show: %w", err)
 	}
@@ -331,7 +358,7 @@ func HostPrefixes(h *netlink.Handle, skipLinks func(name string) bool) ([]netip.
 		}
 	}
 	var out []netip.Prefix
-	addrs, err := h.AddrList(nil, unix.AF_INET)
+	addrs, err := AddrList(h, nil, unix.AF_INET)
 	if err != nil {
 		return nil, fmt.Errorf("ip -4 addr show: %w", err)
 	}
@@ -343,7 +370,7 @@ func HostPrefixes(h *netlink.Handle, skipLinks func(name string) bool) ([]netip.
 			out = append(out, p.Masked())
 		}
 	}
-	routes, err := h.RouteListFiltered(unix.AF_INET, &netlink.Route{Table: unix.RT_TABLE_UNSPEC}, netlink.RT_FILTER_TABLE)
+	routes, err := RouteListFiltered(h, unix.AF_INET, &netlink.Route{Table: unix.RT_TABLE_UNSPEC}, netlink.RT_FILTER_TABLE)
 	if err != nil {
 		return nil, fmt.Errorf("ip -4 route show table all: %w", err)
 	}

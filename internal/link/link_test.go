@@ -50,7 +50,7 @@ func TestEnsureEndpoint(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer unix.Close(fd)
+	defer func() { testenv.Logged(t, "close fd", unix.Close(fd)) }()
 	inside, err := nl.GetNetlinkSocketAt(netns.NsHandle(fd), netns.None(), unix.NETLINK_ROUTE)
 	if err != nil {
 		t.Fatal(err)
@@ -140,7 +140,7 @@ func TestAddVethEchoesPeerIndex(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer unix.Close(fd)
+	defer func() { testenv.Logged(t, "close fd", unix.Close(fd)) }()
 	br, err := netlink.LinkByName("br-e")
 	if err != nil {
 		t.Fatal(err)
@@ -158,9 +158,13 @@ func TestAddVethEchoesPeerIndex(t *testing.T) {
 		t.Fatalf("ip -j link show eth0: %v %+v", err, links)
 	}
 	var uts unix.Utsname
-	unix.Uname(&uts)
+	if err := unix.Uname(&uts); err != nil {
+		t.Fatal(err)
+	}
 	var major, minor int
-	fmt.Sscanf(unix.ByteSliceToString(uts.Release[:]), "%d.%d", &major, &minor)
+	if _, err := fmt.Sscanf(unix.ByteSliceToString(uts.Release[:]), "%d.%d", &major, &minor); err != nil {
+		t.Fatalf("kernel release %q: %v", unix.ByteSliceToString(uts.Release[:]), err)
+	}
 	echoes := major > 6 || major == 6 && minor >= 3
 	switch {
 	case got == links[0].Ifindex:
@@ -203,7 +207,7 @@ func TestListener(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
+	defer testenv.Close(t, "ln", ln)
 	port := ln.Addr().(*net.TCPAddr).Port
 	holds("tcp", "127.0.0.1", port, true)
 	holds("tcp", "0.0.0.0", port, true)
@@ -216,7 +220,7 @@ func TestListener(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
+	defer testenv.Close(t, "conn", conn)
 	holds("tcp", "0.0.0.0", conn.LocalAddr().(*net.TCPAddr).Port, false)
 
 	// IPv6 [::] takes every address.
@@ -224,7 +228,7 @@ func TestListener(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln6.Close()
+	defer testenv.Close(t, "ln6", ln6)
 	holds("tcp", "10.1.2.3", ln6.Addr().(*net.TCPAddr).Port, true)
 
 	// UDP: a bound socket, and a connected one, both hold the port.
@@ -232,7 +236,7 @@ func TestListener(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer pc.Close()
+	defer testenv.Close(t, "pc", pc)
 	holds("udp", "0.0.0.0", pc.LocalAddr().(*net.UDPAddr).Port, true)
 	holds("udp", "127.0.0.1", pc.LocalAddr().(*net.UDPAddr).Port, true)
 	holds("tcp", "127.0.0.1", pc.LocalAddr().(*net.UDPAddr).Port, false)
@@ -240,6 +244,6 @@ func TestListener(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer uc.Close()
+	defer testenv.Close(t, "uc", uc)
 	holds("udp", "127.0.0.1", uc.LocalAddr().(*net.UDPAddr).Port, true)
 }

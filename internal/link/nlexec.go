@@ -10,6 +10,8 @@ import (
 
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
+
+	"github.com/cnetdev/cnet/internal/faults"
 )
 
 // Every request cnet builds itself goes through execute, not through
@@ -87,6 +89,9 @@ func execute(req *nl.NetlinkRequest, proto int, resType uint16, f func([]byte) b
 				if interrupted {
 					return nl.ErrDumpInterrupted
 				}
+				if mutates(proto, req.Type) {
+					faults.Point()
+				}
 				return nil
 			}
 			if resType != 0 && m.Header.Type != resType {
@@ -103,6 +108,18 @@ func execute(req *nl.NetlinkRequest, proto int, resType uint16, f func([]byte) b
 			}
 		}
 	}
+}
+
+// mutates reports whether a request of type typ changes the kernel (a
+// new, delete or set, not a get or a dump).
+func mutates(proto int, typ uint16) bool {
+	switch proto {
+	case unix.NETLINK_ROUTE: // RTM_NEW*, RTM_DEL*, RTM_GET*, RTM_SET* in fours
+		return (typ-unix.RTM_BASE)%4 != 2
+	case unix.NETLINK_NETFILTER:
+		return typ&0xff != nl.IPCTNL_MSG_CT_GET
+	}
+	return false
 }
 
 // collect is execute that keeps a copy of every reply.

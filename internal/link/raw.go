@@ -21,7 +21,7 @@ func OpenSock() (*Sock, error) {
 	if err != nil {
 		return nil, fmt.Errorf("netlink socket: %w", err)
 	}
-	s.SetExtAck(true) // the kernel's reason joins the error; without it, only the errno
+	_ = s.SetExtAck(true) // the kernel's reason joins the error; a kernel without extended acks still gives the errno
 	return &Sock{h: &nl.SocketHandle{Socket: s}}, nil
 }
 
@@ -84,6 +84,7 @@ type VethSpec struct {
 	PeerName    string
 	PeerMAC     []byte
 	PeerNetnsFd int
+	Group       uint32 // the host end's interface group (IFLA_GROUP), set at creation
 }
 
 // AddVeth creates a veth pair whose host end is on its bridge, still
@@ -92,7 +93,7 @@ type VethSpec struct {
 // not echo new links, before Linux 6.3: then look it up by name).
 // Equivalent to:
 //
-//	ip link add NAME mtu MTU master BRIDGE type veth \
+//	ip link add NAME mtu MTU master BRIDGE group GROUP type veth \
 //	    peer name PEER address MAC mtu MTU netns NS
 //
 // The peer cannot be born up: the kernel refuses to open one half of a
@@ -105,6 +106,9 @@ func (s *Sock) AddVeth(v VethSpec) (peerIndex int, err error) {
 		nl.NewRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated(v.Name)),
 		nl.NewRtAttr(unix.IFLA_MTU, nl.Uint32Attr(uint32(v.MTU))),
 		nl.NewRtAttr(unix.IFLA_MASTER, nl.Uint32Attr(uint32(v.Master))),
+	}
+	if v.Group != 0 {
+		data = append(data, nl.NewRtAttr(unix.IFLA_GROUP, nl.Uint32Attr(v.Group)))
 	}
 	info := nl.NewRtAttr(unix.IFLA_LINKINFO, nil)
 	info.AddRtAttr(nl.IFLA_INFO_KIND, nl.NonZeroTerminated("veth"))

@@ -115,3 +115,32 @@ func TestMarkRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// TestOwns: a link is cnet's when it carries the mark, or carries no alias
+// and the mark's group; never when it carries another alias.
+func TestOwns(t *testing.T) {
+	m := "cnet/abc123/ep/a/n1"
+	tests := []struct {
+		name  string
+		alias string
+		group uint32
+		want  bool
+	}{
+		{"marked", m, 0, true},
+		{"unmarked in the mark's group", "", Group(m), true},
+		{"unmarked in another group", "", Group(m) + 1, false},
+		{"unmarked in the default group", "", 0, false},
+		{"another alias in the mark's group", "someone else", Group(m), false},
+		{"another cnet mark in the mark's group", "cnet/abc123/ep/b/n1", Group(m), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := Owns(tt.alias, tt.group, m); got != tt.want {
+				t.Errorf("got %v, want %v", got, tt.want)
+			}
+		})
+	}
+	if g := Group(m); g == 0 || g&(1<<31) != 0 {
+		t.Errorf("Group(%q) = %#x: want nonzero with the high bit clear", m, g)
+	}
+}

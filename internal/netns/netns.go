@@ -18,6 +18,8 @@ import (
 	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/cnetdev/cnet/internal/faults"
 )
 
 // Dir is where named namespaces are bound, shared with `ip netns`.
@@ -47,7 +49,7 @@ func (n *NS) Route() (*nl.SocketHandle, error) {
 		if err != nil {
 			return nil, fmt.Errorf("netlink socket in netns %s: %w", n.Name, err)
 		}
-		s.SetExtAck(true) // the kernel's reason joins the error
+		_ = s.SetExtAck(true) // the kernel's reason joins the error; a kernel without extended acks still gives the errno
 		n.route = &nl.SocketHandle{Socket: s}
 	}
 	return n.route, nil
@@ -62,7 +64,7 @@ func (n *NS) Close() {
 		n.route.Close()
 	}
 	if n.fd >= 0 {
-		unix.Close(n.fd)
+		CloseFd(n.fd)
 	}
 }
 
@@ -100,7 +102,8 @@ func Create(dir, name string, inside func(route *nl.SocketHandle) error) (*NS, e
 	if err != nil {
 		return nil, fmt.Errorf("create %s: %w", path, err)
 	}
-	unix.Close(f)
+	CloseFd(f)
+	faults.Point()
 
 	type result struct {
 		ns  *NS
@@ -117,9 +120,16 @@ func Create(dir, name string, inside func(route *nl.SocketHandle) error) (*NS, e
 	}()
 	r := <-ch
 	if r.err != nil {
-		unix.Unmount(path, unix.MNT_DETACH)
-		os.Remove(path)
-		return nil, r.err
+		// The bind mount may not have happened (EINVAL) and the file
+		// may be gone: only other failures are worth reporting.
+		errList := []error{r.err}
+		if err := unix.Unmount(path, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+			errList = append(errList, fmt.Errorf("umount %s: %w", path, err))
+		}
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errList = append(errList, fmt.Errorf("remove %s: %w", path, err))
+		}
+		return nil, errors.Join(errList...)
 	}
 	r.ns.Name = name
 	return r.ns, nil
@@ -130,7 +140,7 @@ func createOnThread(path string, inside func(route *nl.SocketHandle) error) (ns 
 	if err != nil {
 		return nil, fmt.Errorf("open current netns: %w", err), true
 	}
-	defer unix.Close(orig)
+	defer CloseFd(orig)
 	if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
 		return nil, fmt.Errorf("unshare netns: %w", err), true
 	}
@@ -145,7 +155,7 @@ func createOnThread(path string, inside func(route *nl.SocketHandle) error) (ns 
 		h.Close()
 		return nil, fmt.Errorf("netlink socket in new netns: %w", err), restore()
 	}
-	route.SetExtAck(true) // the kernel's reason joins the error
+	_ = route.SetExtAck(true) // the kernel's reason joins the error; a kernel without extended acks still gives the errno
 	rh := &nl.SocketHandle{Socket: route}
 	fail := func(err error) (*NS, error, bool) {
 		h.Close()
@@ -158,6 +168,7 @@ func createOnThread(path string, inside func(route *nl.SocketHandle) error) (ns 
 	if err := unix.Mount("/proc/thread-self/ns/net", path, "none", unix.MS_BIND, ""); err != nil {
 		return fail(fmt.Errorf("bind netns to %s: %w", path, err))
 	}
+	faults.Point()
 	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fail(fmt.Errorf("open %s: %w", path, err))
@@ -174,7 +185,7 @@ func Open(dir, name string) (*NS, error) {
 	}
 	h, err := netlink.NewHandleAt(netns.NsHandle(fd), unix.NETLINK_ROUTE)
 	if err != nil {
-		unix.Close(fd)
+		CloseFd(fd)
 		return nil, fmt.Errorf("netlink socket in netns %s: %w", name, err)
 	}
 	return &NS{Name: name, Path: path, fd: fd, Link: h}, nil
@@ -193,7 +204,7 @@ func OpenFd(dir, name string) (path string, fd int, err error) {
 		return path, -1, fmt.Errorf("open netns %s: %w", path, err)
 	}
 	if !isNsfs(fd) {
-		unix.Close(fd)
+		CloseFd(fd)
 		return path, -1, fmt.Errorf("open netns %s: not a network namespace mount: %w", path, fs.ErrNotExist)
 	}
 	return path, fd, nil
@@ -272,9 +283,11 @@ func Remove(dir, name string) error {
 	if err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
 		return fmt.Errorf("umount %s: %w", path, err)
 	}
+	faults.Point()
 	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("remove %s: %w", path, err)
 	}
+	faults.Point()
 	return nil
 }
 
@@ -302,7 +315,7 @@ func Do(path string, fn func() error) error {
 	if err != nil {
 		return fmt.Errorf("open netns %s: %w", path, err)
 	}
-	defer unix.Close(target)
+	defer CloseFd(target)
 	ch := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
@@ -312,7 +325,7 @@ func Do(path string, fn func() error) error {
 			ch <- err
 			return
 		}
-		defer unix.Close(orig)
+		defer CloseFd(orig)
 		if err := unix.Setns(target, unix.CLONE_NEWNET); err != nil {
 			runtime.UnlockOSThread()
 			ch <- fmt.Errorf("setns %s: %w", path, err)
@@ -362,7 +375,7 @@ func ProcessesByNetns() (map[ID][]int, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer proc.Close()
+	defer func() { _ = proc.Close() }() // a directory read only: nothing to lose
 	names, err := proc.Readdirnames(-1)
 	if err != nil {
 		return nil, err
@@ -390,3 +403,8 @@ func ProcessesByNetns() (map[ID][]int, error) {
 	}
 	return out, nil
 }
+
+// CloseFd closes a descriptor opened read-only (a namespace file, /proc):
+// nothing was written through it, so close has nothing to report that
+// matters, and Linux frees the descriptor whatever it returns.
+func CloseFd(fd int) { _ = unix.Close(fd) }

@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/cnetdev/cnet/internal/faults"
 	"github.com/cnetdev/cnet/internal/model"
 )
 
@@ -179,6 +180,7 @@ func Write(dir, marker string, f *model.FilesSpec) error {
 	if err := os.MkdirAll(d, 0o755); err != nil {
 		return fmt.Errorf("mkdir %s: %w", d, err)
 	}
+	faults.Point()
 	for _, file := range []struct{ name, content string }{{"resolv.conf", f.Resolv}, {"hosts", f.Hosts}} {
 		path := filepath.Join(d, file.name)
 		if !ours(path, marker) {
@@ -189,9 +191,13 @@ func Write(dir, marker string, f *model.FilesSpec) error {
 			return fmt.Errorf("write %s: %w", tmp, err)
 		}
 		if err := os.Rename(tmp, path); err != nil {
-			os.Remove(tmp)
-			return fmt.Errorf("rename %s: %w", path, err)
+			err = fmt.Errorf("rename %s: %w", path, err)
+			if rerr := os.Remove(tmp); rerr != nil {
+				err = errors.Join(err, fmt.Errorf("remove %s: %w", tmp, rerr))
+			}
+			return err
 		}
+		faults.Point()
 	}
 	return nil
 }
@@ -217,6 +223,7 @@ func Remove(dir, marker, name string) error {
 			if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				errs = append(errs, err)
 			}
+			faults.Point()
 		}
 	}
 	if ents, err := os.ReadDir(d); err == nil && len(ents) == 0 {

@@ -92,9 +92,13 @@ func TestWriteRemove(t *testing.T) {
 // overwritten or removed.
 func TestForeignFileKept(t *testing.T) {
 	dir := t.TempDir()
-	os.MkdirAll(filepath.Join(dir, "c2"), 0o755)
+	if err := os.MkdirAll(filepath.Join(dir, "c2"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	mine := "nameserver 1.1.1.1\n"
-	os.WriteFile(filepath.Join(dir, "c2", "resolv.conf"), []byte(mine), 0o644)
+	if err := os.WriteFile(filepath.Join(dir, "c2", "resolv.conf"), []byte(mine), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	f := &model.FilesSpec{Name: "c2", Resolv: marker + "\nnameserver 9.9.9.9\n", Hosts: marker + "\n"}
 	if err := Write(dir, marker, f); err != nil {
 		t.Fatal(err)

@@ -172,7 +172,9 @@ func TestWriteIsAScript(t *testing.T) {
 		t.Errorf("sh -n: %v %s", err, out)
 	}
 	b.Reset()
-	Write(&b, "t", nil, nil)
+	if err := Write(&b, "t", nil, nil); err != nil {
+		t.Fatal(err)
+	}
 	if !strings.Contains(b.String(), "# nothing to do\n") {
 		t.Errorf("empty script:\n%s", b.String())
 	}

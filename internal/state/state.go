@@ -35,6 +35,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 	"golang.org/x/sys/unix"
 
 	"github.com/cnetdev/cnet/internal/model"
@@ -105,7 +106,7 @@ func flock(f *os.File, exclusive bool, timeout time.Duration) (*os.File, error) 
 			err = unix.Flock(int(f.Fd()), how|unix.LOCK_NB)
 			if errors.Is(err, unix.EWOULDBLOCK) {
 				if time.Now().After(deadline) {
-					f.Close()
+					unlock(f)
 					return nil, ErrLocked
 				}
 				time.Sleep(time.Millisecond) // no way to wait on flock with a deadline
@@ -119,7 +120,7 @@ func flock(f *os.File, exclusive bool, timeout time.Duration) (*os.File, error) 
 		}
 	}
 	if err != nil {
-		f.Close()
+		unlock(f)
 		return nil, fmt.Errorf("lock %s: %w", f.Name(), err)
 	}
 	return f, nil
@@ -136,7 +137,7 @@ func OpenWithin(stateDir, runDir string, timeout time.Duration) (*Store, error) 
 		return nil, err
 	}
 	if err := os.MkdirAll(stateDir, 0o700); err != nil {
-		lock.Close()
+		unlock(lock)
 		return nil, fmt.Errorf("create state dir: %w", err)
 	}
 	// The freelist is persisted: without it, every open walks every page
@@ -147,12 +148,14 @@ func OpenWithin(stateDir, runDir string, timeout time.Duration) (*Store, error) 
 		FreelistType: bolt.FreelistMapType,
 	})
 	if err != nil {
-		lock.Close()
+		unlock(lock)
 		return nil, fmt.Errorf("open state %s: %w", filepath.Join(stateDir, File), err)
 	}
 	s := &Store{db: db, lock: lock}
 	if err := s.init(); err != nil {
-		s.Close()
+		if cerr := s.Close(); cerr != nil {
+			return nil, errors.Join(err, fmt.Errorf("close state: %w", cerr))
+		}
 		return nil, err
 	}
 	return s, nil
@@ -171,7 +174,7 @@ func OpenShared(stateDir, runDir string) (*Store, error) {
 	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: 5 * time.Second})
 	if err != nil {
-		lock.Close()
+		unlock(lock)
 		return nil, fmt.Errorf("open state %s: %w", path, err)
 	}
 	return &Store{db: db, lock: lock}, nil
@@ -202,7 +205,7 @@ func OpenReadOnly(stateDir, runDir string, timeout time.Duration) (*Store, error
 	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: 5 * time.Second})
 	if err != nil {
 		if lock != nil {
-			lock.Close()
+			unlock(lock)
 		}
 		return nil, fmt.Errorf("open state %s: %w", path, err)
 	}
@@ -211,14 +214,16 @@ func OpenReadOnly(stateDir, runDir string, timeout time.Duration) (*Store, error
 
 func (s *Store) init() error {
 	ready := false
-	s.db.View(func(btx *bolt.Tx) error {
+	if err := s.db.View(func(btx *bolt.Tx) error {
 		ready = btx.Bucket(bIntents) != nil && btx.Bucket(bPorts) != nil && btx.Bucket(bSubnets) != nil && btx.Bucket(bBridges) != nil && btx.Bucket(bCPorts) != nil && btx.Bucket(bMeta) != nil && btx.Bucket(bMeta).Get(kSchema) != nil
 		if ready {
 			n, _ := strconv.Atoi(string(btx.Bucket(bMeta).Get(kSchema)))
 			ready = n <= model.SchemaVersion
 		}
 		return nil
-	})
+	}); err != nil {
+		return fmt.Errorf("read state %s: %w", s.db.Path(), err)
+	}
 	if ready { // the common case: no write transaction, no fsync
 		return nil
 	}
@@ -257,10 +262,15 @@ func (s *Store) init() error {
 func (s *Store) Close() error {
 	err := s.db.Close()
 	if s.lock != nil {
-		s.lock.Close() // closing the descriptor releases the flock
+		unlock(s.lock)
 	}
 	return err
 }
+
+// unlock closes a lock file, which releases its flock. The file is empty
+// and was never written, so a failed close loses nothing, and the kernel
+// drops the lock with the descriptor whatever close reports.
+func unlock(f *os.File) { _ = f.Close() }
 
 // Path is the database file.
 func (s *Store) Path() string { return s.db.Path() }
@@ -604,7 +614,7 @@ func (t *Tx) delNetwork(name string) error {
 	if err := t.bucket(bNetworks).Delete([]byte(name)); err != nil {
 		return err
 	}
-	if err := t.bucket(bAddrs).DeleteBucket([]byte(name)); err != nil && !errors.Is(err, bolt.ErrBucketNotFound) {
+	if err := t.bucket(bAddrs).DeleteBucket([]byte(name)); err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
 		return err
 	}
 	return nil
@@ -724,7 +734,7 @@ func (t *Tx) ContainerPorts(name string) []model.PortMapping {
 		return nil
 	}
 	if b := root.Bucket([]byte(name)); b != nil {
-		b.ForEach(func(k, v []byte) error {
+		_ = b.ForEach(func(k, v []byte) error { // fails only when the callback does, and it never does
 			if m, ok := decodePort(k, v); ok {
 				out = append(out, m)
 			}
@@ -779,7 +789,7 @@ func (t *Tx) PortElems() []model.PortElem {
 	}
 	targets := map[string]netip.Addr{}
 	var out []model.PortElem
-	b.ForEach(func(k, v []byte) error {
+	_ = b.ForEach(func(k, v []byte) error { // fails only when the callback does, and it never does
 		name, cport, ok := bytes.Cut(v, []byte{0})
 		m, okp := decodePort(k, cport)
 		if !ok || !okp {
@@ -928,7 +938,7 @@ func (t *Tx) Attached(network string) []string {
 	}
 	seen := map[string]bool{}
 	var out []string
-	b.ForEach(func(_, v []byte) error {
+	_ = b.ForEach(func(_, v []byte) error { // fails only when the callback does, and it never does
 		if !seen[string(v)] {
 			seen[string(v)] = true
 			out = append(out, string(v))

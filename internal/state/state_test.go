@@ -16,6 +16,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/cnetdev/cnet/internal/model"
+	"github.com/cnetdev/cnet/internal/testenv"
 )
 
 func open(t *testing.T) (*Store, string, string) {
@@ -33,7 +34,7 @@ func addr(s string) netip.Addr { return netip.MustParseAddr(s) }
 // The address and host-interface indexes follow the container records.
 func TestIndexes(t *testing.T) {
 	s, _, _ := open(t)
-	defer s.Close()
+	defer testenv.Close(t, "s", s)
 	c := &model.Container{Name: "a", Endpoints: []model.Endpoint{
 		{Network: "n1", HostIf: "veth1", ContainerIf: "eth0", Addr: addr("10.0.0.3")},
 		{Network: "n2", HostIf: "veth2", ContainerIf: "eth1", Addr: addr("10.1.0.2")},
@@ -49,7 +50,7 @@ func TestIndexes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.View(func(tx *Tx) error {
+	if err := s.View(func(tx *Tx) error {
 		if got := slices.Collect(tx.UsedAddrs("n1")); !slices.Equal(got, []netip.Addr{addr("10.0.0.2"), addr("10.0.0.3")}) {
 			t.Errorf("UsedAddrs(n1) = %v, want ascending [10.0.0.2 10.0.0.3]", got)
 		}
@@ -66,17 +67,21 @@ func TestIndexes(t *testing.T) {
 			t.Errorf("EndpointGen = %d, want 3", tx.EndpointGen())
 		}
 		return nil
-	})
+	}); err != nil {
+		t.Fatal(err)
+	}
 	// Moving a's endpoint and deleting b leave no stale index entries.
 	c2 := c.Clone()
 	c2.Endpoints = c2.Endpoints[1:]
-	s.Update(true, func(tx *Tx) error {
+	if err := s.Update(true, func(tx *Tx) error {
 		var ch model.Changes
 		ch.PutContainer(c2)
 		ch.DelContainer("b")
 		return tx.Apply(ch)
-	})
-	s.View(func(tx *Tx) error {
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.View(func(tx *Tx) error {
 		if got := slices.Collect(tx.UsedAddrs("n1")); len(got) != 0 {
 			t.Errorf("stale addresses on n1: %v", got)
 		}
@@ -89,12 +94,14 @@ func TestIndexes(t *testing.T) {
 			t.Errorf("ContainerCount = %d, want 1", n)
 		}
 		return nil
-	})
+	}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func TestIntents(t *testing.T) {
 	s, _, _ := open(t)
-	defer s.Close()
+	defer testenv.Close(t, "s", s)
 	in := &model.Intent{Op: "create", Direction: model.Rollback, Steps: []model.Step{{Kind: model.KindNetns, Action: model.Add, Netns: &model.NetnsSpec{Name: "a"}}}}
 	if err := s.Update(false, func(tx *Tx) error { return tx.PutIntent(in) }); err != nil {
 		t.Fatal(err)
@@ -102,20 +109,26 @@ func TestIntents(t *testing.T) {
 	if in.ID == 0 {
 		t.Fatal("intent got no ID")
 	}
-	s.View(func(tx *Tx) error {
+	if err := s.View(func(tx *Tx) error {
 		got, err := tx.Intents()
 		if err != nil || len(got) != 1 || got[0].Steps[0].Netns.Name != "a" || !tx.HasIntents() {
 			t.Errorf("Intents = %+v %v", got, err)
 		}
 		return nil
-	})
-	s.Update(true, func(tx *Tx) error { return tx.DelIntent(in.ID) })
-	s.View(func(tx *Tx) error {
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Update(true, func(tx *Tx) error { return tx.DelIntent(in.ID) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.View(func(tx *Tx) error {
 		if tx.HasIntents() {
 			t.Error("intent still there")
 		}
 		return nil
-	})
+	}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // A reader on a machine where cnet never ran gets ErrNoState, and a nil
@@ -137,7 +150,9 @@ func TestNoState(t *testing.T) {
 // The lock serializes writers across opens, as it does across processes.
 func TestLockSerializes(t *testing.T) {
 	s, stateDir, runDir := open(t)
-	s.Close()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
 	var wg sync.WaitGroup
 	for i := 0; i < 20; i++ {
 		wg.Add(1)
@@ -148,12 +163,14 @@ func TestLockSerializes(t *testing.T) {
 				t.Error(err)
 				return
 			}
-			defer st.Close()
-			st.Update(true, func(tx *Tx) error {
+			defer testenv.Close(t, "st", st)
+			if err := st.Update(true, func(tx *Tx) error {
 				var ch model.Changes
 				ch.EndpointGen = tx.EndpointGen() + 1
 				return tx.Apply(ch)
-			})
+			}); err != nil {
+				t.Error(err)
+			}
 		}()
 	}
 	wg.Wait()
@@ -161,13 +178,15 @@ func TestLockSerializes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
-	st.View(func(tx *Tx) error {
+	defer testenv.Close(t, "st", st)
+	if err := st.View(func(tx *Tx) error {
 		if tx.EndpointGen() != 20 {
 			t.Errorf("EndpointGen = %d after 20 serialized increments", tx.EndpointGen())
 		}
 		return nil
-	})
+	}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // Published ports live in their own index: adding one writes one entry,
@@ -175,18 +194,20 @@ func TestLockSerializes(t *testing.T) {
 // the container removes its ports.
 func TestPorts(t *testing.T) {
 	s, _, _ := open(t)
-	defer s.Close()
+	defer testenv.Close(t, "s", s)
 	web := &model.Container{Name: "web", Endpoints: []model.Endpoint{{Network: "n1", HostIf: "v1", Addr: addr("10.0.0.2"), DefaultRoute: true}}}
 	m1 := model.PortMapping{Proto: "tcp", HostIP: netip.IPv4Unspecified(), HostPort: 8080, Port: 80}
 	m2 := model.PortMapping{Proto: "udp", HostIP: addr("127.0.0.1"), HostPort: 5353, Port: 53}
-	s.Update(true, func(tx *Tx) error {
+	if err := s.Update(true, func(tx *Tx) error {
 		var ch model.Changes
 		ch.PutContainer(web)
 		ch.AddPort("web", m1)
 		ch.AddPort("web", m2)
 		return tx.Apply(ch)
-	})
-	s.View(func(tx *Tx) error {
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.View(func(tx *Tx) error {
 		if got := tx.ContainerPorts("web"); len(got) != 2 {
 			t.Errorf("ContainerPorts = %v", got)
 		}
@@ -209,33 +230,43 @@ func TestPorts(t *testing.T) {
 			t.Errorf("PortElems = %+v", elems)
 		}
 		return nil
-	})
+	}); err != nil {
+		t.Fatal(err)
+	}
 	// A new default endpoint moves every element without touching the index.
 	moved := web.Clone()
 	moved.Endpoints = []model.Endpoint{{Network: "n2", HostIf: "v2", Addr: addr("10.1.0.2"), DefaultRoute: true}}
-	s.Update(true, func(tx *Tx) error {
+	if err := s.Update(true, func(tx *Tx) error {
 		var ch model.Changes
 		ch.PutContainer(moved)
 		ch.DelPort("web", m2)
 		return tx.Apply(ch)
-	})
-	s.View(func(tx *Tx) error {
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.View(func(tx *Tx) error {
 		if elems := tx.PortElems(); len(elems) != 1 || elems[0].Addr != addr("10.1.0.2") || elems[0].HostPort != 8080 {
 			t.Errorf("after the move: %+v", elems)
 		}
 		return nil
-	})
-	s.Update(true, func(tx *Tx) error {
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Update(true, func(tx *Tx) error {
 		var ch model.Changes
 		ch.DelContainer("web")
 		return tx.Apply(ch)
-	})
-	s.View(func(tx *Tx) error {
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.View(func(tx *Tx) error {
 		if len(tx.PortElems()) != 0 || len(tx.PortHolders("tcp", 8080)) != 0 || tx.PortsAtLeast("web", 1) {
 			t.Error("ports left after the container was removed")
 		}
 		return nil
-	})
+	}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // OpenReadOnly creates nothing: no state without a database, no run dir
@@ -254,7 +285,9 @@ func TestOpenReadOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.Close()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.RemoveAll(runDir); err != nil {
 		t.Fatal(err)
 	}
@@ -262,7 +295,9 @@ func TestOpenReadOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ro.Close()
+	if err := ro.Close(); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := os.Stat(runDir); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("the run dir exists after a read-only open (%v)", err)
 	}
@@ -270,7 +305,7 @@ func TestOpenReadOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer w.Close()
+	defer testenv.Close(t, "w", w)
 	if _, err := OpenReadOnly(stateDir, runDir, 20*time.Millisecond); err != ErrLocked {
 		t.Errorf("with a writer holding the lock: got %v, want ErrLocked", err)
 	}

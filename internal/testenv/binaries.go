@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -31,13 +32,19 @@ func MainBuilding(m Runner, pkgs ...Binary) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	os.Chmod(dir, 0o755) // a test may run them as nobody
-	os.Setenv(envBinDir, dir)
+	// A test may run them as nobody; child tests find them through the
+	// environment.
+	if err := errors.Join(os.Chmod(dir, 0o755), os.Setenv(envBinDir, dir)); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
 	for _, b := range pkgs {
 		*b.To = filepath.Join(dir, b.name())
 		if out, err := exec.Command("go", "build", "-o", *b.To, b.Pkg).CombinedOutput(); err != nil {
 			fmt.Fprintf(os.Stderr, "go build %s: %v\n%s", b.Pkg, err, out)
-			os.RemoveAll(dir)
+			if err := os.RemoveAll(dir); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+			}
 			os.Exit(1)
 		}
 	}
@@ -69,6 +76,9 @@ type removing struct {
 }
 
 func (r removing) Run() int {
-	defer os.RemoveAll(r.dir)
-	return r.m.Run()
+	code := r.m.Run()
+	if err := os.RemoveAll(r.dir); err != nil {
+		fmt.Fprintf(os.Stderr, "remove the test binaries: %v\n", err)
+	}
+	return code
 }

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -36,13 +38,21 @@ func snapshot(fail func(format string, args ...any)) string {
 		fmt.Fprintf(&b, "netns %s\n", e.Name())
 		describeNetns(fail, &b, e.Name())
 	}
-	filepath.Walk("/etc/netns", func(path string, info os.FileInfo, err error) error {
-		if err == nil && !info.IsDir() {
-			data, _ := os.ReadFile(path)
+	if err := filepath.Walk("/etc/netns", func(path string, info os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		if !info.IsDir() {
+			data, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
 			fmt.Fprintf(&b, "file %s\n%s", path, data)
 		}
 		return nil
-	})
+	}); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		fail("read /etc/netns: %v", err)
+	}
 	rs, _ := Try("nft", "list", "ruleset")
 	b.WriteString("nft:\n" + normalizeElements(rs))
 	fwd, _ := os.ReadFile("/proc/sys/net/ipv4/ip_forward")

@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"runtime"
@@ -174,4 +175,24 @@ func TryIn(stdin, name string, args ...string) (string, error) {
 	cmd.Stdout, cmd.Stderr = &buf, &buf
 	err := cmd.Run()
 	return buf.String(), explainMissing(name, err)
+}
+
+// Close closes c, for a test's defer or cleanup. A failed close does not
+// decide any test here (what is closed was only read, or is torn down at
+// the end); it is logged, so it is seen and not silently dropped.
+func Close(t testing.TB, what string, c io.Closer) {
+	t.Helper()
+	if err := c.Close(); err != nil {
+		t.Logf("close %s: %v", what, err)
+	}
+}
+
+// Logged logs err, the result of a test's cleanup step what, when it is
+// not nil: cleanups tear down what a test made in its own sandbox, so
+// one that fails decides nothing, but it is seen.
+func Logged(t testing.TB, what string, err error) {
+	t.Helper()
+	if err != nil {
+		t.Logf("cleanup %s: %v", what, err)
+	}
 }
