@@ -30,11 +30,13 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 	"golang.org/x/sys/unix"
 
 	"github.com/cnetdev/cnet/internal/model"
@@ -120,9 +122,16 @@ func flock(f *os.File, exclusive bool, timeout time.Duration) (*os.File, error) 
 	return f, nil
 }
 
-// Open takes the exclusive lock and opens (creating if needed) the
-// database in stateDir.
+// Open takes the exclusive lock and opens the database in stateDir,
+// creating it only when there is no file at all. An existing file that is
+// empty, truncated or damaged is refused with a *CorruptError and left
+// exactly as it is.
 func Open(stateDir, runDir string) (*Store, error) { return OpenWithin(stateDir, runDir, 0) }
+
+// boltOptions are the options of a writer. The freelist is persisted:
+// without it, every open walks every page of the database to rebuild it,
+// and each command would slow down as state grows.
+var boltOptions = bolt.Options{Timeout: 5 * time.Second, FreelistType: bolt.FreelistMapType}
 
 // OpenWithin is Open giving up on the lock after timeout (0: never).
 func OpenWithin(stateDir, runDir string, timeout time.Duration) (*Store, error) {
@@ -134,16 +143,23 @@ func OpenWithin(stateDir, runDir string, timeout time.Duration) (*Store, error) 
 		lock.Close()
 		return nil, fmt.Errorf("create state dir: %w", err)
 	}
-	// The freelist is persisted: without it, every open walks every page
-	// of the database to rebuild it, and each command would slow down as
-	// state grows.
-	db, err := bolt.Open(filepath.Join(stateDir, File), 0o600, &bolt.Options{
-		Timeout:      5 * time.Second,
-		FreelistType: bolt.FreelistMapType,
-	})
+	path := filepath.Join(stateDir, File)
+	fresh, err := missing(path)
+	if err == nil && fresh {
+		err = create(path)
+	}
+	if err == nil {
+		err = checkFile(path)
+	}
 	if err != nil {
 		lock.Close()
-		return nil, fmt.Errorf("open state %s: %w", filepath.Join(stateDir, File), err)
+		return nil, err
+	}
+	opts := boltOptions
+	db, err := openBolt(path, &opts)
+	if err != nil {
+		lock.Close()
+		return nil, err
 	}
 	s := &Store{db: db, lock: lock}
 	if err := s.init(); err != nil {
@@ -153,21 +169,87 @@ func OpenWithin(stateDir, runDir string, timeout time.Duration) (*Store, error) 
 	return s, nil
 }
 
+// create makes a new, initialized database at path, which must not exist.
+// It is built under a temporary name and renamed into place only once
+// complete, so a process killed while creating it leaves no database, and
+// never an empty or partial one that the next command would refuse.
+func create(path string) error {
+	tmp := path + ".new"
+	// A leftover of a create that was killed: the lock is held, so no
+	// other cnet is writing it.
+	if err := os.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("create state %s: %w", path, err)
+	}
+	opts := boltOptions
+	db, err := bolt.Open(tmp, 0o600, &opts)
+	if err != nil {
+		return fmt.Errorf("create state %s: %w", tmp, err)
+	}
+	err = (&Store{db: db}).init()
+	if cerr := db.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		// RENAME_NOREPLACE: never over a file that appeared meanwhile.
+		err = unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, path, unix.RENAME_NOREPLACE)
+	}
+	if err != nil {
+		os.Remove(tmp) // best effort: the next create removes it too
+		return fmt.Errorf("create state %s: %w", path, err)
+	}
+	if d, err := os.Open(filepath.Dir(path)); err == nil {
+		err = d.Sync() // the rename survives a power cut
+		d.Close()
+		if err != nil {
+			return fmt.Errorf("create state %s: sync %s: %w", path, filepath.Dir(path), err)
+		}
+	}
+	return nil
+}
+
+// openBolt opens a database checkFile accepted. bbolt maps the file and
+// trusts its pages; should one still be bad (the file changed behind
+// cnet's lock), the fault or panic becomes a *CorruptError here instead of
+// a crash.
+func openBolt(path string, opts *bolt.Options) (db *bolt.DB, err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			db, err = nil, corrupt(path, "bbolt could not read it (%v)", r)
+		}
+	}()
+	db, err = bolt.Open(path, 0o600, opts)
+	if errors.Is(err, bolterrors.ErrInvalid) || errors.Is(err, bolterrors.ErrChecksum) || errors.Is(err, bolterrors.ErrVersionMismatch) {
+		return nil, &CorruptError{Path: path, Reason: "bbolt refuses it: " + err.Error(), Err: err}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open state %s: %w", path, err)
+	}
+	return db, nil
+}
+
 // OpenShared takes the shared lock and opens the database read-only. It
-// returns ErrNoState when there is no database yet.
+// returns ErrNoState when there is no database yet, and a *CorruptError
+// when the file is there but unusable.
 func OpenShared(stateDir, runDir string) (*Store, error) {
 	path := filepath.Join(stateDir, File)
-	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+	if fresh, err := missing(path); err != nil {
+		return nil, err
+	} else if fresh {
 		return nil, ErrNoState
 	}
 	lock, err := Lock(runDir, false)
 	if err != nil {
 		return nil, err
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: 5 * time.Second})
+	if err := checkFile(path); err != nil {
+		lock.Close()
+		return nil, err
+	}
+	db, err := openBolt(path, &bolt.Options{ReadOnly: true, Timeout: 5 * time.Second})
 	if err != nil {
 		lock.Close()
-		return nil, fmt.Errorf("open state %s: %w", path, err)
+		return nil, err
 	}
 	return &Store{db: db, lock: lock}, nil
 }
@@ -176,13 +258,14 @@ func OpenShared(stateDir, runDir string) (*Store, error) {
 // nothing, not even create the run directory or the lock file: it takes
 // the shared lock only if the lock file exists (every writer creates it
 // before opening the database), and waits at most timeout (0: as long as
-// it takes). It returns ErrNoState when there is no database.
+// it takes). It returns ErrNoState when there is no database, and a
+// *CorruptError when the file is there but unusable.
 func OpenReadOnly(stateDir, runDir string, timeout time.Duration) (*Store, error) {
 	path := filepath.Join(stateDir, File)
-	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+	if fresh, err := missing(path); err != nil {
+		return nil, err
+	} else if fresh {
 		return nil, ErrNoState
-	} else if err != nil {
-		return nil, fmt.Errorf("open state %s: %w", path, err)
 	}
 	var lock *os.File
 	f, err := os.OpenFile(filepath.Join(runDir, "lock"), os.O_RDONLY|unix.O_CLOEXEC, 0)
@@ -194,12 +277,19 @@ func OpenReadOnly(stateDir, runDir string, timeout time.Duration) (*Store, error
 	case !errors.Is(err, fs.ErrNotExist):
 		return nil, fmt.Errorf("open lock: %w", err)
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: 5 * time.Second})
-	if err != nil {
+	release := func() {
 		if lock != nil {
 			lock.Close()
 		}
-		return nil, fmt.Errorf("open state %s: %w", path, err)
+	}
+	if err := checkFile(path); err != nil {
+		release()
+		return nil, err
+	}
+	db, err := openBolt(path, &bolt.Options{ReadOnly: true, Timeout: 5 * time.Second})
+	if err != nil {
+		release()
+		return nil, err
 	}
 	return &Store{db: db, lock: lock}, nil
 }
@@ -258,7 +348,34 @@ func (s *Store) Size() (int64, error) {
 
 // View runs fn in a read transaction.
 func (s *Store) View(fn func(*Tx) error) error {
-	return s.db.View(func(btx *bolt.Tx) error { return fn(&Tx{btx: btx}) })
+	return s.damaged(s.db.View(func(btx *bolt.Tx) error { return fn(&Tx{btx: btx}) }))
+}
+
+// RecordError is a record in the database that does not decode.
+type RecordError struct {
+	What, Key string
+	Err       error
+}
+
+func (e *RecordError) Error() string {
+	return fmt.Sprintf("its %s record %q does not decode (%s)", e.What, e.Key, e.Err)
+}
+
+func (e *RecordError) Unwrap() error { return e.Err }
+
+func undecodable(what, key string, err error) error {
+	return &RecordError{What: what, Key: key, Err: err}
+}
+
+// damaged turns a record that does not decode into a *CorruptError
+// naming the file: what cnet read cannot be trusted, so neither can a
+// decision made from it.
+func (s *Store) damaged(err error) error {
+	var re *RecordError
+	if errors.As(err, &re) {
+		return &CorruptError{Path: s.db.Path(), Reason: re.Error(), Err: err}
+	}
+	return err
 }
 
 // Update runs fn in a write transaction. With durable false the commit is
@@ -268,7 +385,7 @@ func (s *Store) View(fn func(*Tx) error) error {
 func (s *Store) Update(durable bool, fn func(*Tx) error) error {
 	s.db.NoSync = !durable
 	defer func() { s.db.NoSync = false }()
-	return s.db.Update(func(btx *bolt.Tx) error { return fn(&Tx{btx: btx}) })
+	return s.damaged(s.db.Update(func(btx *bolt.Tx) error { return fn(&Tx{btx: btx}) }))
 }
 
 // Tx is a transaction over the state. A nil *Tx reads as empty state, for
@@ -321,7 +438,7 @@ func (t *Tx) Network(name string) (*model.Network, error) {
 	}
 	var n model.Network
 	if err := json.Unmarshal(v, &n); err != nil {
-		return nil, fmt.Errorf("decode network %s: %w", name, err)
+		return nil, undecodable("network", name, err)
 	}
 	return &n, nil
 }
@@ -336,7 +453,7 @@ func (t *Tx) Networks() ([]*model.Network, error) {
 	err := b.ForEach(func(k, v []byte) error {
 		var n model.Network
 		if err := json.Unmarshal(v, &n); err != nil {
-			return fmt.Errorf("decode network %s: %w", k, err)
+			return undecodable("network", string(k), err)
 		}
 		out = append(out, &n)
 		return nil
@@ -356,7 +473,7 @@ func (t *Tx) Container(name string) (*model.Container, error) {
 	}
 	var c model.Container
 	if err := json.Unmarshal(v, &c); err != nil {
-		return nil, fmt.Errorf("decode container %s: %w", name, err)
+		return nil, undecodable("container", name, err)
 	}
 	return &c, nil
 }
@@ -371,7 +488,7 @@ func (t *Tx) Containers() ([]*model.Container, error) {
 	err := b.ForEach(func(k, v []byte) error {
 		var c model.Container
 		if err := json.Unmarshal(v, &c); err != nil {
-			return fmt.Errorf("decode container %s: %w", k, err)
+			return undecodable("container", string(k), err)
 		}
 		out = append(out, &c)
 		return nil
@@ -760,7 +877,7 @@ func (t *Tx) Intents() ([]*model.Intent, error) {
 	err := b.ForEach(func(k, v []byte) error {
 		var in model.Intent
 		if err := json.Unmarshal(v, &in); err != nil {
-			return fmt.Errorf("decode intent %x: %w", k, err)
+			return undecodable("intent", fmt.Sprintf("%x", k), err)
 		}
 		out = append(out, &in)
 		return nil
