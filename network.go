@@ -129,18 +129,27 @@ func (e *Engine) read(fn func(tx *state.Tx) error) error {
 		return err
 	}
 	var stale bool
-	st.View(func(tx *state.Tx) error {
+	if err := st.View(func(tx *state.Tx) error {
 		id := e.bootID()
 		stale = tx.HasIntents() || id != "" && tx.BootID() != "" && tx.BootID() != id || e.dnsDown(tx)
 		return nil
-	})
+	}); err != nil {
+		st.Close()
+		return err
+	}
 	if stale {
 		st.Close()
+		// A reader that cannot take the exclusive lock reads without
+		// recovering; one whose recovery cannot read stops.
 		if s, err := e.openSession(); err == nil {
-			for _, msg := range s.recover() {
+			msgs, err := s.recover()
+			for _, msg := range msgs {
 				e.opts.Notify(msg)
 			}
 			s.close()
+			if err != nil {
+				return err
+			}
 		}
 		if st, err = state.OpenShared(e.opts.StateDir, e.opts.RunDir); err != nil {
 			return err

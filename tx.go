@@ -59,7 +59,9 @@ type machine interface {
 	CheckFirewall(firewall.Ruleset) (string, error)
 	ForwardDrops() ([]string, error)
 	MarkedLinks() (map[string]string, error)
-	MarkedNetns() (map[string]string, error)
+	// MarkedNetns returns the namespaces carrying a cnet mark, and why
+	// each other odd entry (not a namespace, mark unreadable) is left.
+	MarkedNetns() (marked map[string]string, left []string, err error)
 	MarkedFiles() []string
 	FilesPresent(name string) bool
 }
@@ -116,8 +118,12 @@ func (e *Engine) mutate(build func(env *plan.Env) (*plan.Plan, error)) (*plan.Pl
 		return nil, err
 	}
 	defer s.close()
-	for _, msg := range s.recover() {
+	msgs, err := s.recover()
+	for _, msg := range msgs {
 		e.opts.Notify(msg)
+	}
+	if err != nil {
+		return nil, err
 	}
 	return s.apply(build)
 }
@@ -203,8 +209,12 @@ func (r rulesets) before() (rs firewall.Ruleset, err error) {
 		if err != nil {
 			return err
 		}
+		ports, err := tx.PortElems()
+		if err != nil {
+			return err
+		}
 		cs, err := tx.Containers()
-		rs = firewall.FromState(nets, tx.PortElems()).WithGuards(cs)
+		rs = firewall.FromState(nets, ports).WithGuards(cs)
 		return err
 	})
 	return rs, err
@@ -224,7 +234,11 @@ func rulesetAfter(tx *state.Tx, ch model.Changes) (firewall.Ruleset, error) {
 	if err != nil {
 		return firewall.Ruleset{}, err
 	}
-	ports, err := plan.PortsAfter(tx, tx.PortElems(), ch)
+	elems, err := tx.PortElems()
+	if err != nil {
+		return firewall.Ruleset{}, err
+	}
+	ports, err := plan.PortsAfter(tx, elems, ch)
 	if err != nil {
 		return firewall.Ruleset{}, err
 	}
@@ -452,36 +466,47 @@ func (s *session) markBoot(tx *state.Tx) error {
 }
 
 // recover resolves intents left by processes that died mid-operation and
-// rebuilds networks after a reboot. It reports what it did; failures are
-// reported and left for `cnet gc`, so one stuck object never blocks every
-// command.
-func (s *session) recover() []string {
+// rebuilds networks after a reboot. It reports what it did; failed steps
+// are reported and left for `cnet gc`, so one stuck object never blocks
+// every command. A failed read of state or of the kernel is an error:
+// nothing is decided from it, and the command stops.
+func (s *session) recover() ([]string, error) {
 	var (
 		pending     bool
 		bootChanged bool
 	)
-	s.st.View(func(tx *state.Tx) error {
+	if err := s.st.View(func(tx *state.Tx) error {
 		pending = tx.HasIntents()
 		id := s.e.bootID()
 		bootChanged = id != "" && tx.BootID() != "" && tx.BootID() != id
 		return nil
-	})
+	}); err != nil {
+		return nil, err
+	}
 	var done []string
 	if pending {
-		done = append(done, s.resolveIntents()...)
+		msgs, err := s.resolveIntents()
+		done = append(done, msgs...)
+		if err != nil {
+			return done, err
+		}
 	}
 	if bootChanged {
-		done = append(done, s.afterReboot()...)
+		msgs, err := s.afterReboot()
+		done = append(done, msgs...)
+		if err != nil {
+			return done, err
+		}
 	}
 	if msg, err := s.reviveDNS(); err != nil {
 		done = append(done, err.Error())
 	} else if msg != "" {
 		done = append(done, msg)
 	}
-	return done
+	return done, nil
 }
 
-func (s *session) resolveIntents() []string {
+func (s *session) resolveIntents() ([]string, error) {
 	var intents []*model.Intent
 	var nets []*model.Network
 	if err := s.st.View(func(tx *state.Tx) error {
@@ -492,7 +517,7 @@ func (s *session) resolveIntents() []string {
 		nets, err = tx.Networks()
 		return err
 	}); err != nil {
-		return []string{fmt.Sprintf("could not read unfinished operations: %v", err)}
+		return nil, fmt.Errorf("read the operations interrupted by a crash: %w", err)
 	}
 	var out []string
 	for _, in := range intents {
@@ -534,5 +559,5 @@ func (s *session) resolveIntents() []string {
 			out = append(out, fmt.Sprintf("undid %q interrupted in process %d", in.Op, in.PID))
 		}
 	}
-	return out
+	return out, nil
 }

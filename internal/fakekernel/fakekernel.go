@@ -69,7 +69,10 @@ type Kernel struct {
 	Listeners    map[string]string // "tcp 0.0.0.0:80" → "nginx (pid 1)"
 	ForeignDrops []string
 	Names        *DNS // the name server, nil when stopped
-	Ops          []Op
+	// Odd are entries under /run/netns that are no namespace (Foreign,
+	// Incomplete) or cannot be read (Unknown), by name.
+	Odd map[string]netns.State
+	Ops []Op
 	// Fail, if set, is consulted before each mutation; an error fails it.
 	Fail func(line string) error
 }
@@ -592,6 +595,9 @@ func (k *Kernel) Link(name string) (bool, string, error) {
 
 // NetnsState implements plan.Facts.
 func (k *Kernel) NetnsState(name string) netns.State {
+	if st, ok := k.Odd[name]; ok {
+		return st
+	}
 	if _, ok := k.Netns[name]; ok {
 		return netns.Bound
 	}
@@ -656,14 +662,18 @@ func (k *Kernel) MarkedLinks() (map[string]string, error) {
 }
 
 // MarkedNetns implements the engine's machine.
-func (k *Kernel) MarkedNetns() (map[string]string, error) {
+func (k *Kernel) MarkedNetns() (map[string]string, []string, error) {
 	out := map[string]string{}
 	for name, n := range k.Netns {
 		if strings.HasPrefix(n.Mark, "cnet/") {
 			out[name] = n.Mark
 		}
 	}
-	return out, nil
+	var left []string
+	for _, name := range slices.Sorted(maps.Keys(k.Odd)) {
+		left = append(left, fmt.Sprintf("%s/%s is %s, not a namespace cnet made; left alone", netns.Dir, name, k.Odd[name]))
+	}
+	return out, left, nil
 }
 
 // MarkedFiles implements the engine's machine.

@@ -163,11 +163,29 @@ func (k *Kernel) EnsureNetns(s model.NetnsSpec) error {
 }
 
 // RemoveNetns deletes a namespace if it carries s.Mark (or is an empty
-// mount point left by an interrupted create).
+// mount point left by an interrupted create). Anything else at its path
+// (a symbolic link, a directory, a file with content, another mount) is
+// not cnet's and is refused, left in place.
 func (k *Kernel) RemoveNetns(s model.NetnsSpec) error {
 	k.forget(s.Name)
-	switch netns.Stat(k.NetnsDir, s.Name) {
-	case netns.Missing:
+	if err := k.checkNetnsOwned(s); err != nil {
+		return err
+	}
+	if err := k.delGuards(s.Guards); err != nil {
+		return err
+	}
+	if err := netns.Remove(k.NetnsDir, s.Name); err != nil {
+		return fmt.Errorf("ip netns del %s: %w", s.Name, err)
+	}
+	return nil
+}
+
+// checkNetnsOwned returns nil when what is at s's path may be removed: a
+// namespace carrying s.Mark, an empty mount point, or nothing.
+func (k *Kernel) checkNetnsOwned(s model.NetnsSpec) error {
+	path := filepath.Join(k.NetnsDir, s.Name)
+	switch st := netns.Stat(k.NetnsDir, s.Name); st {
+	case netns.Missing, netns.Incomplete:
 		return nil
 	case netns.Bound:
 		mark, err := k.netnsMark(s.Name)
@@ -177,14 +195,10 @@ func (k *Kernel) RemoveNetns(s model.NetnsSpec) error {
 		if mark != s.Mark {
 			return errs.Conflict("namespace", s.Name, "a namespace cnet did not create", "left in place")
 		}
+		return nil
+	default:
+		return errs.Conflict("namespace path", path, "what is there ("+st.String()+")", "cnet did not make it and leaves it in place; remove it yourself if it is not needed")
 	}
-	if err := k.delGuards(s.Guards); err != nil {
-		return err
-	}
-	if err := netns.Remove(k.NetnsDir, s.Name); err != nil {
-		return fmt.Errorf("ip netns del %s: %w", s.Name, err)
-	}
-	return nil
 }
 
 func (k *Kernel) addGuards(gs []model.GuardSpec) error {
@@ -218,15 +232,8 @@ func (k *Kernel) delGuards(gs []model.GuardSpec) error {
 func (k *Kernel) RemoveNamespaces(specs []model.NetnsSpec) error {
 	for _, s := range specs {
 		k.forget(s.Name)
-		if netns.Stat(k.NetnsDir, s.Name) != netns.Bound {
-			continue
-		}
-		mark, err := k.netnsMark(s.Name)
-		if err != nil {
-			return err
-		}
-		if mark != s.Mark {
-			return errs.Conflict("namespace", s.Name, "a namespace cnet did not create", "left in place; nothing was deleted")
+		if err := k.checkNetnsOwned(s); err != nil {
+			return fmt.Errorf("%w; nothing was deleted", err)
 		}
 	}
 	var guards []model.GuardSpec
@@ -579,27 +586,36 @@ func (k *Kernel) MarkedLinks() (map[string]string, error) {
 	return out, nil
 }
 
-// MarkedNetns returns namespaces under NetnsDir whose lo carries a cnet
-// mark, and empty mount points left by interrupted creates (mark "").
-func (k *Kernel) MarkedNetns() (map[string]string, error) {
+// MarkedNetns returns the namespaces under NetnsDir whose lo carries a
+// cnet mark, by name. Every other entry is left alone; left says why for
+// each that is not a namespace at all (a symbolic link, a regular file, a
+// directory) or whose mark cannot be read, since gc reports them. An empty
+// file from an interrupted create is not returned: the create's intent
+// record names it, and recovery removes it.
+func (k *Kernel) MarkedNetns() (marked map[string]string, left []string, err error) {
 	all, err := netns.List(k.NetnsDir)
 	if err != nil {
-		return nil, err
+		return nil, nil, fmt.Errorf("list %s: %w", k.NetnsDir, err)
 	}
-	out := map[string]string{}
+	marked = map[string]string{}
 	for _, name := range all {
-		switch netns.Stat(k.NetnsDir, name) {
-		case netns.Incomplete:
-			out[name] = ""
+		path := filepath.Join(k.NetnsDir, name)
+		switch st := netns.Stat(k.NetnsDir, name); st {
 		case netns.Bound:
-			if mark, err := k.netnsMark(name); err == nil {
-				if _, ok := names.ParseMark(mark); ok {
-					out[name] = mark
-				}
+			mark, err := k.netnsMark(name)
+			if err != nil {
+				left = append(left, fmt.Sprintf("%s: cannot read its mark (%s); left alone", path, err))
+				continue
 			}
+			if _, ok := names.ParseMark(mark); ok {
+				marked[name] = mark
+			}
+		case netns.Missing: // gone since the listing
+		default:
+			left = append(left, fmt.Sprintf("%s is %s, not a namespace cnet made; left alone", path, st))
 		}
 	}
-	return out, nil
+	return marked, left, nil
 }
 
 // MarkedFiles returns the /etc/netns directories holding files cnet wrote.

@@ -312,12 +312,15 @@ func CreateContainer(env *Env, req ContainerReq) (*Plan, error) {
 	} else if old != nil {
 		return nil, errs.Exists("container", req.Name, "")
 	}
-	switch env.Facts.NetnsState(req.Name) {
+	switch st := env.Facts.NetnsState(req.Name); st {
 	case netns.Bound:
 		return nil, errs.Exists("namespace", req.Name,
 			"it was made outside cnet; attach it with `cnet connect NETWORK %s`", req.Name)
 	case netns.Incomplete:
 		return nil, errs.Exists("namespace mount point", netns.Dir+"/"+req.Name, "remove it or choose another name")
+	case netns.Foreign, netns.Unknown:
+		return nil, errs.Conflict("namespace path", netns.Dir+"/"+req.Name, "what is there ("+st.String()+")",
+			"cnet did not make it and leaves it in place: remove it or choose another name")
 	}
 	for _, d := range req.DNS {
 		if !d.Is4() {

@@ -741,33 +741,39 @@ func decodePort(k, cport []byte) (model.PortMapping, bool) {
 }
 
 // PortElems returns every published port as a DNAT map element, to its
-// container's default-route address.
-func (t *Tx) PortElems() []model.PortElem {
+// container's default-route address. A port record that does not decode,
+// or whose container does not, is an error: a table built without it
+// would drop the mapping.
+func (t *Tx) PortElems() ([]model.PortElem, error) {
 	b := t.bucket(bPorts)
 	if b == nil {
-		return nil
+		return nil, nil
 	}
 	targets := map[string]netip.Addr{}
 	var out []model.PortElem
-	b.ForEach(func(k, v []byte) error {
+	err := b.ForEach(func(k, v []byte) error {
 		name, cport, ok := bytes.Cut(v, []byte{0})
 		m, okp := decodePort(k, cport)
 		if !ok || !okp {
-			return nil
+			return undecodable("port", fmt.Sprintf("%x", k), errors.New("malformed key or value"))
 		}
 		addr, seen := targets[string(name)]
 		if !seen {
-			if c, err := t.Container(string(name)); err == nil && c != nil && c.Target() != nil {
+			c, err := t.Container(string(name))
+			if err != nil {
+				return err
+			}
+			if c != nil && c.Target() != nil {
 				addr = c.Target().Addr
 			}
 			targets[string(name)] = addr
 		}
-		if addr.IsValid() {
+		if addr.IsValid() { // a container without a default route has no DNAT target
 			out = append(out, model.PortElem{Proto: m.Proto, HostIP: m.HostIP, HostPort: m.HostPort, Addr: addr, Port: m.Port})
 		}
 		return nil
 	})
-	return out
+	return out, err
 }
 
 func (t *Tx) putPort(name string, m model.PortMapping) error {
