@@ -9,7 +9,6 @@ import (
 	"io/fs"
 	"net"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"strings"
 
@@ -621,15 +620,9 @@ func (k *Kernel) MarkedNetns() (marked map[string]string, left []string, err err
 // MarkedFiles returns the /etc/netns directories holding files cnet wrote.
 func (k *Kernel) MarkedFiles() []string { return nsfiles.Marked(k.FilesDir, k.Marker) }
 
-// FilesPresent reports whether both files of a container exist.
-func (k *Kernel) FilesPresent(name string) bool {
-	for _, f := range []string{"resolv.conf", "hosts"} {
-		if _, err := os.Stat(filepath.Join(k.FilesDir, name, f)); err != nil {
-			return false
-		}
-	}
-	return true
-}
+// FilesPresent reports whether both files of a container exist, as
+// regular files.
+func (k *Kernel) FilesPresent(name string) bool { return nsfiles.Present(k.FilesDir, name) }
 
 // AddPorts adds published ports to the DNAT maps in one batch, then clears
 // stale connection-tracking entries for their host ports.
