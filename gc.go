@@ -239,7 +239,9 @@ func (e *Engine) GC(dryRun bool) (*GCReport, error) {
 				func() error { return s.k.RemoveNetns(model.NetnsSpec{Name: name, Mark: mark}) })
 		}
 	}
-	for _, name := range s.k.MarkedFiles() {
+	marked, oddFiles := s.k.MarkedFiles()
+	r.Warnings = append(r.Warnings, oddFiles...)
+	for _, name := range marked {
 		if !known[name] {
 			act(GCAction{Action: "remove", Object: nsfiles.Dir + "/" + name, Reason: "files of a container cnet no longer has"},
 				func() error { return s.k.RemoveFiles(name) })

@@ -62,7 +62,9 @@ type machine interface {
 	// MarkedNetns returns the namespaces carrying a cnet mark, and why
 	// each other odd entry (not a namespace, mark unreadable) is left.
 	MarkedNetns() (marked map[string]string, left []string, err error)
-	MarkedFiles() []string
+	// MarkedFiles returns the /etc/netns directories holding files cnet
+	// wrote, and why each link found there is left alone.
+	MarkedFiles() (marked, left []string)
 	FilesPresent(name string) bool
 }
 

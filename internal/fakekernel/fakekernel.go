@@ -677,7 +677,7 @@ func (k *Kernel) MarkedNetns() (map[string]string, []string, error) {
 }
 
 // MarkedFiles implements the engine's machine.
-func (k *Kernel) MarkedFiles() []string { return slices.Sorted(maps.Keys(k.Files)) }
+func (k *Kernel) MarkedFiles() ([]string, []string) { return slices.Sorted(maps.Keys(k.Files)), nil }
 
 // FilesPresent implements the engine's machine.
 func (k *Kernel) FilesPresent(name string) bool { _, ok := k.Files[name]; return ok }

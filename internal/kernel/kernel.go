@@ -183,7 +183,7 @@ func (k *Kernel) RemoveNetns(s model.NetnsSpec) error {
 // namespace carrying s.Mark, an empty mount point, or nothing.
 func (k *Kernel) checkNetnsOwned(s model.NetnsSpec) error {
 	path := filepath.Join(k.NetnsDir, s.Name)
-	switch st := netns.Stat(k.NetnsDir, s.Name); st {
+	switch netns.Stat(k.NetnsDir, s.Name) {
 	case netns.Missing, netns.Incomplete:
 		return nil
 	case netns.Bound:
@@ -196,7 +196,7 @@ func (k *Kernel) checkNetnsOwned(s model.NetnsSpec) error {
 		}
 		return nil
 	default:
-		return errs.Conflict("namespace path", path, "what is there ("+st.String()+")", "cnet did not make it and leaves it in place; remove it yourself if it is not needed")
+		return errs.Conflict("namespace path", path, netns.Describe(k.NetnsDir, s.Name), "cnet did not make it and leaves it in place; remove it yourself if it is not needed")
 	}
 }
 
@@ -599,7 +599,7 @@ func (k *Kernel) MarkedNetns() (marked map[string]string, left []string, err err
 	marked = map[string]string{}
 	for _, name := range all {
 		path := filepath.Join(k.NetnsDir, name)
-		switch st := netns.Stat(k.NetnsDir, name); st {
+		switch netns.Stat(k.NetnsDir, name) {
 		case netns.Bound:
 			mark, err := k.netnsMark(name)
 			if err != nil {
@@ -611,14 +611,15 @@ func (k *Kernel) MarkedNetns() (marked map[string]string, left []string, err err
 			}
 		case netns.Missing: // gone since the listing
 		default:
-			left = append(left, fmt.Sprintf("%s is %s, not a namespace cnet made; left alone", path, st))
+			left = append(left, fmt.Sprintf("%s is %s, not a namespace cnet made; left alone", path, netns.Describe(k.NetnsDir, name)))
 		}
 	}
 	return marked, left, nil
 }
 
 // MarkedFiles returns the /etc/netns directories holding files cnet wrote.
-func (k *Kernel) MarkedFiles() []string { return nsfiles.Marked(k.FilesDir, k.Marker) }
+// Links there are left alone, and left says so for each.
+func (k *Kernel) MarkedFiles() (marked, left []string) { return nsfiles.Marked(k.FilesDir, k.Marker) }
 
 // FilesPresent reports whether both files of a container exist, as
 // regular files.

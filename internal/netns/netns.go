@@ -245,7 +245,7 @@ func (s State) String() string {
 	case Incomplete:
 		return "an empty file without a namespace"
 	case Foreign:
-		return "not a namespace (a symbolic link, directory, file with content or other mount)"
+		return "something that is not a namespace (a symbolic link, directory, file with content or another mount)"
 	}
 	return "unreadable"
 }
@@ -293,6 +293,42 @@ func Stat(dir, name string) State {
 		return Foreign
 	}
 	return Incomplete
+}
+
+// Describe says what is at dir/name, for a message: "a symbolic link to
+// TARGET", "a directory", "a file of N bytes", and so on.
+func Describe(dir, name string) string {
+	path := filepath.Join(dir, name)
+	var lst unix.Stat_t
+	if err := unix.Lstat(path, &lst); err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return "nothing"
+		}
+		return fmt.Sprintf("unreadable (%s)", err)
+	}
+	switch lst.Mode & unix.S_IFMT {
+	case unix.S_IFLNK:
+		target, err := os.Readlink(path)
+		if err != nil {
+			return "a symbolic link"
+		}
+		return "a symbolic link to " + target
+	case unix.S_IFDIR:
+		return "a directory"
+	case unix.S_IFREG:
+	default:
+		return "a special file"
+	}
+	switch Stat(dir, name) {
+	case Bound:
+		return "a namespace"
+	case Incomplete:
+		return "an empty file with no namespace mounted on it"
+	}
+	if lst.Size == 0 {
+		return "a mount of another file system"
+	}
+	return fmt.Sprintf("a file of %d bytes", lst.Size)
 }
 
 // Mark returns the alias of lo in the namespace at dir/name ("" if none).

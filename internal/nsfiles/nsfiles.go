@@ -360,11 +360,13 @@ func Write(dir, marker string, f *model.FilesSpec) error {
 // Remove deletes the files cnet wrote for a container (those starting
 // with marker, and its temporary files), then the directory if nothing
 // else is left in it. Missing files are success. A symbolic link at
-// dir/NAME or at one of its files is refused with a *LinkError, and
-// nothing is deleted through it. Equivalent to: `rm -r /etc/netns/NAME`.
+// dir/NAME or at one of its files is not cnet's: it is left in place,
+// not followed, and nothing is deleted through it (Marked reports it).
+// Equivalent to: `rm -r /etc/netns/NAME`.
 func Remove(dir, marker, name string) error {
+	var le *LinkError
 	root, d, err := containerDir(dir, name, false)
-	if errors.Is(err, unix.ENOENT) {
+	if errors.Is(err, unix.ENOENT) || errors.As(err, &le) {
 		return nil
 	}
 	if err != nil {
@@ -376,11 +378,11 @@ func Remove(dir, marker, name string) error {
 	var errList []error
 	for _, file := range files {
 		path := filepath.Join(base, file)
-		if err := dropTemp(d, file+tmpSuffix, path+tmpSuffix, marker); err != nil {
+		if err := dropTemp(d, file+tmpSuffix, path+tmpSuffix, marker); err != nil && !errors.As(err, &le) {
 			errList = append(errList, err)
 		}
 		data, err := readAt(d, file, path)
-		if errors.Is(err, fs.ErrNotExist) {
+		if errors.Is(err, fs.ErrNotExist) || errors.As(err, &le) {
 			continue
 		}
 		if err != nil {
@@ -416,27 +418,40 @@ func Present(dir, name string) bool {
 
 // Marked lists the directories in dir holding a file with marker: the
 // ones cnet wrote. Links, to directories or to files, are never followed
-// and never listed.
-func Marked(dir, marker string) []string {
+// and never listed: left says, for each link (or other odd entry) where
+// cnet would write, that it is left alone.
+func Marked(dir, marker string) (marked, left []string) {
 	ents, _ := os.ReadDir(dir) // no directory: no files cnet wrote
-	var out []string
 	for _, e := range ents {
+		path := filepath.Join(dir, e.Name())
 		if !e.IsDir() { // a link to a directory is not one
+			if e.Type()&fs.ModeSymlink != 0 {
+				left = append(left, path+" is a symbolic link; left alone")
+			}
 			continue
 		}
 		root, d, err := containerDir(dir, e.Name(), false)
 		if err != nil {
-			continue // not a directory cnet can own: left alone
+			left = append(left, err.Error())
+			continue
 		}
-		for _, f := range files {
-			if data, err := readAt(d, f, filepath.Join(dir, e.Name(), f)); err == nil && bytes.HasPrefix(data, []byte(marker+"\n")) {
-				out = append(out, e.Name())
-				break
+		ours := false
+		for _, f := range []string{"resolv.conf", "hosts", "resolv.conf" + tmpSuffix, "hosts" + tmpSuffix} {
+			data, err := readAt(d, f, filepath.Join(path, f))
+			var le *LinkError
+			switch {
+			case errors.As(err, &le):
+				left = append(left, le.Path+" is "+le.What+"; left alone")
+			case err == nil && !strings.HasSuffix(f, tmpSuffix) && bytes.HasPrefix(data, []byte(marker+"\n")):
+				ours = true
 			}
+		}
+		if ours {
+			marked = append(marked, e.Name())
 		}
 		unix.Close(d)
 		unix.Close(root)
 	}
-	slices.Sort(out)
-	return out
+	slices.Sort(marked)
+	return marked, left
 }
