@@ -104,3 +104,45 @@ func TestGCStopsOnFailedReads(t *testing.T) {
 		})
 	}
 }
+
+// TestEmptyDatabaseRemovesNothing: with state.db cut to zero bytes, gc
+// and every mutating call fail naming the file, and remove none of what
+// the lost state described (before, bbolt took the empty file for a new
+// database, and gc removed every object carrying cnet's mark).
+func TestEmptyDatabaseRemovesNothing(t *testing.T) {
+	e, k := fakeEngine(t)
+	if _, err := e.CreateNetwork(NetworkSpec{Name: "blue", Subnet: mustPrefix("172.18.0.0/24")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.CreateContainer(ContainerSpec{Name: "web", Network: "blue", Ports: mustPorts("8080:80")}); err != nil {
+		t.Fatal(err)
+	}
+	db := filepath.Join(e.opts.StateDir, state.File)
+	if err := os.Truncate(db, 0); err != nil {
+		t.Fatal(err)
+	}
+	k.Lines()
+	before := k.Snapshot()
+	for what, call := range map[string]func() error{
+		"gc":         func() error { _, err := e.GC(false); return err },
+		"gc dry run": func() error { _, err := e.GC(true); return err },
+		"containers": func() error { _, err := e.Containers(); return err },
+		"create": func() error {
+			_, err := e.CreateContainer(ContainerSpec{Name: "db", Network: "blue"})
+			return err
+		},
+		"rm": func() error { return e.RemoveContainers([]string{"web"}, RemoveOptions{}) },
+	} {
+		err := call()
+		var ce *state.CorruptError
+		if !errors.As(err, &ce) || ce.Path != db || !strings.Contains(err.Error(), "empty") {
+			t.Errorf("%s: got %v, want a *state.CorruptError saying %s is empty", what, err, db)
+		}
+		if ops := k.Lines(); len(ops) > 0 || k.Snapshot() != before {
+			t.Errorf("%s changed the machine:\n%s", what, strings.Join(ops, "\n"))
+		}
+		if fi, err := os.Stat(db); err != nil || fi.Size() != 0 {
+			t.Errorf("%s wrote the database file", what)
+		}
+	}
+}

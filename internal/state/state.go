@@ -192,6 +192,11 @@ func create(path string) error {
 	if err == nil {
 		// RENAME_NOREPLACE: never over a file that appeared meanwhile.
 		err = unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, path, unix.RENAME_NOREPLACE)
+		if errors.Is(err, unix.EINVAL) { // a file system without it: link(2) never replaces either
+			if err = os.Link(tmp, path); err == nil {
+				err = os.Remove(tmp)
+			}
+		}
 	}
 	if err != nil {
 		os.Remove(tmp) // best effort: the next create removes it too
