@@ -262,15 +262,29 @@ func (c *pageCheck) tree(id uint64, depth int) string {
 	if bad != "" {
 		return bad
 	}
-	return c.node(p, func() string { return fmt.Sprintf("page %d", id) }, depth)
+	return c.node(p, place{page: id}, depth)
 }
 
 // node checks one branch or leaf page (or inline bucket) p.
-func (c *pageCheck) node(p []byte, at func() string, depth int) string {
+// place says where a node is, for a message: a page, or an inline bucket
+// (the innermost key) in one.
+type place struct {
+	page   uint64
+	inline []byte
+}
+
+func (w place) String() string {
+	if w.inline != nil {
+		return fmt.Sprintf("inline bucket %q in page %d", w.inline, w.page)
+	}
+	return fmt.Sprintf("page %d", w.page)
+}
+
+func (c *pageCheck) node(p []byte, at place, depth int) string {
 	fl := binary.LittleEndian.Uint16(p[8:])
 	count := int(binary.LittleEndian.Uint16(p[10:]))
 	if pageHeader+count*elemSize > len(p) {
-		return fmt.Sprintf("%s claims %d elements, more than fit in it", at(), count)
+		return fmt.Sprintf("%s claims %d elements, more than fit in it", at, count)
 	}
 	var prev []byte
 	for i := range count {
@@ -285,11 +299,11 @@ func (c *pageCheck) node(p []byte, at func() string, depth int) string {
 		}
 		off := pageHeader + i*elemSize + pos
 		if pos < 0 || ksize < 0 || vsize < 0 || off < 0 || off+ksize+vsize > len(p) || off+ksize+vsize < off {
-			return fmt.Sprintf("%s: element %d points outside the page", at(), i)
+			return fmt.Sprintf("%s: element %d points outside the page", at, i)
 		}
 		key := p[off : off+ksize]
 		if i > 0 && bytes.Compare(prev, key) >= 0 {
-			return fmt.Sprintf("%s: its keys are out of order at element %d", at(), i)
+			return fmt.Sprintf("%s: its keys are out of order at element %d", at, i)
 		}
 		prev = key
 		if fl == flagBranch {
@@ -303,7 +317,7 @@ func (c *pageCheck) node(p []byte, at func() string, depth int) string {
 		}
 		v := p[off+ksize : off+ksize+vsize]
 		if len(v) < inBucketSize {
-			return fmt.Sprintf("%s: bucket %q has a header of %d bytes", at(), key, len(v))
+			return fmt.Sprintf("%s: bucket %q has a header of %d bytes", at, key, len(v))
 		}
 		if root := binary.LittleEndian.Uint64(v); root != 0 {
 			if bad := c.tree(root, depth+1); bad != "" {
@@ -313,12 +327,12 @@ func (c *pageCheck) node(p []byte, at func() string, depth int) string {
 		}
 		inline := v[inBucketSize:]
 		if len(inline) < pageHeader || binary.LittleEndian.Uint16(inline[8:]) != flagLeaf {
-			return fmt.Sprintf("%s: inline bucket %q is not a leaf", at(), key)
+			return fmt.Sprintf("%s: inline bucket %q is not a leaf", at, key)
 		}
 		if depth+1 > maxTreeDepth {
 			return fmt.Sprintf("its buckets nest deeper than %d levels", maxTreeDepth)
 		}
-		if bad := c.node(inline, func() string { return fmt.Sprintf("inline bucket %q in %s", key, at()) }, depth+1); bad != "" {
+		if bad := c.node(inline, place{page: at.page, inline: key}, depth+1); bad != "" {
 			return bad
 		}
 	}
