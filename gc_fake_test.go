@@ -36,22 +36,29 @@ func TestGCStopsOnFailedReads(t *testing.T) {
 		name   string
 		break_ func(t *testing.T, e *Engine, k *fakekernel.Kernel)
 		want   string
+		// Whether every mutating command must stop too (it recovers
+		// first), and whether the error is a damaged database.
+		mutating, corrupt bool
 	}{
 		{"an interrupted operation's record does not decode", func(t *testing.T, e *Engine, _ *fakekernel.Kernel) {
 			raw(t, e, func(tx *bolt.Tx) error {
 				return tx.Bucket([]byte("intents")).Put([]byte{0, 0, 0, 0, 0, 0, 0, 99}, []byte("{broken"))
 			})
-		}, `intent record "0000000000000063" does not decode`},
+		}, `intent record "0000000000000063" does not decode`, true, true},
 		{"a published port's record does not decode", func(t *testing.T, e *Engine, _ *fakekernel.Kernel) {
 			raw(t, e, func(tx *bolt.Tx) error {
 				b := tx.Bucket([]byte("ports"))
 				k, _ := b.Cursor().First()
 				return b.Put(bytes.Clone(k), []byte("web")) // no container port
 			})
-		}, "port record"},
+		}, "port record", false, true},
 		{"a container's namespace cannot be read", func(t *testing.T, _ *Engine, k *fakekernel.Kernel) {
 			k.Odd = map[string]netns.State{"web": netns.Unknown}
-		}, "cannot tell whether the namespace of container web"},
+		}, "cannot tell whether the namespace of container web", false, false},
+		{"after a reboot, a container's namespace cannot be read", func(t *testing.T, e *Engine, k *fakekernel.Kernel) {
+			os.WriteFile(e.opts.bootIDPath, []byte("boot-2\n"), 0o644)
+			k.Odd = map[string]netns.State{"web": netns.Unknown}
+		}, "cannot tell whether the namespace of container web", true, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -76,7 +83,7 @@ func TestGCStopsOnFailedReads(t *testing.T) {
 				"gc":         func() error { _, err := e.GC(false); return err },
 				"gc dry run": func() error { _, err := e.GC(true); return err },
 			}
-			if strings.Contains(tt.name, "interrupted") { // every mutating command recovers first
+			if tt.mutating {
 				calls["network create"] = func() error {
 					_, err := e.CreateNetwork(NetworkSpec{Name: "red", Subnet: mustPrefix("172.19.0.0/24")})
 					return err
@@ -88,7 +95,7 @@ func TestGCStopsOnFailedReads(t *testing.T) {
 					t.Errorf("%s: got %v, want an error saying %q", what, err, tt.want)
 				}
 				var ce *state.CorruptError
-				if !strings.Contains(tt.name, "namespace") && !errors.As(err, &ce) {
+				if tt.corrupt && !errors.As(err, &ce) {
 					t.Errorf("%s: got %T, want a *state.CorruptError naming the file", what, err)
 				}
 				if ops := k.Lines(); len(ops) > 0 {
