@@ -33,6 +33,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -162,11 +163,48 @@ func OpenWithin(stateDir, runDir string, timeout time.Duration) (*Store, error) 
 		return nil, err
 	}
 	s := &Store{db: db, lock: lock}
+	if err := s.verify(); err != nil {
+		s.Close()
+		return nil, err
+	}
 	if err := s.init(); err != nil {
 		s.Close()
 		return nil, err
 	}
 	return s, nil
+}
+
+// coreBuckets are in every database cnet has initialized, whatever its
+// version.
+var coreBuckets = [][]byte{bMeta, bNetworks, bContainers, bAddrs, bHostIfs, bIntents}
+
+// verify checks what checkFile cannot, since it knows bbolt and not cnet:
+// that the top level holds only buckets, and either all the core buckets
+// or none (a database whose creation stopped before cnet's first
+// transaction). A bucket whose name or flag was damaged would otherwise
+// read as empty, and gc would remove everything it held.
+func (s *Store) verify() error {
+	return s.db.View(func(btx *bolt.Tx) error {
+		c := btx.Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			if v != nil {
+				return corrupt(s.db.Path(), "its top level holds %q, which is not a bucket", k)
+			}
+		}
+		var have, lack []string
+		for _, name := range coreBuckets {
+			if btx.Bucket(name) != nil {
+				have = append(have, string(name))
+			} else {
+				lack = append(lack, string(name))
+			}
+		}
+		if len(have) > 0 && len(lack) > 0 {
+			return corrupt(s.db.Path(), "it lacks the bucket %s that every cnet database holds (it has %s)",
+				strings.Join(lack, ", "), strings.Join(have, ", "))
+		}
+		return nil
+	})
 }
 
 // create makes a new, initialized database at path, which must not exist.
@@ -256,7 +294,12 @@ func OpenShared(stateDir, runDir string) (*Store, error) {
 		lock.Close()
 		return nil, err
 	}
-	return &Store{db: db, lock: lock}, nil
+	s := &Store{db: db, lock: lock}
+	if err := s.verify(); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
 }
 
 // OpenReadOnly opens the database read-only for a caller that must change
@@ -296,7 +339,12 @@ func OpenReadOnly(stateDir, runDir string, timeout time.Duration) (*Store, error
 		release()
 		return nil, err
 	}
-	return &Store{db: db, lock: lock}, nil
+	s := &Store{db: db, lock: lock}
+	if err := s.verify(); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
 }
 
 func (s *Store) init() error {

@@ -36,12 +36,24 @@ func DamagedDBs(good []byte) []DamagedDB {
 		return b
 	}
 	cut := func(n int) []byte { return bytes.Clone(good[:n]) }
+	// The element of the top-level bucket "containers" in the root page
+	// (a leaf in a small database): its flags, and its key.
+	var bucketFlags, bucketKey int
+	if binary.LittleEndian.Uint16(good[root*ps+8:]) == 0x02 {
+		for i := range int(binary.LittleEndian.Uint16(good[root*ps+10:])) {
+			e := root*ps + hdr + i*16
+			k := e + int(binary.LittleEndian.Uint32(good[e+4:]))
+			if string(good[k:k+int(binary.LittleEndian.Uint32(good[e+8:]))]) == "containers" {
+				bucketFlags, bucketKey = e, k
+			}
+		}
+	}
 	garbage := make([]byte, len(good))
 	r := rand.New(rand.NewPCG(1, 2))
 	for i := range garbage {
 		garbage[i] = byte(r.Uint32())
 	}
-	return []DamagedDB{
+	out := []DamagedDB{
 		{"empty file", cut(0), "empty"},
 		{"header only", cut(hdr), "truncated"},
 		{"cut inside the first meta page", cut(40), "truncated"},
@@ -58,4 +70,12 @@ func DamagedDBs(good []byte) []DamagedDB {
 		{"root page element count flipped", flip(root*ps + 11), "elements"},
 		{"root page element offset flipped", flip(root*ps + hdr + 7), "outside the page"},
 	}
+	if bucketKey != 0 {
+		renamed := bytes.Clone(good)
+		renamed[bucketKey+len("containers")-1] = 'r' // "containerr": still in order
+		out = append(out,
+			DamagedDB{"a top-level bucket's flag cleared", flip(bucketFlags), "not a bucket"},
+			DamagedDB{"a top-level bucket's name damaged", renamed, "lacks the bucket containers"})
+	}
+	return out
 }
