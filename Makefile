@@ -66,6 +66,7 @@ FUZZ_TARGETS := \
 	internal/ipam:FuzzParseSubnet internal/ipam:FuzzParseAddr internal/ipam:FuzzCheckHost \
 	internal/names:FuzzCheckName internal/names:FuzzCheckIfName internal/names:FuzzParseMark \
 	internal/cni:FuzzConfig \
+	internal/state:FuzzCheckPages \
 	lab:FuzzParse
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \

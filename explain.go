@@ -68,7 +68,9 @@ func (e *Engine) Explain(src, dst string) (*Explanation, error) {
 			if w.Containers, err = tx.Containers(); err != nil {
 				return err
 			}
-			ports = tx.PortElems()
+			if ports, err = tx.PortElems(); err != nil {
+				return err
+			}
 			if tx.HasIntents() {
 				w.Notes = append(w.Notes, "an operation was interrupted and not yet resolved, so the kernel may differ from state: `cnet gc` resolves it")
 			}

@@ -60,6 +60,8 @@ func (e *Engine) GC(dryRun bool) (*GCReport, error) {
 			Reason: "a cnet name server that lost its control socket: it holds port 53 and nothing can update its records"},
 			func() error { return s.k.DNSKill(pid) })
 	}
+	// A failed read of state or of the kernel stops gc there: what it
+	// would decide from a partial picture is removal of what it missed.
 	if dryRun {
 		err := s.st.View(func(tx *state.Tx) error {
 			ins, err := tx.Intents()
@@ -84,8 +86,12 @@ func (e *Engine) GC(dryRun bool) (*GCReport, error) {
 				Reason: "not running (nothing listens on its control socket): restart it with every record"})
 		}
 	} else {
-		for _, msg := range s.recover() {
+		msgs, err := s.recover()
+		for _, msg := range msgs {
 			r.Actions = append(r.Actions, GCAction{Action: "recover", Object: "state", Reason: msg})
+		}
+		if err != nil {
+			return nil, err
 		}
 	}
 	nets, containers, err := s.load()
@@ -115,12 +121,23 @@ func (e *Engine) GC(dryRun bool) (*GCReport, error) {
 	}
 	var release []string
 	byName := map[string]*model.Container{}
+	present := map[string]netns.State{}
 	for _, c := range containers {
 		byName[c.Name] = c
+		st := s.k.NetnsState(c.NetnsRef())
+		if st == netns.Unknown {
+			return nil, fmt.Errorf("gc: cannot tell whether the namespace of container %s (%s) is there: stopped, nothing more changed", c.Name, e.netnsOf(c))
+		}
+		present[c.Name] = st
 	}
 	for _, c := range containers {
-		if s.k.NetnsState(c.NetnsRef()) != netns.Bound {
+		switch present[c.Name] {
+		case netns.Missing, netns.Incomplete:
 			release = append(release, c.Name)
+			continue
+		case netns.Foreign:
+			r.Warnings = append(r.Warnings, fmt.Sprintf("container %s: %s is %s; left alone, and the container kept: remove that path, and gc releases the container",
+				c.Name, e.netnsOf(c), netns.Foreign))
 			continue
 		}
 		for _, ep := range c.Endpoints {
@@ -160,17 +177,14 @@ func (e *Engine) GC(dryRun bool) (*GCReport, error) {
 		}
 		if c.CNI == nil && !s.k.FilesPresent(c.Name) {
 			var f *model.FilesSpec
-			verr := s.st.View(func(tx *state.Tx) error {
+			if err := s.st.View(func(tx *state.Tx) error {
 				f = plan.Files(tx, names.FileMarker(e.instance), c, nsfiles.ReadUpstream(e.opts.hostResolv, e.opts.systemdResolv))
 				return nil
-			})
+			}); err != nil {
+				return nil, err
+			}
 			act(GCAction{Action: "repair", Object: "files of " + c.Name, Reason: nsfiles.Dir + "/" + c.Name + " is incomplete"},
-				func() error {
-					if verr != nil {
-						return fmt.Errorf("read state for the files of %s: %w", c.Name, verr)
-					}
-					return s.k.WriteFiles(f)
-				})
+				func() error { return s.k.WriteFiles(f) })
 		}
 	}
 	for _, name := range release {
@@ -182,13 +196,15 @@ func (e *Engine) GC(dryRun bool) (*GCReport, error) {
 	var portElems []model.PortElem
 	var left []*model.Container
 	if err := s.st.View(func(tx *state.Tx) error {
-		portElems = tx.PortElems()
 		var err error
+		if portElems, err = tx.PortElems(); err != nil {
+			return err
+		}
 		left, err = tx.Containers()
 		return err
 	}); err != nil {
-		// A firewall built without the containers would drop their
-		// anti-spoofing entries: check nothing rather than that.
+		// Without them, the rebuilt table would lack their published
+		// ports and anti-spoofing entries: check nothing rather than that.
 		return nil, fmt.Errorf("read containers for the firewall check: %w", err)
 	}
 	// A dry run expects what a real one leaves: no guards for released
@@ -222,26 +238,26 @@ func (e *Engine) GC(dryRun bool) (*GCReport, error) {
 				func() error { return s.k.RemoveBridge(model.BridgeSpec{Name: name, Mark: mark}) })
 		}
 	}
-	spaces, err := s.k.MarkedNetns()
+	spaces, odd, err := s.k.MarkedNetns()
 	if err != nil {
 		return nil, err
 	}
+	r.Warnings = append(r.Warnings, odd...)
 	for _, name := range sortedKeys(spaces) {
 		if known[name] {
 			continue
 		}
 		mark := spaces[name]
-		m, _ := names.ParseMark(mark)
-		if mark == "" || m.Instance == e.instance && m.Kind == "ns" {
-			reason := "orphan namespace marked " + mark
-			if mark == "" {
-				reason = "empty mount point left by an interrupted create"
-			}
-			act(GCAction{Action: "remove", Object: "namespace " + name, Reason: reason},
+		// Only this instance's mark for this very name: a namespace
+		// whose mark names another is not an orphan of this path.
+		if m, _ := names.ParseMark(mark); m.Instance == e.instance && m.Kind == "ns" && m.Name == name {
+			act(GCAction{Action: "remove", Object: "namespace " + name, Reason: "orphan namespace marked " + mark},
 				func() error { return s.k.RemoveNetns(model.NetnsSpec{Name: name, Mark: mark}) })
 		}
 	}
-	for _, name := range s.k.MarkedFiles() {
+	marked, oddFiles := s.k.MarkedFiles()
+	r.Warnings = append(r.Warnings, oddFiles...)
+	for _, name := range marked {
 		if !known[name] {
 			act(GCAction{Action: "remove", Object: nsfiles.Dir + "/" + name, Reason: "files of a container cnet no longer has"},
 				func() error { return s.k.RemoveFiles(name) })
@@ -252,7 +268,11 @@ func (e *Engine) GC(dryRun bool) (*GCReport, error) {
 	}
 	if !dryRun && s.k.DNSRunning() {
 		// Whatever the server holds, it now holds exactly what state says.
-		if snap, err := s.dnsSnapshot(model.Changes{}); err == nil && len(snap.Networks) > 0 {
+		snap, err := s.dnsSnapshot(model.Changes{})
+		if err != nil {
+			return nil, err
+		}
+		if len(snap.Networks) > 0 {
 			if err := s.k.DNSSync(snap); err != nil {
 				r.Warnings = append(r.Warnings, "could not refresh the dns server: "+err.Error())
 			}
@@ -321,10 +341,18 @@ func (s *session) endpointSpec(c *model.Container, n *model.Network, ep model.En
 // afterReboot runs on the first command after the boot ID changed:
 // bridges and the firewall come back from state, and containers whose
 // namespaces vanished with the reboot release their addresses.
-func (s *session) afterReboot() []string {
+func (s *session) afterReboot() ([]string, error) {
 	nets, containers, err := s.load()
 	if err != nil {
-		return []string{"after reboot: " + err.Error()}
+		return nil, fmt.Errorf("after reboot: %w", err)
+	}
+	present := map[string]netns.State{}
+	for _, c := range containers {
+		st := s.k.NetnsState(c.NetnsRef())
+		if st == netns.Unknown {
+			return nil, fmt.Errorf("after reboot: cannot tell whether the namespace of container %s (%s) is there", c.Name, s.e.netnsOf(c))
+		}
+		present[c.Name] = st
 	}
 	var out, failed []string
 	forward := false
@@ -335,7 +363,7 @@ func (s *session) afterReboot() []string {
 		forward = forward || !n.Internal
 	}
 	for _, c := range containers {
-		if s.k.NetnsState(c.NetnsRef()) != netns.Bound {
+		if st := present[c.Name]; st == netns.Missing || st == netns.Incomplete {
 			if err := s.release(c.Name); err != nil {
 				failed = append(failed, fmt.Sprintf("container %s: %v", c.Name, err))
 				continue
@@ -356,13 +384,13 @@ func (s *session) afterReboot() []string {
 	}
 	if len(failed) > 0 {
 		// Keep the old boot ID so the next command tries again.
-		return append(out, "after reboot, could not restore: "+errors.Join(errorsOf(failed)...).Error())
+		return append(out, "after reboot, could not restore: "+errors.Join(errorsOf(failed)...).Error()), nil
 	}
 	if err := s.st.Update(true, s.markBoot); err != nil {
-		// The old boot ID stays, so the next command restores again.
-		return append(out, "after reboot, could not record the new boot ID: "+err.Error())
+		// The next command restores again: every step is an ensure.
+		out = append(out, "after reboot, could not record the boot: "+err.Error())
 	}
-	return out
+	return out, nil
 }
 
 func errorsOf(msgs []string) []error {

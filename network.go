@@ -146,11 +146,17 @@ func (e *Engine) read(fn func(tx *state.Tx) error) error {
 	}
 	if stale {
 		e.closeStore(st)
+		// A reader that cannot take the exclusive lock reads without
+		// recovering; one whose recovery cannot read stops.
 		if s, err := e.openSession(); err == nil {
-			for _, msg := range s.recover() {
+			msgs, err := s.recover()
+			for _, msg := range msgs {
 				e.opts.Notify(msg)
 			}
 			s.close()
+			if err != nil {
+				return err
+			}
 		}
 		if st, err = state.OpenShared(e.opts.StateDir, e.opts.RunDir); err != nil {
 			return err

@@ -69,8 +69,12 @@ type machine interface {
 	CheckFirewall(firewall.Ruleset) (string, error)
 	ForwardDrops() ([]string, error)
 	MarkedLinks() (map[string]string, error)
-	MarkedNetns() (map[string]string, error)
-	MarkedFiles() []string
+	// MarkedNetns returns the namespaces carrying a cnet mark, and why
+	// each other odd entry (not a namespace, mark unreadable) is left.
+	MarkedNetns() (marked map[string]string, left []string, err error)
+	// MarkedFiles returns the /etc/netns directories holding files cnet
+	// wrote, and why each link found there is left alone.
+	MarkedFiles() (marked, left []string)
 	FilesPresent(name string) bool
 }
 
@@ -140,8 +144,12 @@ func (e *Engine) mutate(build func(env *plan.Env) (*plan.Plan, error)) (*plan.Pl
 		return nil, err
 	}
 	defer s.close()
-	for _, msg := range s.recover() {
+	msgs, err := s.recover()
+	for _, msg := range msgs {
 		e.opts.Notify(msg)
+	}
+	if err != nil {
+		return nil, err
 	}
 	return s.apply(build)
 }
@@ -256,8 +264,12 @@ func (r rulesets) before() (rs firewall.Ruleset, err error) {
 		if err != nil {
 			return err
 		}
+		ports, err := tx.PortElems()
+		if err != nil {
+			return err
+		}
 		cs, err := tx.Containers()
-		rs = firewall.FromState(nets, tx.PortElems()).WithGuards(cs)
+		rs = firewall.FromState(nets, ports).WithGuards(cs)
 		return err
 	})
 	return rs, err
@@ -277,7 +289,11 @@ func rulesetAfter(tx *state.Tx, ch model.Changes) (firewall.Ruleset, error) {
 	if err != nil {
 		return firewall.Ruleset{}, err
 	}
-	ports, err := plan.PortsAfter(tx, tx.PortElems(), ch)
+	elems, err := tx.PortElems()
+	if err != nil {
+		return firewall.Ruleset{}, err
+	}
+	ports, err := plan.PortsAfter(tx, elems, ch)
 	if err != nil {
 		return firewall.Ruleset{}, err
 	}
@@ -518,10 +534,11 @@ func (s *session) markBoot(tx *state.Tx) error {
 }
 
 // recover resolves intents left by processes that died mid-operation and
-// rebuilds networks after a reboot. It reports what it did; failures are
-// reported and left for `cnet gc`, so one stuck object never blocks every
-// command.
-func (s *session) recover() []string {
+// rebuilds networks after a reboot. It reports what it did; failed steps
+// are reported and left for `cnet gc`, so one stuck object never blocks
+// every command. A failed read of state or of the kernel is an error:
+// nothing is decided from it, and the command stops.
+func (s *session) recover() ([]string, error) {
 	var (
 		pending     bool
 		bootChanged bool
@@ -532,24 +549,32 @@ func (s *session) recover() []string {
 		bootChanged = id != "" && tx.BootID() != "" && tx.BootID() != id
 		return nil
 	}); err != nil {
-		return []string{fmt.Sprintf("could not read state to recover interrupted operations: %v; run `cnet gc`", err)}
+		return nil, fmt.Errorf("read state to recover interrupted operations: %w", err)
 	}
 	var done []string
 	if pending {
-		done = append(done, s.resolveIntents()...)
+		msgs, err := s.resolveIntents()
+		done = append(done, msgs...)
+		if err != nil {
+			return done, err
+		}
 	}
 	if bootChanged {
-		done = append(done, s.afterReboot()...)
+		msgs, err := s.afterReboot()
+		done = append(done, msgs...)
+		if err != nil {
+			return done, err
+		}
 	}
 	if msg, err := s.reviveDNS(); err != nil {
 		done = append(done, err.Error())
 	} else if msg != "" {
 		done = append(done, msg)
 	}
-	return done
+	return done, nil
 }
 
-func (s *session) resolveIntents() []string {
+func (s *session) resolveIntents() ([]string, error) {
 	var intents []*model.Intent
 	var nets []*model.Network
 	if err := s.st.View(func(tx *state.Tx) error {
@@ -560,7 +585,7 @@ func (s *session) resolveIntents() []string {
 		nets, err = tx.Networks()
 		return err
 	}); err != nil {
-		return []string{fmt.Sprintf("could not read unfinished operations: %v", err)}
+		return nil, fmt.Errorf("read the operations interrupted by a crash: %w", err)
 	}
 	var out []string
 	for _, in := range intents {
@@ -602,5 +627,5 @@ func (s *session) resolveIntents() []string {
 			out = append(out, fmt.Sprintf("undid %q interrupted in process %d", in.Op, in.PID))
 		}
 	}
-	return out
+	return out, nil
 }

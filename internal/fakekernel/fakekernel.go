@@ -78,7 +78,10 @@ type Kernel struct {
 	Names        *DNS // the name server, nil when stopped
 	// Stale lists the PIDs of name servers that lost their control socket.
 	Stale []int
-	Ops   []Op
+	// Odd are entries under /run/netns that are no namespace (Foreign,
+	// Incomplete) or cannot be read (Unknown), by name.
+	Odd map[string]netns.State
+	Ops []Op
 	// Fail, if set, is consulted before each mutation; an error fails it.
 	Fail func(line string) error
 
@@ -673,6 +676,9 @@ func (k *Kernel) BridgeHolders(bridge string, ours func(port, alias string) bool
 
 // NetnsState implements plan.Facts.
 func (k *Kernel) NetnsState(name string) netns.State {
+	if st, ok := k.Odd[name]; ok {
+		return st
+	}
 	if _, ok := k.Netns[name]; ok {
 		return netns.Bound
 	}
@@ -737,18 +743,22 @@ func (k *Kernel) MarkedLinks() (map[string]string, error) {
 }
 
 // MarkedNetns implements the engine's machine.
-func (k *Kernel) MarkedNetns() (map[string]string, error) {
+func (k *Kernel) MarkedNetns() (map[string]string, []string, error) {
 	out := map[string]string{}
 	for name, n := range k.Netns {
 		if strings.HasPrefix(n.Mark, "cnet/") {
 			out[name] = n.Mark
 		}
 	}
-	return out, nil
+	var left []string
+	for _, name := range slices.Sorted(maps.Keys(k.Odd)) {
+		left = append(left, fmt.Sprintf("%s/%s is %s, not a namespace cnet made; left alone", netns.Dir, name, k.Odd[name]))
+	}
+	return out, left, nil
 }
 
 // MarkedFiles implements the engine's machine.
-func (k *Kernel) MarkedFiles() []string { return slices.Sorted(maps.Keys(k.Files)) }
+func (k *Kernel) MarkedFiles() ([]string, []string) { return slices.Sorted(maps.Keys(k.Files)), nil }
 
 // FilesPresent implements the engine's machine.
 func (k *Kernel) FilesPresent(name string) bool { _, ok := k.Files[name]; return ok }

@@ -9,7 +9,6 @@ import (
 	"io/fs"
 	"net"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"strings"
 
@@ -163,18 +162,15 @@ func (k *Kernel) EnsureNetns(s model.NetnsSpec) error {
 	return nil
 }
 
-// RemoveNetns deletes a namespace if it carries s.Mark (or is an empty
-// mount point left by an interrupted create), and waits until the kernel
-// has freed its host veths.
+// RemoveNetns deletes a namespace if it is the one cnet made (or an
+// empty mount point left by an interrupted create), and waits until the
+// kernel has freed its host veths. Anything else at its path (a symbolic
+// link, a directory, a file with content, another mount) is not cnet's
+// and is refused, left in place.
 func (k *Kernel) RemoveNetns(s model.NetnsSpec) error {
 	k.forget(s.Name)
-	switch netns.Stat(k.NetnsDir, s.Name) {
-	case netns.Missing:
-		return nil
-	case netns.Bound:
-		if err := k.checkOwned(s, "left in place"); err != nil {
-			return err
-		}
+	if err := k.checkNetnsOwned(s); err != nil {
+		return err
 	}
 	if err := k.delGuards(s.Guards); err != nil {
 		return err
@@ -188,6 +184,20 @@ func (k *Kernel) RemoveNetns(s model.NetnsSpec) error {
 		return fmt.Errorf("ip netns del %s: %w", s.Name, err)
 	}
 	return gone.Wait()
+}
+
+// checkNetnsOwned returns nil when what is at s's path may be removed:
+// the namespace cnet made (checkOwned), an empty mount point, or nothing.
+func (k *Kernel) checkNetnsOwned(s model.NetnsSpec) error {
+	path := filepath.Join(k.NetnsDir, s.Name)
+	switch netns.Stat(k.NetnsDir, s.Name) {
+	case netns.Missing, netns.Incomplete:
+		return nil
+	case netns.Bound:
+		return k.checkOwned(s, "left in place")
+	default:
+		return errs.Conflict("namespace path", path, netns.Describe(k.NetnsDir, s.Name), "cnet did not make it and leaves it in place; remove it yourself if it is not needed")
+	}
 }
 
 // delVeths deletes, in one kernel batch, the host veths of the bound
@@ -350,12 +360,11 @@ func (k *Kernel) RemoveNamespaces(specs []model.NetnsSpec) error {
 	var bound []model.NetnsSpec
 	for _, s := range specs {
 		k.forget(s.Name)
-		if netns.Stat(k.NetnsDir, s.Name) != netns.Bound {
-			continue
+		if err := k.checkNetnsOwned(s); err != nil {
+			return fmt.Errorf("%w; nothing was deleted", err)
 		}
-		bound = append(bound, s)
-		if err := k.checkOwned(s, "left in place; nothing was deleted"); err != nil {
-			return err
+		if netns.Stat(k.NetnsDir, s.Name) == netns.Bound {
+			bound = append(bound, s)
 		}
 	}
 	var guards []model.GuardSpec
@@ -807,41 +816,45 @@ func (k *Kernel) MarkedLinks() (map[string]string, error) {
 	return out, nil
 }
 
-// MarkedNetns returns namespaces under NetnsDir whose lo carries a cnet
-// mark, and empty mount points left by interrupted creates (mark "").
-func (k *Kernel) MarkedNetns() (map[string]string, error) {
+// MarkedNetns returns the namespaces under NetnsDir whose lo carries a
+// cnet mark, by name. Every other entry is left alone; left says why for
+// each that is not a namespace at all (a symbolic link, a regular file, a
+// directory) or whose mark cannot be read, since gc reports them. An empty
+// file from an interrupted create is not returned: the create's intent
+// record names it, and recovery removes it.
+func (k *Kernel) MarkedNetns() (marked map[string]string, left []string, err error) {
 	all, err := netns.List(k.NetnsDir)
 	if err != nil {
-		return nil, err
+		return nil, nil, fmt.Errorf("list %s: %w", k.NetnsDir, err)
 	}
-	out := map[string]string{}
+	marked = map[string]string{}
 	for _, name := range all {
+		path := filepath.Join(k.NetnsDir, name)
 		switch netns.Stat(k.NetnsDir, name) {
-		case netns.Incomplete:
-			out[name] = ""
 		case netns.Bound:
-			if mark, err := k.netnsMark(name); err == nil {
-				if _, ok := names.ParseMark(mark); ok {
-					out[name] = mark
-				}
+			mark, err := k.netnsMark(name)
+			if err != nil {
+				left = append(left, fmt.Sprintf("%s: cannot read its mark (%s); left alone", path, err))
+				continue
 			}
+			if _, ok := names.ParseMark(mark); ok {
+				marked[name] = mark
+			}
+		case netns.Missing: // gone since the listing
+		default:
+			left = append(left, fmt.Sprintf("%s is %s, not a namespace cnet made; left alone", path, netns.Describe(k.NetnsDir, name)))
 		}
 	}
-	return out, nil
+	return marked, left, nil
 }
 
 // MarkedFiles returns the /etc/netns directories holding files cnet wrote.
-func (k *Kernel) MarkedFiles() []string { return nsfiles.Marked(k.FilesDir, k.Marker) }
+// Links there are left alone, and left says so for each.
+func (k *Kernel) MarkedFiles() (marked, left []string) { return nsfiles.Marked(k.FilesDir, k.Marker) }
 
-// FilesPresent reports whether both files of a container exist.
-func (k *Kernel) FilesPresent(name string) bool {
-	for _, f := range []string{"resolv.conf", "hosts"} {
-		if _, err := os.Stat(filepath.Join(k.FilesDir, name, f)); err != nil {
-			return false
-		}
-	}
-	return true
-}
+// FilesPresent reports whether both files of a container exist, as
+// regular files.
+func (k *Kernel) FilesPresent(name string) bool { return nsfiles.Present(k.FilesDir, name) }
 
 // AddPorts adds published ports to the DNAT maps in one batch (atomic:
 // when it fails, nothing changed).

@@ -3,6 +3,9 @@ package kernel
 import (
 	"errors"
 	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -111,5 +114,60 @@ func TestEnsureRouteDefault(t *testing.T) {
 	err := k.EnsureRoute(model.RouteSpec{Netns: "routed", Dev: "eth9", Gateway: netip.MustParseAddr("10.7.0.1")})
 	if err == nil || !strings.Contains(err.Error(), "eth9") {
 		t.Errorf("a route through a missing link: %v, want an error naming eth9", err)
+	}
+}
+
+// TestNetnsPathsNeverFollowed: what is at a namespace path decides what
+// RemoveNetns and MarkedNetns do, read without following a link: the
+// empty file a killed create leaves is removed (its intent names it), a
+// link (to a cnet namespace of the same mark, too), another tool's file and
+// a directory are refused and left, and MarkedNetns lists only the marked
+// namespace, reporting each of the others as left alone.
+func TestNetnsPathsNeverFollowed(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	dir := filepath.Join(t.TempDir(), "netns")
+	k := New(dir, t.TempDir(), "# cnet test")
+	defer k.Close()
+	real := model.NetnsSpec{Name: "real", Mark: "cnet/t/ns/real"}
+	if err := k.EnsureNetns(real); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { netns.Remove(dir, "real"); unix.Unmount(dir, unix.MNT_DETACH) })
+	os.WriteFile(filepath.Join(dir, "killed"), nil, 0o444)
+	os.Symlink(filepath.Join(dir, "real"), filepath.Join(dir, "link"))
+	os.Symlink(filepath.Join(dir, "nothing"), filepath.Join(dir, "dangling"))
+	os.WriteFile(filepath.Join(dir, "file"), []byte("not a namespace\n"), 0o644)
+	os.Mkdir(filepath.Join(dir, "dir"), 0o755)
+
+	marked, left, err := k.MarkedNetns()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(marked) != 1 || marked["real"] != real.Mark {
+		t.Errorf("marked = %v, want only real", marked)
+	}
+	for _, name := range []string{"killed", "link", "dangling", "file", "dir"} {
+		if !slices.ContainsFunc(left, func(s string) bool { return strings.HasPrefix(s, filepath.Join(dir, name)+" is ") }) {
+			t.Errorf("left = %q, want %s reported", left, name)
+		}
+	}
+	// The mark real's lo carries, asked through a link to it: refused.
+	for _, name := range []string{"link", "dangling", "file", "dir"} {
+		err := k.RemoveNetns(model.NetnsSpec{Name: name, Mark: real.Mark})
+		if !errors.Is(err, errs.ErrConflict) || !strings.Contains(err.Error(), filepath.Join(dir, name)) {
+			t.Errorf("RemoveNetns(%s) = %v, want a conflict naming it", name, err)
+		}
+		if _, err := os.Lstat(filepath.Join(dir, name)); err != nil {
+			t.Errorf("%s was removed", name)
+		}
+	}
+	if netns.Stat(dir, "real") != netns.Bound {
+		t.Fatal("the namespace a link pointed at is gone")
+	}
+	if err := k.RemoveNetns(model.NetnsSpec{Name: "killed", Mark: "cnet/t/ns/killed"}); err != nil {
+		t.Errorf("RemoveNetns(killed) = %v", err)
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "killed")); err == nil {
+		t.Error("the empty file of a killed create is still there")
 	}
 }

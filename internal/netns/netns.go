@@ -120,13 +120,14 @@ func Create(dir, name string, inside func(route *nl.SocketHandle) error) (*NS, e
 	}()
 	r := <-ch
 	if r.err != nil {
-		// The bind mount may not have happened (EINVAL) and the file
-		// may be gone: only other failures are worth reporting.
+		// The file was made above (O_EXCL): it is this create's own. The
+		// bind mount may not have happened (EINVAL) and the file may be
+		// gone: only other failures are worth reporting.
 		errList := []error{r.err}
-		if err := unix.Unmount(path, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+		if err := unix.Unmount(path, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
 			errList = append(errList, fmt.Errorf("umount %s: %w", path, err))
 		}
-		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := unix.Unlinkat(unix.AT_FDCWD, path, 0); err != nil && !errors.Is(err, unix.ENOENT) {
 			errList = append(errList, fmt.Errorf("remove %s: %w", path, err))
 		}
 		return nil, errors.Join(errList...)
@@ -196,10 +197,11 @@ func Open(dir, name string) (*NS, error) {
 // kernel. The caller closes fd.
 func OpenFd(dir, name string) (path string, fd int, err error) {
 	path = filepath.Join(dir, name)
+	flags := unix.O_RDONLY | unix.O_CLOEXEC | unix.O_NOFOLLOW // under dir, a link is not a namespace
 	if filepath.IsAbs(name) {
-		path = name
+		path, flags = name, unix.O_RDONLY|unix.O_CLOEXEC
 	}
-	fd, err = unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	fd, err = unix.Open(path, flags, 0)
 	if err != nil {
 		return path, -1, fmt.Errorf("open netns %s: %w", path, err)
 	}
@@ -240,23 +242,104 @@ type State int
 const (
 	Missing    State = iota // nothing
 	Bound                   // a namespace is bound there
-	Incomplete              // an empty mount point left by an interrupted create
+	Incomplete              // an empty file, no namespace mounted on it: what an interrupted create leaves
+	Foreign                 // something no create leaves: a symbolic link, a directory, a file with content, another mount
+	Unknown                 // it could not be read (permission, I/O): nothing may be decided from it
 )
 
-// Stat reports what is at dir/name (or at name, an absolute path).
+func (s State) String() string {
+	switch s {
+	case Missing:
+		return "missing"
+	case Bound:
+		return "a namespace"
+	case Incomplete:
+		return "an empty file without a namespace"
+	case Foreign:
+		return "something that is not a namespace (a symbolic link, directory, file with content or another mount)"
+	}
+	return "unreadable"
+}
+
+// Stat reports what is at dir/name (or at name, an absolute path). Under
+// dir it never follows a symbolic link: a link there is Foreign, whatever
+// it points at. An absolute path (a container runtime's, which may well
+// be a link such as /proc/PID/ns/net) is followed.
 func Stat(dir, name string) State {
-	path := filepath.Join(dir, name)
 	if filepath.IsAbs(name) {
-		path = name
+		var st unix.Statfs_t
+		if err := unix.Statfs(name, &st); err != nil {
+			if errors.Is(err, unix.ENOENT) {
+				return Missing
+			}
+			return Unknown
+		}
+		if st.Type == nsfsMagic {
+			return Bound
+		}
+		return Incomplete
+	}
+	path := filepath.Join(dir, name)
+	var lst, dst unix.Stat_t
+	if err := unix.Lstat(path, &lst); err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return Missing
+		}
+		return Unknown
+	}
+	if lst.Mode&unix.S_IFMT != unix.S_IFREG {
+		return Foreign
 	}
 	var st unix.Statfs_t
-	if err := unix.Statfs(path, &st); err != nil {
-		return Missing
+	if err := unix.Statfs(path, &st); err != nil { // path is no link: nothing is followed
+		return Unknown
 	}
 	if st.Type == nsfsMagic {
 		return Bound
 	}
+	if err := unix.Stat(dir, &dst); err != nil {
+		return Unknown
+	}
+	if lst.Size != 0 || lst.Dev != dst.Dev { // content, or a file of another file system mounted there
+		return Foreign
+	}
 	return Incomplete
+}
+
+// Describe says what is at dir/name, for a message: "a symbolic link to
+// TARGET", "a directory", "a file of N bytes", and so on.
+func Describe(dir, name string) string {
+	path := filepath.Join(dir, name)
+	var lst unix.Stat_t
+	if err := unix.Lstat(path, &lst); err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return "nothing"
+		}
+		return fmt.Sprintf("unreadable (%s)", err)
+	}
+	switch lst.Mode & unix.S_IFMT {
+	case unix.S_IFLNK:
+		target, err := os.Readlink(path)
+		if err != nil {
+			return "a symbolic link"
+		}
+		return "a symbolic link to " + target
+	case unix.S_IFDIR:
+		return "a directory"
+	case unix.S_IFREG:
+	default:
+		return "a special file"
+	}
+	switch Stat(dir, name) {
+	case Bound:
+		return "a namespace"
+	case Incomplete:
+		return "an empty file with no namespace mounted on it"
+	}
+	if lst.Size == 0 {
+		return "a mount of another file system"
+	}
+	return fmt.Sprintf("a file of %d bytes", lst.Size)
 }
 
 // Mark returns the alias of lo in the namespace at dir/name ("" if none).
@@ -274,17 +357,25 @@ func Mark(dir, name string) (string, error) {
 }
 
 // Remove unbinds and deletes dir/name. A missing path is success; an
-// incomplete one (an empty mount point) is removed. The namespace itself,
-// with every link in it, is freed by the kernel once nothing else holds
-// it; veth peers go with it. Equivalent to: `ip netns del NAME`.
+// incomplete one (an empty mount point) is removed. It never follows a
+// symbolic link: one at dir/name is refused, not unmounted through or
+// deleted. The namespace itself, with every link in it, is freed by the
+// kernel once nothing else holds it; veth peers go with it. Equivalent
+// to: `ip netns del NAME`.
 func Remove(dir, name string) error {
 	path := filepath.Join(dir, name)
-	err := unix.Unmount(path, unix.MNT_DETACH)
+	switch st := Stat(dir, name); st {
+	case Missing:
+		return nil
+	case Foreign, Unknown:
+		return fmt.Errorf("remove %s: it is %s, which cnet did not make: left in place: %w", path, st, fs.ErrExist)
+	}
+	err := unix.Unmount(path, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW)
 	if err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
 		return fmt.Errorf("umount %s: %w", path, err)
 	}
 	faults.Point()
-	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := unix.Unlinkat(unix.AT_FDCWD, path, 0); err != nil && !errors.Is(err, unix.ENOENT) {
 		return fmt.Errorf("remove %s: %w", path, err)
 	}
 	faults.Point()

@@ -1,11 +1,16 @@
 package nsfiles
 
 import (
+	"errors"
+	"fmt"
+	"io/fs"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
+	"github.com/cnetdev/cnet/internal/errs"
 	"github.com/cnetdev/cnet/internal/model"
 )
 
@@ -74,7 +79,7 @@ func TestWriteRemove(t *testing.T) {
 	if string(got) != f.Resolv {
 		t.Errorf("resolv.conf = %q", got)
 	}
-	if m := Marked(dir, marker); len(m) != 1 || m[0] != "web" {
+	if m, left := Marked(dir, marker); len(m) != 1 || m[0] != "web" || len(left) != 0 {
 		t.Errorf("Marked = %v, want [web]", m)
 	}
 	if err := Remove(dir, marker, "web"); err != nil {
@@ -131,5 +136,102 @@ func TestResolvLocal(t *testing.T) {
 	got = Resolv(marker, []netip.Addr{netip.MustParseAddr("9.9.9.9")}, local, up)
 	if want := marker + "\nnameserver 9.9.9.9\nsearch lan\n"; got != want {
 		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
+// outside renders every file under dir with its content and mtime.
+func outside(t *testing.T, dir string) string {
+	t.Helper()
+	var b strings.Builder
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := d.Info()
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, _ := os.ReadFile(p)
+		fmt.Fprintf(&b, "%s %v %s %q\n", p, info.Mode(), info.ModTime(), data)
+		return nil
+	})
+	return b.String()
+}
+
+// TestSymlinksRefused: a symbolic link planted under /etc/netns (for the
+// directory of a container, one of its files, or the temporary file cnet
+// writes first, dangling or not) is never followed: Write refuses with an
+// error naming the link; Remove leaves the link in place and deletes
+// nothing through it; Marked does not list it and says it is left alone.
+// The files a link points at are untouched, and none is created.
+func TestSymlinksRefused(t *testing.T) {
+	f := &model.FilesSpec{Name: "web", Resolv: marker + "\nnameserver 192.0.2.1\n", Hosts: marker + "\n127.0.0.1\tlocalhost\n"}
+	tests := []struct {
+		name  string
+		plant func(t *testing.T, dir, out string) // dir is /etc/netns, out a directory outside
+		link  string                              // the path the refusal names, under dir
+	}{
+		{"directory links to another", func(t *testing.T, dir, out string) {
+			os.Symlink(out, filepath.Join(dir, "web"))
+		}, "web"},
+		{"directory links to one that does not exist", func(t *testing.T, dir, out string) {
+			os.Symlink(filepath.Join(out, "new"), filepath.Join(dir, "web"))
+		}, "web"},
+		{"resolv.conf links to a file", func(t *testing.T, dir, out string) {
+			os.Mkdir(filepath.Join(dir, "web"), 0o755)
+			os.Symlink(filepath.Join(out, "shadow"), filepath.Join(dir, "web", "resolv.conf"))
+		}, "web/resolv.conf"},
+		{"hosts links to a file cnet wrote elsewhere", func(t *testing.T, dir, out string) {
+			os.Mkdir(filepath.Join(dir, "web"), 0o755)
+			os.Symlink(filepath.Join(out, "marked"), filepath.Join(dir, "web", "hosts"))
+		}, "web/hosts"},
+		{"resolv.conf links to nothing", func(t *testing.T, dir, out string) {
+			os.Mkdir(filepath.Join(dir, "web"), 0o755)
+			os.Symlink(filepath.Join(out, "cron"), filepath.Join(dir, "web", "resolv.conf"))
+		}, "web/resolv.conf"},
+		{"the temporary file links to a file", func(t *testing.T, dir, out string) {
+			os.Mkdir(filepath.Join(dir, "web"), 0o755)
+			os.Symlink(filepath.Join(out, "shadow"), filepath.Join(dir, "web", "resolv.conf.cnet-tmp"))
+		}, "web/resolv.conf.cnet-tmp"},
+		{"the temporary file links to nothing", func(t *testing.T, dir, out string) {
+			os.Mkdir(filepath.Join(dir, "web"), 0o755)
+			os.Symlink(filepath.Join(out, "cron"), filepath.Join(dir, "web", "hosts.cnet-tmp"))
+		}, "web/hosts.cnet-tmp"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir, out := filepath.Join(t.TempDir(), "netns"), t.TempDir()
+			os.Mkdir(dir, 0o755)
+			os.WriteFile(filepath.Join(out, "shadow"), []byte("root:secret\n"), 0o600)
+			os.WriteFile(filepath.Join(out, "marked"), []byte(marker+"\nsomeone else's\n"), 0o644)
+			os.WriteFile(filepath.Join(out, "resolv.conf"), []byte("nameserver 192.0.2.9\n"), 0o644)
+			tt.plant(t, dir, out)
+			before := outside(t, out)
+			link := filepath.Join(dir, tt.link)
+			err := Write(dir, marker, f)
+			var le *LinkError
+			if !errors.As(err, &le) || !strings.Contains(err.Error(), link+" is ") || !errors.Is(err, errs.ErrConflict) {
+				t.Errorf("Write: got %v, want a refusal naming %s", err, link)
+			}
+			if got := outside(t, out); got != before {
+				t.Fatalf("Write touched what the link points at:\nbefore:\n%s\nafter:\n%s", before, got)
+			}
+			if err := Remove(dir, marker, "web"); err != nil {
+				t.Errorf("Remove: %v, want the link left alone and nil", err)
+			}
+			if got := outside(t, out); got != before {
+				t.Fatalf("Remove touched what the link points at:\nbefore:\n%s\nafter:\n%s", before, got)
+			}
+			if _, err := os.Lstat(link); err != nil {
+				t.Errorf("the link %s is gone: %v", link, err)
+			}
+			marked, left := Marked(dir, marker)
+			if len(marked) != 0 || len(left) != 1 || !strings.HasPrefix(left[0], link+" is ") {
+				t.Errorf("Marked = %v, %q; want nothing marked, and %s left alone", marked, left, link)
+			}
+			if Present(dir, "web") {
+				t.Error("Present through a link")
+			}
+		})
 	}
 }

@@ -336,12 +336,15 @@ func CreateContainer(env *Env, req ContainerReq) (*Plan, error) {
 	} else if old != nil {
 		return nil, errs.Exists("container", req.Name, "")
 	}
-	switch env.Facts.NetnsState(req.Name) {
+	switch st := env.Facts.NetnsState(req.Name); st {
 	case netns.Bound:
 		return nil, errs.Exists("namespace", req.Name,
 			"it was made outside cnet; attach it with `cnet connect NETWORK %s`", req.Name)
 	case netns.Incomplete:
 		return nil, errs.Exists("namespace mount point", netns.Dir+"/"+req.Name, "remove it or choose another name")
+	case netns.Foreign, netns.Unknown:
+		return nil, errs.Conflict("namespace path", netns.Dir+"/"+req.Name, st.String(),
+			"cnet did not make it and leaves it in place: remove it or choose another name")
 	}
 	for _, d := range req.DNS {
 		if !d.Is4() {
@@ -791,6 +794,12 @@ func RemoveContainers(env *Env, containers []string) (*Plan, error) {
 				Prev: Files(overlay{env.View, &p.Changes}, env.Marker(), c, env.Upstream)})
 		}
 		if !c.Adopted {
+			if st := env.Facts.NetnsState(c.Name); st == netns.Foreign || st == netns.Unknown {
+				// Its path holds something cnet did not make: refuse now,
+				// before any step, rather than fail at the last.
+				return nil, errs.Conflict("namespace path", netns.Dir+"/"+c.Name, st.String(),
+					"cnet leaves it in place; remove it, then run `cnet rm %s` again (or `cnet gc`, which releases the container)", c.Name)
+			}
 			// Deleting the namespace deletes its veths with it, and lets the
 			// kernel batch that work instead of paying for each veth.
 			// The identity recorded at create, not the mark on lo (which a

@@ -30,12 +30,14 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
-	berrors "go.etcd.io/bbolt/errors"
+	bolterrors "go.etcd.io/bbolt/errors"
 	"golang.org/x/sys/unix"
 
 	"github.com/cnetdev/cnet/internal/model"
@@ -126,9 +128,16 @@ func flock(f *os.File, exclusive bool, timeout time.Duration) (*os.File, error) 
 	return f, nil
 }
 
-// Open takes the exclusive lock and opens (creating if needed) the
-// database in stateDir.
+// Open takes the exclusive lock and opens the database in stateDir,
+// creating it only when there is no file at all. An existing file that is
+// empty, truncated or damaged is refused with a *CorruptError and left
+// exactly as it is.
 func Open(stateDir, runDir string) (*Store, error) { return OpenWithin(stateDir, runDir, 0) }
+
+// boltOptions are the options of a writer. The freelist is persisted:
+// without it, every open walks every page of the database to rebuild it,
+// and each command would slow down as state grows.
+var boltOptions = bolt.Options{Timeout: 5 * time.Second, FreelistType: bolt.FreelistMapType}
 
 // OpenWithin is Open giving up on the lock after timeout (0: never).
 func OpenWithin(stateDir, runDir string, timeout time.Duration) (*Store, error) {
@@ -140,18 +149,29 @@ func OpenWithin(stateDir, runDir string, timeout time.Duration) (*Store, error) 
 		unlock(lock)
 		return nil, fmt.Errorf("create state dir: %w", err)
 	}
-	// The freelist is persisted: without it, every open walks every page
-	// of the database to rebuild it, and each command would slow down as
-	// state grows.
-	db, err := bolt.Open(filepath.Join(stateDir, File), 0o600, &bolt.Options{
-		Timeout:      5 * time.Second,
-		FreelistType: bolt.FreelistMapType,
-	})
+	path := filepath.Join(stateDir, File)
+	fresh, err := missing(path)
+	if err == nil && fresh {
+		err = create(path)
+	}
+	if err == nil {
+		err = checkFile(path)
+	}
 	if err != nil {
 		unlock(lock)
-		return nil, fmt.Errorf("open state %s: %w", filepath.Join(stateDir, File), err)
+		return nil, err
+	}
+	opts := boltOptions
+	db, err := openBolt(path, &opts)
+	if err != nil {
+		unlock(lock)
+		return nil, err
 	}
 	s := &Store{db: db, lock: lock}
+	if err := s.verify(); err != nil {
+		s.Close()
+		return nil, err
+	}
 	if err := s.init(); err != nil {
 		if cerr := s.Close(); cerr != nil {
 			return nil, errors.Join(err, fmt.Errorf("close state: %w", cerr))
@@ -161,36 +181,146 @@ func OpenWithin(stateDir, runDir string, timeout time.Duration) (*Store, error) 
 	return s, nil
 }
 
+// coreBuckets are in every database cnet has initialized, whatever its
+// version.
+var coreBuckets = [][]byte{bMeta, bNetworks, bContainers, bAddrs, bHostIfs, bIntents}
+
+// verify checks what checkFile cannot, since it knows bbolt and not cnet:
+// that the top level holds only buckets, and either all the core buckets
+// or none (a database whose creation stopped before cnet's first
+// transaction). A bucket whose name or flag was damaged would otherwise
+// read as empty, and gc would remove everything it held.
+func (s *Store) verify() error {
+	return s.db.View(func(btx *bolt.Tx) error {
+		c := btx.Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			if v != nil {
+				return corrupt(s.db.Path(), "its top level holds %q, which is not a bucket", k)
+			}
+		}
+		var have, lack []string
+		for _, name := range coreBuckets {
+			if btx.Bucket(name) != nil {
+				have = append(have, string(name))
+			} else {
+				lack = append(lack, string(name))
+			}
+		}
+		if len(have) > 0 && len(lack) > 0 {
+			return corrupt(s.db.Path(), "it lacks the bucket %s that every cnet database holds (it has %s)",
+				strings.Join(lack, ", "), strings.Join(have, ", "))
+		}
+		return nil
+	})
+}
+
+// create makes a new, initialized database at path, which must not exist.
+// It is built under a temporary name and renamed into place only once
+// complete, so a process killed while creating it leaves no database, and
+// never an empty or partial one that the next command would refuse.
+func create(path string) error {
+	tmp := path + ".new"
+	// A leftover of a create that was killed: the lock is held, so no
+	// other cnet is writing it.
+	if err := os.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("create state %s: %w", path, err)
+	}
+	opts := boltOptions
+	db, err := bolt.Open(tmp, 0o600, &opts)
+	if err != nil {
+		return fmt.Errorf("create state %s: %w", tmp, err)
+	}
+	err = (&Store{db: db}).init()
+	if cerr := db.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		// RENAME_NOREPLACE: never over a file that appeared meanwhile.
+		err = unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, path, unix.RENAME_NOREPLACE)
+		if errors.Is(err, unix.EINVAL) { // a file system without it: link(2) never replaces either
+			if err = os.Link(tmp, path); err == nil {
+				err = os.Remove(tmp)
+			}
+		}
+	}
+	if err != nil {
+		os.Remove(tmp) // best effort: the next create removes it too
+		return fmt.Errorf("create state %s: %w", path, err)
+	}
+	if d, err := os.Open(filepath.Dir(path)); err == nil {
+		err = d.Sync() // the rename survives a power cut
+		d.Close()
+		if err != nil {
+			return fmt.Errorf("create state %s: sync %s: %w", path, filepath.Dir(path), err)
+		}
+	}
+	return nil
+}
+
+// openBolt opens a database checkFile accepted. bbolt maps the file and
+// trusts its pages; should one still be bad (the file changed behind
+// cnet's lock), the fault or panic becomes a *CorruptError here instead of
+// a crash.
+func openBolt(path string, opts *bolt.Options) (db *bolt.DB, err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			db, err = nil, corrupt(path, "bbolt could not read it (%v)", r)
+		}
+	}()
+	db, err = bolt.Open(path, 0o600, opts)
+	if errors.Is(err, bolterrors.ErrInvalid) || errors.Is(err, bolterrors.ErrChecksum) || errors.Is(err, bolterrors.ErrVersionMismatch) {
+		return nil, &CorruptError{Path: path, Reason: "bbolt refuses it: " + err.Error(), Err: err}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open state %s: %w", path, err)
+	}
+	return db, nil
+}
+
 // OpenShared takes the shared lock and opens the database read-only. It
-// returns ErrNoState when there is no database yet.
+// returns ErrNoState when there is no database yet, and a *CorruptError
+// when the file is there but unusable.
 func OpenShared(stateDir, runDir string) (*Store, error) {
 	path := filepath.Join(stateDir, File)
-	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+	if fresh, err := missing(path); err != nil {
+		return nil, err
+	} else if fresh {
 		return nil, ErrNoState
 	}
 	lock, err := Lock(runDir, false)
 	if err != nil {
 		return nil, err
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: 5 * time.Second})
+	if err := checkFile(path); err != nil {
+		unlock(lock)
+		return nil, err
+	}
+	db, err := openBolt(path, &bolt.Options{ReadOnly: true, Timeout: 5 * time.Second})
 	if err != nil {
 		unlock(lock)
-		return nil, fmt.Errorf("open state %s: %w", path, err)
+		return nil, err
 	}
-	return &Store{db: db, lock: lock}, nil
+	s := &Store{db: db, lock: lock}
+	if err := s.verify(); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
 }
 
 // OpenReadOnly opens the database read-only for a caller that must change
 // nothing, not even create the run directory or the lock file: it takes
 // the shared lock only if the lock file exists (every writer creates it
 // before opening the database), and waits at most timeout (0: as long as
-// it takes). It returns ErrNoState when there is no database.
+// it takes). It returns ErrNoState when there is no database, and a
+// *CorruptError when the file is there but unusable.
 func OpenReadOnly(stateDir, runDir string, timeout time.Duration) (*Store, error) {
 	path := filepath.Join(stateDir, File)
-	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+	if fresh, err := missing(path); err != nil {
+		return nil, err
+	} else if fresh {
 		return nil, ErrNoState
-	} else if err != nil {
-		return nil, fmt.Errorf("open state %s: %w", path, err)
 	}
 	var lock *os.File
 	f, err := os.OpenFile(filepath.Join(runDir, "lock"), os.O_RDONLY|unix.O_CLOEXEC, 0)
@@ -202,14 +332,26 @@ func OpenReadOnly(stateDir, runDir string, timeout time.Duration) (*Store, error
 	case !errors.Is(err, fs.ErrNotExist):
 		return nil, fmt.Errorf("open lock: %w", err)
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: 5 * time.Second})
-	if err != nil {
+	release := func() {
 		if lock != nil {
 			unlock(lock)
 		}
-		return nil, fmt.Errorf("open state %s: %w", path, err)
 	}
-	return &Store{db: db, lock: lock}, nil
+	if err := checkFile(path); err != nil {
+		release()
+		return nil, err
+	}
+	db, err := openBolt(path, &bolt.Options{ReadOnly: true, Timeout: 5 * time.Second})
+	if err != nil {
+		release()
+		return nil, err
+	}
+	s := &Store{db: db, lock: lock}
+	if err := s.verify(); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
 }
 
 func (s *Store) init() error {
@@ -286,7 +428,34 @@ func (s *Store) Size() (int64, error) {
 
 // View runs fn in a read transaction.
 func (s *Store) View(fn func(*Tx) error) error {
-	return s.db.View(func(btx *bolt.Tx) error { return fn(&Tx{btx: btx}) })
+	return s.damaged(s.db.View(func(btx *bolt.Tx) error { return fn(&Tx{btx: btx}) }))
+}
+
+// RecordError is a record in the database that does not decode.
+type RecordError struct {
+	What, Key string
+	Err       error
+}
+
+func (e *RecordError) Error() string {
+	return fmt.Sprintf("its %s record %q does not decode (%s)", e.What, e.Key, e.Err)
+}
+
+func (e *RecordError) Unwrap() error { return e.Err }
+
+func undecodable(what, key string, err error) error {
+	return &RecordError{What: what, Key: key, Err: err}
+}
+
+// damaged turns a record that does not decode into a *CorruptError
+// naming the file: what cnet read cannot be trusted, so neither can a
+// decision made from it.
+func (s *Store) damaged(err error) error {
+	var re *RecordError
+	if errors.As(err, &re) {
+		return &CorruptError{Path: s.db.Path(), Reason: re.Error(), Err: err}
+	}
+	return err
 }
 
 // Update runs fn in a write transaction. With durable false the commit is
@@ -296,7 +465,7 @@ func (s *Store) View(fn func(*Tx) error) error {
 func (s *Store) Update(durable bool, fn func(*Tx) error) error {
 	s.db.NoSync = !durable
 	defer func() { s.db.NoSync = false }()
-	return s.db.Update(func(btx *bolt.Tx) error { return fn(&Tx{btx: btx}) })
+	return s.damaged(s.db.Update(func(btx *bolt.Tx) error { return fn(&Tx{btx: btx}) }))
 }
 
 // Tx is a transaction over the state. A nil *Tx reads as empty state, for
@@ -349,7 +518,7 @@ func (t *Tx) Network(name string) (*model.Network, error) {
 	}
 	var n model.Network
 	if err := json.Unmarshal(v, &n); err != nil {
-		return nil, fmt.Errorf("decode network %s: %w", name, err)
+		return nil, undecodable("network", name, err)
 	}
 	return &n, nil
 }
@@ -364,7 +533,7 @@ func (t *Tx) Networks() ([]*model.Network, error) {
 	err := b.ForEach(func(k, v []byte) error {
 		var n model.Network
 		if err := json.Unmarshal(v, &n); err != nil {
-			return fmt.Errorf("decode network %s: %w", k, err)
+			return undecodable("network", string(k), err)
 		}
 		out = append(out, &n)
 		return nil
@@ -384,7 +553,7 @@ func (t *Tx) Container(name string) (*model.Container, error) {
 	}
 	var c model.Container
 	if err := json.Unmarshal(v, &c); err != nil {
-		return nil, fmt.Errorf("decode container %s: %w", name, err)
+		return nil, undecodable("container", name, err)
 	}
 	return &c, nil
 }
@@ -399,7 +568,7 @@ func (t *Tx) Containers() ([]*model.Container, error) {
 	err := b.ForEach(func(k, v []byte) error {
 		var c model.Container
 		if err := json.Unmarshal(v, &c); err != nil {
-			return fmt.Errorf("decode container %s: %w", k, err)
+			return undecodable("container", string(k), err)
 		}
 		out = append(out, &c)
 		return nil
@@ -614,7 +783,7 @@ func (t *Tx) delNetwork(name string) error {
 	if err := t.bucket(bNetworks).Delete([]byte(name)); err != nil {
 		return err
 	}
-	if err := t.bucket(bAddrs).DeleteBucket([]byte(name)); err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
+	if err := t.bucket(bAddrs).DeleteBucket([]byte(name)); err != nil && !errors.Is(err, bolterrors.ErrBucketNotFound) {
 		return err
 	}
 	return nil
@@ -781,33 +950,39 @@ func decodePort(k, cport []byte) (model.PortMapping, bool) {
 }
 
 // PortElems returns every published port as a DNAT map element, to its
-// container's default-route address.
-func (t *Tx) PortElems() []model.PortElem {
+// container's default-route address. A port record that does not decode,
+// or whose container does not, is an error: a table built without it
+// would drop the mapping.
+func (t *Tx) PortElems() ([]model.PortElem, error) {
 	b := t.bucket(bPorts)
 	if b == nil {
-		return nil
+		return nil, nil
 	}
 	targets := map[string]netip.Addr{}
 	var out []model.PortElem
-	_ = b.ForEach(func(k, v []byte) error { // fails only when the callback does, and it never does
+	err := b.ForEach(func(k, v []byte) error {
 		name, cport, ok := bytes.Cut(v, []byte{0})
 		m, okp := decodePort(k, cport)
 		if !ok || !okp {
-			return nil
+			return undecodable("port", fmt.Sprintf("%x", k), errors.New("malformed key or value"))
 		}
 		addr, seen := targets[string(name)]
 		if !seen {
-			if c, err := t.Container(string(name)); err == nil && c != nil && c.Target() != nil {
+			c, err := t.Container(string(name))
+			if err != nil {
+				return err
+			}
+			if c != nil && c.Target() != nil {
 				addr = c.Target().Addr
 			}
 			targets[string(name)] = addr
 		}
-		if addr.IsValid() {
+		if addr.IsValid() { // a container without a default route has no DNAT target
 			out = append(out, model.PortElem{Proto: m.Proto, HostIP: m.HostIP, HostPort: m.HostPort, Addr: addr, Port: m.Port})
 		}
 		return nil
 	})
-	return out
+	return out, err
 }
 
 func (t *Tx) putPort(name string, m model.PortMapping) error {
@@ -917,7 +1092,7 @@ func (t *Tx) Intents() ([]*model.Intent, error) {
 	err := b.ForEach(func(k, v []byte) error {
 		var in model.Intent
 		if err := json.Unmarshal(v, &in); err != nil {
-			return fmt.Errorf("decode intent %x: %w", k, err)
+			return undecodable("intent", fmt.Sprintf("%x", k), err)
 		}
 		out = append(out, &in)
 		return nil

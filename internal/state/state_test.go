@@ -225,9 +225,9 @@ func TestPorts(t *testing.T) {
 		if h := tx.PortHolders("tcp", 8080); len(h) != 1 || h[0].Container != "web" || !h[0].HostIP.IsUnspecified() {
 			t.Errorf("PortHolders = %+v", h)
 		}
-		elems := tx.PortElems()
-		if len(elems) != 2 || elems[0].Addr != addr("10.0.0.2") {
-			t.Errorf("PortElems = %+v", elems)
+		elems, err := tx.PortElems()
+		if err != nil || len(elems) != 2 || elems[0].Addr != addr("10.0.0.2") {
+			t.Errorf("PortElems = %+v, %v", elems, err)
 		}
 		return nil
 	}); err != nil {
@@ -245,7 +245,7 @@ func TestPorts(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := s.View(func(tx *Tx) error {
-		if elems := tx.PortElems(); len(elems) != 1 || elems[0].Addr != addr("10.1.0.2") || elems[0].HostPort != 8080 {
+		if elems, _ := tx.PortElems(); len(elems) != 1 || elems[0].Addr != addr("10.1.0.2") || elems[0].HostPort != 8080 {
 			t.Errorf("after the move: %+v", elems)
 		}
 		return nil
@@ -260,7 +260,7 @@ func TestPorts(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := s.View(func(tx *Tx) error {
-		if len(tx.PortElems()) != 0 || len(tx.PortHolders("tcp", 8080)) != 0 || tx.PortsAtLeast("web", 1) {
+		if elems, _ := tx.PortElems(); len(elems) != 0 || len(tx.PortHolders("tcp", 8080)) != 0 || tx.PortsAtLeast("web", 1) {
 			t.Error("ports left after the container was removed")
 		}
 		return nil
