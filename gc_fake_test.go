@@ -13,6 +13,7 @@ import (
 	"github.com/cnetdev/cnet/internal/fakekernel"
 	"github.com/cnetdev/cnet/internal/netns"
 	"github.com/cnetdev/cnet/internal/state"
+	"github.com/cnetdev/cnet/internal/testenv"
 )
 
 // TestGCStopsOnFailedReads: when gc (or the recovery every mutating
@@ -27,7 +28,7 @@ func TestGCStopsOnFailedReads(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer db.Close()
+		defer testenv.Close(t, "state database", db)
 		if err := db.Update(fn); err != nil {
 			t.Fatal(err)
 		}
@@ -56,7 +57,9 @@ func TestGCStopsOnFailedReads(t *testing.T) {
 			k.Odd = map[string]netns.State{"web": netns.Unknown}
 		}, "cannot tell whether the namespace of container web", false, false},
 		{"after a reboot, a container's namespace cannot be read", func(t *testing.T, e *Engine, k *fakekernel.Kernel) {
-			os.WriteFile(e.opts.bootIDPath, []byte("boot-2\n"), 0o644)
+			if err := os.WriteFile(e.opts.bootIDPath, []byte("boot-2\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
 			k.Odd = map[string]netns.State{"web": netns.Unknown}
 		}, "cannot tell whether the namespace of container web", true, false},
 	}

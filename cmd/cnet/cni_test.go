@@ -419,12 +419,12 @@ func TestCNINameServer(t *testing.T) {
 		if perr != nil {
 			t.Fatalf("udp 10.71.0.1:53 is not free for the runtime's DNS plugin: %v", perr)
 		}
-		pc.Close()
+		testenv.Close(t, "udp 10.71.0.1:53", pc)
 		ln, lerr := net.Listen("tcp", "10.71.0.1:53")
 		if lerr != nil {
 			t.Fatalf("tcp 10.71.0.1:53 is not free for the runtime's DNS plugin: %v", lerr)
 		}
-		ln.Close()
+		testenv.Close(t, "tcp 10.71.0.1:53", ln)
 		// The network exists now without cnet's name server: a configuration
 		// that asks for it must say so, not silently differ.
 		testenv.Run(t, "ip", "netns", "add", "quiet2")
@@ -488,7 +488,7 @@ func TestCNIPortReservedByRuntime(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer reservation.Close()
+	defer testenv.Close(t, "reservation", reservation)
 	conf := bridgeConf("0.4.0", "resvnet", "10.74.0.0/24", "")
 	withPorts := strings.TrimSuffix(strings.TrimSpace(conf), "}") +
 		`,"runtimeConfig":{"portMappings":[{"hostPort":18095,"containerPort":80,"protocol":"tcp"}]}}`
@@ -496,7 +496,10 @@ func TestCNIPortReservedByRuntime(t *testing.T) {
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { srv.Process.Kill(); srv.Wait() })
+	t.Cleanup(func() {
+		testenv.Logged(t, "kill echo-server", srv.Process.Kill())
+		_ = srv.Wait() // killed: its exit status is the signal
+	})
 	call := cniCall{verb: "ADD", id: "resvid", netns: "/run/netns/resv", ifname: "eth0", conf: withPorts}
 	for i, verb := range []string{"ADD", "DEL", "ADD"} { // run, then reload
 		call.verb = verb
@@ -510,7 +513,7 @@ func TestCNIPortReservedByRuntime(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer held.Close()
+	defer testenv.Close(t, "held", held)
 	c.ok("create", "cliuser", "--network", "resvnet")
 	if r := c.run("publish", "cliuser", "18096:80"); r.code == 0 || !strings.Contains(r.stderr, "0.0.0.0:18096/tcp") || !strings.Contains(r.stderr, "already in use on the host") {
 		t.Errorf("cnet publish onto a port a host process holds: exit %d %s", r.code, r.stderr)

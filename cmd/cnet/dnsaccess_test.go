@@ -211,7 +211,9 @@ func TestDNSGCFindsDeadAndStaleServers(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		syscall.Kill(pid, syscall.SIGKILL)
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+			t.Fatalf("kill the name server (pid %d): %v", pid, err)
+		}
 		testenv.Eventually(t, 5*time.Second, func() error {
 			if client.Listening() {
 				return fmt.Errorf("pid %d still listens", pid)

@@ -30,7 +30,7 @@ func procUsage(pid int) (fds int, rssKiB int, err error) {
 	if err != nil {
 		return 0, 0, err
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // opened to read: its close cannot lose anything
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
@@ -75,10 +75,11 @@ func TestDNSFloodIsBounded(t *testing.T) {
 	stop := time.Now().Add(floodFor)
 	var sent atomic.Int64
 	var wg sync.WaitGroup
+	defer wg.Wait() // the flooders log and fail t: they end (at stop) before the test does
 	var conns []net.Conn
 	defer func() {
 		for _, cn := range conns {
-			cn.Close()
+			testenv.Close(t, "idle tcp connection", cn)
 		}
 	}()
 	err = netns.Do("/run/netns/flood", func() error {
@@ -101,7 +102,7 @@ func TestDNSFloodIsBounded(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				defer u.Close()
+				defer testenv.Close(t, "udp flooder", u)
 				buf := make([]byte, 4096)
 				for n := 0; time.Now().Before(stop) && n < 20000; {
 					for range 100 {
@@ -112,11 +113,14 @@ func TestDNSFloodIsBounded(t *testing.T) {
 						q := new(mdns.Msg)
 						q.SetQuestion(name, mdns.TypeA)
 						pkt, _ := q.Pack()
-						u.Write(pkt) // a full socket buffer drops it: that is a flood
+						_, _ = u.Write(pkt) // a full socket buffer drops it: that is a flood
 						n++
 						sent.Add(1)
 					}
-					u.SetReadDeadline(time.Now().Add(5 * time.Millisecond))
+					if err := u.SetReadDeadline(time.Now().Add(5 * time.Millisecond)); err != nil {
+						t.Errorf("udp flooder: %v", err)
+						return
+					}
 					for {
 						if _, err := u.Read(buf); err != nil {
 							break
@@ -134,12 +138,15 @@ func TestDNSFloodIsBounded(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				defer cn.Close()
+				defer testenv.Close(t, "tcp flooder", cn)
 				co := &mdns.Conn{Conn: cn}
 				for n := 0; time.Now().Before(stop); n++ {
 					q := new(mdns.Msg)
 					q.SetQuestion(fmt.Sprintf("t%d-%d.blackhole.test.", i, n), mdns.TypeA)
-					cn.SetDeadline(time.Now().Add(2 * time.Second))
+					if err := cn.SetDeadline(time.Now().Add(2 * time.Second)); err != nil {
+						t.Errorf("tcp flooder: %v", err)
+						return
+					}
 					if co.WriteMsg(q) != nil {
 						return
 					}
@@ -199,10 +206,11 @@ func TestDNSFloodIsBounded(t *testing.T) {
 		t.Error("calm never asked during the flood")
 	}
 	// Once the flood stops, the server lets go of what it held.
+	for _, cn := range conns {
+		testenv.Close(t, "idle tcp connection", cn)
+	}
+	conns = nil // closed: nothing left for the deferred close
 	testenv.Eventually(t, 10*time.Second, func() error {
-		for _, cn := range conns {
-			cn.Close()
-		}
 		if fds, _, err := procUsage(pid); err != nil || fds > baseFDs+4 {
 			return fmt.Errorf("%d open files after the flood (%v), want about %d", fds, err, baseFDs)
 		}

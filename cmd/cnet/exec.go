@@ -298,7 +298,9 @@ func (a *app) follow(name string, f *os.File) error {
 		}
 		if pos, err := f.Seek(0, io.SeekCurrent); err == nil {
 			if st, err := f.Stat(); err == nil && st.Size() < pos {
-				f.Seek(0, io.SeekStart) // truncated: follow it from its start; a failed seek shows as a read error next
+				if _, err := f.Seek(0, io.SeekStart); err != nil { // truncated: follow it from its start
+					return fmt.Errorf("seek %s: %w", f.Name(), err)
+				}
 			}
 		}
 		select {
@@ -366,11 +368,11 @@ func start(path, name string, argv []string, setup func(*exec.Cmd)) (*exec.Cmd, 
 	if err != nil {
 		return nil, failed(fmt.Errorf("status pipe: %w", err))
 	}
-	defer status.Close()
-	cmd.ExtraFiles = []*os.File{statusW} // fd 3 in the child: statusFd
+	defer func() { _ = status.Close() }() // the read end of a pipe: its close cannot lose anything
+	cmd.ExtraFiles = []*os.File{statusW}  // fd 3 in the child: statusFd
 	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		statusW.Close()
+		_ = statusW.Close() // never handed to a child nor written: its close cannot lose anything
 		return nil, failed(fmt.Errorf("open %s: %w", path, err))
 	}
 	defer netns.CloseFd(fd)
@@ -396,7 +398,7 @@ func start(path, name string, argv []string, setup func(*exec.Cmd)) (*exec.Cmd, 
 		errc <- err
 	}()
 	err = <-errc
-	statusW.Close() // the child holds its own copy
+	_ = statusW.Close() // the child holds its own copy; the parent never writes to it, so its close loses nothing
 	if err != nil {
 		return nil, failed(err)
 	}
@@ -407,7 +409,7 @@ func start(path, name string, argv []string, setup func(*exec.Cmd)) (*exec.Cmd, 
 	if len(msg) == 0 {
 		return cmd, nil // the command runs: exec closed the descriptor
 	}
-	cmd.Wait() // the child exits right after reporting; its status is the report's
+	_ = cmd.Wait() // the child exits right after reporting; its status is the report's
 	code, why, _ := strings.Cut(string(msg), " ")
 	se := &startError{Container: name, Command: argv[0], Why: why, Code: exitExecFailed}
 	if n, err := strconv.Atoi(code); err == nil {
@@ -573,7 +575,7 @@ func shebang(path string) string {
 	if err != nil {
 		return ""
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // opened to read: its close cannot lose anything
 	buf := make([]byte, 256)
 	n, _ := io.ReadFull(f, buf) // a short file is read whole
 	line, _, _ := strings.Cut(string(buf[:n]), "\n")

@@ -96,7 +96,7 @@ func sendFrame(ns, dev string, frame []byte) error {
 		if err != nil {
 			return fmt.Errorf("packet socket in %s: %w", ns, err)
 		}
-		defer unix.Close(fd)
+		defer func() { _ = unix.Close(fd) }() // a socket only sent on, and a send is done when it returns: its close loses nothing
 		to := &unix.SockaddrLinklayer{Ifindex: ifi.Index, Halen: 6}
 		copy(to.Addr[:], frame[:6])
 		if err := unix.Sendto(fd, frame, 0, to); err != nil {
@@ -143,14 +143,16 @@ func spoofedDatagram(t *testing.T, from, to string, tags []vlanTag, src, dst net
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer pc.Close()
+	defer testenv.Close(t, "udp listener", pc)
 	frame := etherFrame(hwAddr(t, to, "eth0"), hwAddr(t, from, "eth0"), tags, unix.ETH_P_IP,
 		udp4(src.Addr(), dst.Addr(), src.Port(), dst.Port(), []byte("spoofed")))
 	if err := sendFrame(from, "eth0", frame); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(time.Second)
-	pc.SetReadDeadline(deadline)
+	if err := pc.SetReadDeadline(deadline); err != nil {
+		t.Fatal(err)
+	}
 	buf := make([]byte, 64)
 	for {
 		n, addr, err := pc.ReadFrom(buf)

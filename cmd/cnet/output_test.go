@@ -93,7 +93,9 @@ func TestLogsFollow(t *testing.T) {
 		}
 		return nil
 	})
-	cmd.Process.Signal(syscall.SIGINT)
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatalf("^C to logs -f: %v", err)
+	}
 	if err := cmd.Wait(); err != nil {
 		t.Errorf("logs -f after ^C: %v\n%s", err, out2.String())
 	}
@@ -168,7 +170,9 @@ func TestFailedCreateTellsNothing(t *testing.T) {
 	if err := os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("0"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("1"), 0o644) })
+	t.Cleanup(func() {
+		testenv.Logged(t, "restore ip_forward", os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("1"), 0o644))
+	})
 	// Port 53 held on every address: the name server, started after
 	// forwarding is switched on, cannot listen on the gateway.
 	udp, err := net.ListenPacket("udp4", "0.0.0.0:53")
@@ -187,8 +191,13 @@ func TestFailedCreateTellsNothing(t *testing.T) {
 	if after := testenv.Snapshot(t); after != before {
 		t.Errorf("the failed create changed the sandbox:\n%s\nwant:\n%s", after, before)
 	}
-	udp.Close()
-	tcp.Close()
+	// Port 53 freed: a close that failed would leave it held.
+	if err := udp.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := tcp.Close(); err != nil {
+		t.Fatal(err)
+	}
 	r = c.run("network", "create", "n", "--subnet", "172.18.0.0/24")
 	if r.code != 0 || !strings.Contains(r.stderr, "enabled IPv4 forwarding") {
 		t.Errorf("network create: exit %d, stderr %q; want it to say it enabled forwarding", r.code, r.stderr)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -25,9 +26,15 @@ func sleepIn(t *testing.T, ns string) (pid int, exited <-chan struct{}) {
 		t.Fatal(err)
 	}
 	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
+	go func() {
+		_ = cmd.Wait() // a sleep of 300 s ends killed, by the test or by cnet: its exit status is the signal
+		close(done)
+	}()
 	t.Cleanup(func() {
-		cmd.Process.Kill() // the process this test started, by PID
+		// The process this test started, by PID; one that is gone already was killed.
+		if err := cmd.Process.Kill(); !errors.Is(err, os.ErrProcessDone) {
+			testenv.Logged(t, "kill sleep", err)
+		}
 		<-done
 	})
 	var want unix.Stat_t

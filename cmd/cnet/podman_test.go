@@ -73,7 +73,7 @@ func newPodman(t *testing.T, c *cli) *podman {
 				t.Fatal("/bin/busybox is dynamically linked; the image needs busybox-static's")
 			}
 		}
-		f.Close()
+		testenv.Close(t, "/bin/busybox", f)
 	}
 	p := &podman{t: t, dir: t.TempDir(), image: "localhost/cnet-echo:test"}
 	p.isolateHostDirs()
@@ -165,7 +165,7 @@ func (p *podman) isolateHostDirs() {
 		}
 	}
 	mount("tmpfs", upper, "tmpfs", 0, "mode=0700")
-	t.Cleanup(func() { unix.Unmount(upper, unix.MNT_DETACH) })
+	t.Cleanup(func() { testenv.Logged(t, "unmount "+upper, unix.Unmount(upper, unix.MNT_DETACH)) })
 	overlay := func(dir string) {
 		t.Helper()
 		name := strings.ReplaceAll(strings.Trim(dir, "/"), "/", "-")
@@ -178,7 +178,7 @@ func (p *podman) isolateHostDirs() {
 		mount("overlay", dir, "overlay", 0, fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", dir, up, work))
 	}
 	overlay("/var/lib")
-	t.Cleanup(func() { unix.Unmount("/var/lib", unix.MNT_DETACH) })
+	t.Cleanup(func() { testenv.Logged(t, "unmount /var/lib", unix.Unmount("/var/lib", unix.MNT_DETACH)) })
 	// Move the sandbox's /run/netns aside, lay the overlay on /run, and
 	// move it back on top; undone in reverse.
 	parked := filepath.Join(p.dir, "netns")
@@ -214,7 +214,9 @@ func (p *podman) isolateHostDirs() {
 	if unix.Statfs("/sys/fs/cgroup", &root) == nil && root.Type != unix.CGROUP2_SUPER_MAGIC &&
 		unix.Statfs("/sys/fs/cgroup/unified", &unified) == nil && unified.Type == unix.CGROUP2_SUPER_MAGIC {
 		mount("tmpfs", "/sys/fs/cgroup/unified", "tmpfs", 0, "mode=0755")
-		t.Cleanup(func() { unix.Unmount("/sys/fs/cgroup/unified", unix.MNT_DETACH) })
+		t.Cleanup(func() {
+			testenv.Logged(t, "unmount /sys/fs/cgroup/unified", unix.Unmount("/sys/fs/cgroup/unified", unix.MNT_DETACH))
+		})
 	}
 }
 
@@ -235,7 +237,9 @@ func (p *podman) importImage() {
 	}
 	tw := tar.NewWriter(f)
 	for _, d := range []string{"bin/", "etc/", "tmp/"} {
-		tw.WriteHeader(&tar.Header{Name: d, Typeflag: tar.TypeDir, Mode: 0o755})
+		if err := tw.WriteHeader(&tar.Header{Name: d, Typeflag: tar.TypeDir, Mode: 0o755}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	for _, e := range []struct{ from, to string }{{echo, "bin/echo-server"}, {"/bin/busybox", "bin/busybox"}} {
 		src, err := os.Open(e.from)
@@ -243,19 +247,25 @@ func (p *podman) importImage() {
 			t.Fatal(err)
 		}
 		st, _ := src.Stat()
-		tw.WriteHeader(&tar.Header{Name: e.to, Typeflag: tar.TypeReg, Mode: 0o755, Size: st.Size()})
+		if err := tw.WriteHeader(&tar.Header{Name: e.to, Typeflag: tar.TypeReg, Mode: 0o755, Size: st.Size()}); err != nil {
+			t.Fatal(err)
+		}
 		if _, err := io.Copy(tw, src); err != nil {
 			t.Fatal(err)
 		}
-		src.Close()
+		testenv.Close(t, e.from, src)
 	}
 	for _, l := range []string{"sh", "wget", "nslookup", "cat", "sleep"} {
-		tw.WriteHeader(&tar.Header{Name: "bin/" + l, Typeflag: tar.TypeSymlink, Linkname: "busybox"})
+		if err := tw.WriteHeader(&tar.Header{Name: "bin/" + l, Typeflag: tar.TypeSymlink, Linkname: "busybox"}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := tw.Close(); err != nil {
 		t.Fatal(err)
 	}
-	f.Close()
+	if err := f.Close(); err != nil { // the image's last bytes may be in it
+		t.Fatal(err)
+	}
 	p.ok("import", tarball, p.image)
 }
 
@@ -283,7 +293,11 @@ func (p *podman) ok(args ...string) string {
 	return out
 }
 
-func (p *podman) try(args ...string) { p.run(args...) } // cleanup: a failure is the check's to report
+// try runs a cleanup: a failure is the check's to report, and logged.
+func (p *podman) try(args ...string) {
+	_, err := p.run(args...)
+	testenv.Logged(p.t, "podman", err)
+}
 
 // conflist reads the conflist Podman wrote for network, decoded.
 func (p *podman) conflist(network string) map[string]any {

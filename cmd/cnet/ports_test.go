@@ -358,7 +358,10 @@ func TestEveryPortPublished(t *testing.T) {
 		if err := srv.Start(); err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { srv.Process.Kill(); srv.Wait() })
+		t.Cleanup(func() {
+			testenv.Logged(t, "kill echo-server", srv.Process.Kill())
+			_ = srv.Wait() // killed: its exit status is the signal
+		})
 	}
 	spots := []string{"1", "10000", "20000", "65535"}
 	reachAll := func(when string) {

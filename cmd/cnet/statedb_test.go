@@ -30,7 +30,7 @@ func TestDamagedStateStopsEveryCommand(t *testing.T) {
 	}
 	// Runs before newCLI's clean-up, which needs the good database.
 	t.Cleanup(func() {
-		os.WriteFile(path, good, 0o600)
+		testenv.Logged(t, "restore the good database", os.WriteFile(path, good, 0o600))
 		testenv.Try("ip", "netns", "del", "dbpod")
 	})
 	testenv.Settled(t)
@@ -78,7 +78,9 @@ func TestDamagedStateStopsEveryCommand(t *testing.T) {
 		})
 	}
 	// With the good database back, cnet works as before.
-	os.WriteFile(path, good, 0o600)
+	if err := os.WriteFile(path, good, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	c.ok("inspect", "web")
 }
 
@@ -88,7 +90,7 @@ func TestDamagedStateStopsEveryCommand(t *testing.T) {
 func rootFiles(t *testing.T, root string) string {
 	t.Helper()
 	var b strings.Builder
-	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -103,5 +105,8 @@ func rootFiles(t *testing.T, root string) string {
 		fmt.Fprintf(&b, "%s %v %d %s\n", rel, info.Mode(), info.Size(), info.ModTime())
 		return nil
 	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	return b.String()
 }

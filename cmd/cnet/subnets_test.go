@@ -40,7 +40,9 @@ func TestSpecialSubnetWarnings(t *testing.T) {
 	}
 
 	lab := filepath.Join(t.TempDir(), "lab.yaml")
-	os.WriteFile(lab, []byte("lab: special\nnetworks:\n  cg: {subnet: 100.64.7.0/24}\n"), 0o644)
+	if err := os.WriteFile(lab, []byte("lab: special\nnetworks:\n  cg: {subnet: 100.64.7.0/24}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	r = c.run("apply", "-f", lab)
 	if r.code != 0 || !strings.Contains(r.stderr, "carrier-grade NAT") {
 		t.Errorf("apply of a lab on 100.64.7.0/24: exit %d, stderr %q; want success with the CGNAT warning", r.code, r.stderr)

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -9,6 +11,22 @@ import (
 
 	"github.com/cnetdev/cnet/internal/testenv"
 )
+
+// fatalIf fails t with err, a step of the test's setup, unless it is nil.
+func fatalIf(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// removeIfThere removes path; that it is gone already is no error.
+func removeIfThere(path string) error {
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}
 
 // describe renders what is at each path, without following a link at it,
 // and what a link points at: type, size, modification time, content, and
@@ -49,16 +67,16 @@ func TestSymlinksUnderNetnsDirs(t *testing.T) {
 	out := t.TempDir()
 	// A namespace mounted outside /run/netns, as another tool might.
 	elsewhere := filepath.Join(out, "elsewhere")
-	os.WriteFile(elsewhere, nil, 0o444)
+	fatalIf(t, os.WriteFile(elsewhere, nil, 0o444))
 	testenv.Run(t, "ip", "netns", "add", "victim")
 	testenv.Run(t, "mount", "--bind", "/run/netns/victim", elsewhere)
 	testenv.Run(t, "ip", "netns", "del", "victim")
 	t.Cleanup(func() { testenv.Try("umount", elsewhere) })
 	shadow := filepath.Join(out, "shadow")
-	os.WriteFile(shadow, []byte("root:secret\n"), 0o600)
+	fatalIf(t, os.WriteFile(shadow, []byte("root:secret\n"), 0o600))
 	outDir := filepath.Join(out, "dir")
-	os.Mkdir(outDir, 0o755)
-	os.WriteFile(filepath.Join(outDir, "resolv.conf"), []byte("nameserver 192.0.2.9\n"), 0o644)
+	fatalIf(t, os.Mkdir(outDir, 0o755))
+	fatalIf(t, os.WriteFile(filepath.Join(outDir, "resolv.conf"), []byte("nameserver 192.0.2.9\n"), 0o644))
 	targets := []string{elsewhere, shadow, outDir, filepath.Join(outDir, "resolv.conf"), filepath.Join(out, "nothing"),
 		"/run/netns/db", "/etc/netns/db/resolv.conf", "/etc/netns/db/hosts"}
 	testenv.Settled(t)
@@ -66,38 +84,38 @@ func TestSymlinksUnderNetnsDirs(t *testing.T) {
 	tests := []struct {
 		name  string
 		entry string // what is planted
-		plant func(entry string)
+		plant func(t *testing.T, entry string)
 		// The refusal of `cnet create --network blue web` must say this.
 		create string
 	}{
-		{"namespace links to cnet's own", "/run/netns/web", func(e string) { os.Symlink("/run/netns/db", e) }, "/run/netns/web"},
-		{"namespace links to one mounted elsewhere", "/run/netns/web", func(e string) { os.Symlink(elsewhere, e) }, "/run/netns/web"},
-		{"namespace links to nothing", "/run/netns/web", func(e string) { os.Symlink(filepath.Join(out, "nothing"), e) }, "/run/netns/web"},
-		{"namespace path is another tool's file", "/run/netns/web", func(e string) { os.WriteFile(e, []byte("not a namespace\n"), 0o644) }, "/run/netns/web"},
-		{"files directory links to another", "/etc/netns/web", func(e string) { os.Symlink(outDir, e) }, "/etc/netns/web is a symbolic link"},
-		{"files directory links to nothing", "/etc/netns/web", func(e string) { os.Symlink(filepath.Join(out, "nothing"), e) }, "/etc/netns/web is a symbolic link"},
-		{"resolv.conf links to a file", "/etc/netns/web/resolv.conf", func(e string) {
-			os.Mkdir(filepath.Dir(e), 0o755)
-			os.Symlink(shadow, e)
+		{"namespace links to cnet's own", "/run/netns/web", func(t *testing.T, e string) { fatalIf(t, os.Symlink("/run/netns/db", e)) }, "/run/netns/web"},
+		{"namespace links to one mounted elsewhere", "/run/netns/web", func(t *testing.T, e string) { fatalIf(t, os.Symlink(elsewhere, e)) }, "/run/netns/web"},
+		{"namespace links to nothing", "/run/netns/web", func(t *testing.T, e string) { fatalIf(t, os.Symlink(filepath.Join(out, "nothing"), e)) }, "/run/netns/web"},
+		{"namespace path is another tool's file", "/run/netns/web", func(t *testing.T, e string) { fatalIf(t, os.WriteFile(e, []byte("not a namespace\n"), 0o644)) }, "/run/netns/web"},
+		{"files directory links to another", "/etc/netns/web", func(t *testing.T, e string) { fatalIf(t, os.Symlink(outDir, e)) }, "/etc/netns/web is a symbolic link"},
+		{"files directory links to nothing", "/etc/netns/web", func(t *testing.T, e string) { fatalIf(t, os.Symlink(filepath.Join(out, "nothing"), e)) }, "/etc/netns/web is a symbolic link"},
+		{"resolv.conf links to a file", "/etc/netns/web/resolv.conf", func(t *testing.T, e string) {
+			fatalIf(t, os.Mkdir(filepath.Dir(e), 0o755))
+			fatalIf(t, os.Symlink(shadow, e))
 		}, "/etc/netns/web/resolv.conf is a symbolic link"},
-		{"hosts links to another container's", "/etc/netns/web/hosts", func(e string) {
-			os.Mkdir(filepath.Dir(e), 0o755)
-			os.Symlink("/etc/netns/db/hosts", e)
+		{"hosts links to another container's", "/etc/netns/web/hosts", func(t *testing.T, e string) {
+			fatalIf(t, os.Mkdir(filepath.Dir(e), 0o755))
+			fatalIf(t, os.Symlink("/etc/netns/db/hosts", e))
 		}, "/etc/netns/web/hosts is a symbolic link"},
-		{"the temporary file links to a file", "/etc/netns/web/resolv.conf.cnet-tmp", func(e string) {
-			os.Mkdir(filepath.Dir(e), 0o755)
-			os.Symlink(shadow, e)
+		{"the temporary file links to a file", "/etc/netns/web/resolv.conf.cnet-tmp", func(t *testing.T, e string) {
+			fatalIf(t, os.Mkdir(filepath.Dir(e), 0o755))
+			fatalIf(t, os.Symlink(shadow, e))
 		}, "/etc/netns/web/resolv.conf.cnet-tmp is a symbolic link"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tt.plant(tt.entry)
-			t.Cleanup(func() {
-				os.Remove(tt.entry)
+			t.Cleanup(func() { // registered first: a plant that fails halfway is undone too
+				testenv.Logged(t, "remove "+tt.entry, removeIfThere(tt.entry))
 				if strings.HasPrefix(tt.entry, "/etc/netns/web/") {
-					os.Remove("/etc/netns/web")
+					testenv.Logged(t, "remove /etc/netns/web", removeIfThere("/etc/netns/web"))
 				}
 			})
+			tt.plant(t, tt.entry)
 			before := testenv.Snapshot(t)
 			watched := describe(t, append(targets, tt.entry)...)
 			check := func(what string) {
@@ -132,8 +150,8 @@ func TestSymlinksUnderNetnsDirs(t *testing.T) {
 	t.Run("rm of a container whose namespace path became a link", func(t *testing.T) {
 		c.ok("create", "--network", "blue", "web")
 		testenv.Run(t, "umount", "/run/netns/web")
-		os.Remove("/run/netns/web")
-		os.Symlink(elsewhere, "/run/netns/web")
+		fatalIf(t, os.Remove("/run/netns/web"))
+		fatalIf(t, os.Symlink(elsewhere, "/run/netns/web"))
 		testenv.Settled(t)
 		watched := describe(t, append(targets, "/run/netns/web")...)
 		r := c.run("rm", "web")
@@ -147,7 +165,7 @@ func TestSymlinksUnderNetnsDirs(t *testing.T) {
 		if got := describe(t, append(targets, "/run/netns/web")...); got != watched {
 			t.Fatalf("rm or gc touched a link or its target:\n%s", testenv.Diff(got, watched))
 		}
-		os.Remove("/run/netns/web")
+		fatalIf(t, os.Remove("/run/netns/web"))
 		c.ok("gc") // now it is gone: released
 		if r := c.run("inspect", "web"); r.code == 0 {
 			t.Error("web is still there after gc with its namespace gone")
@@ -155,9 +173,12 @@ func TestSymlinksUnderNetnsDirs(t *testing.T) {
 	})
 	t.Run("rm of a container whose resolv.conf became a link", func(t *testing.T) {
 		c.ok("create", "--network", "blue", "web")
-		os.Remove("/etc/netns/web/resolv.conf")
-		os.Symlink(shadow, "/etc/netns/web/resolv.conf")
-		t.Cleanup(func() { os.Remove("/etc/netns/web/resolv.conf"); os.Remove("/etc/netns/web") })
+		fatalIf(t, os.Remove("/etc/netns/web/resolv.conf"))
+		fatalIf(t, os.Symlink(shadow, "/etc/netns/web/resolv.conf"))
+		t.Cleanup(func() {
+			testenv.Logged(t, "remove /etc/netns/web/resolv.conf", removeIfThere("/etc/netns/web/resolv.conf"))
+			testenv.Logged(t, "remove /etc/netns/web", removeIfThere("/etc/netns/web"))
+		})
 		watched := describe(t, append(targets, "/etc/netns/web/resolv.conf")...)
 		c.ok("rm", "web")
 		if got := describe(t, append(targets, "/etc/netns/web/resolv.conf")...); got != watched {

@@ -267,17 +267,19 @@ func (c Client) ListenerPID() int {
 	if err != nil {
 		return 0
 	}
-	defer conn.Close()
+	defer func() { _ = conn.Close() }() // a probe that sent nothing: there is nothing its close could lose
 	raw, err := conn.(*net.UnixConn).SyscallConn()
 	if err != nil {
 		return 0
 	}
 	var pid int
-	raw.Control(func(fd uintptr) {
+	if err := raw.Control(func(fd uintptr) {
 		if cred, err := unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED); err == nil {
 			pid = int(cred.Pid)
 		}
-	})
+	}); err != nil {
+		return 0
+	}
 	return pid
 }
 

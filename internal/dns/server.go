@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -81,20 +82,27 @@ func (s *Server) Run() error {
 	sock := filepath.Join(s.dir, SocketFile)
 	if conn, err := net.DialTimeout("unix", sock, time.Second); err == nil || listening(err) {
 		if conn != nil {
-			conn.Close()
+			_ = conn.Close() // a probe that sent nothing: there is nothing its close could lose
 		}
 		return fmt.Errorf("%s: %w", sock, ErrAlreadyRunning)
 	}
 	s.reconcile(nil)
-	os.Remove(sock) // a previous server's, which is gone: nothing accepts on it
+	// A previous server's, which is gone: nothing accepts on it.
+	if err := os.Remove(sock); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove stale control socket %s: %w", sock, err)
+	}
 	ln, err := net.Listen("unix", sock)
 	if err != nil {
 		return fmt.Errorf("control socket: %w", err)
 	}
-	os.Chmod(sock, 0o600)
+	if err := os.Chmod(sock, 0o600); err != nil {
+		return errors.Join(fmt.Errorf("chmod control socket %s: %w", sock, err), ln.Close())
+	}
 	go func() {
 		<-s.stop
-		ln.Close()
+		if err := ln.Close(); err != nil {
+			s.log.Warn("close the control socket", "path", sock, "err", err)
+		}
 	}()
 	s.log.Info("dns server is running", "networks", len(s.current().Networks()), "pid", os.Getpid())
 	for {
@@ -130,8 +138,15 @@ type Reply struct {
 }
 
 func (s *Server) control(conn net.Conn) {
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	defer func() {
+		if err := conn.Close(); err != nil {
+			s.log.Warn("close a control connection", "err", err)
+		}
+	}()
+	if err := conn.SetDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		s.log.Warn("set the deadline of a control connection", "err", err)
+		return
+	}
 	var req Request
 	if err := json.NewDecoder(bufio.NewReader(conn)).Decode(&req); err != nil {
 		return
@@ -168,7 +183,9 @@ func (s *Server) control(conn net.Conn) {
 		rep.Errors[a.String()] = e
 	}
 	s.mu.Unlock()
-	json.NewEncoder(conn).Encode(rep)
+	if err := json.NewEncoder(conn).Encode(rep); err != nil {
+		s.log.Warn("send a control reply", "op", req.Op, "err", err)
+	}
 }
 
 // reconcile listens on the gateways of the networks in the table and
@@ -192,7 +209,9 @@ func (s *Server) reconcile(recheck map[string]bool) {
 			stale = err != nil || idx != l.ifindex
 		}
 		if stale {
-			l.close()
+			if err := l.close(); err != nil {
+				s.log.Warn("stop listening", "addr", a, "bridge", l.bridge, "err", err)
+			}
 			delete(s.listeners, a)
 		}
 	}
@@ -268,7 +287,9 @@ func (s *Server) listen(n Net) (*listener, error) {
 	}
 	ln, err := lc.Listen(context.Background(), "tcp4", addr)
 	if err != nil {
-		pc.Close()
+		if cerr := pc.Close(); cerr != nil {
+			s.log.Warn("close the udp socket", "addr", addr, "err", cerr)
+		}
 		return nil, s.heldBy("tcp", n.Gateway, err)
 	}
 	l := &listener{gateway: n.Gateway, bridge: n.Bridge, ifindex: idx,
@@ -280,17 +301,20 @@ func (s *Server) listen(n Net) (*listener, error) {
 }
 
 // close stops the listener: it closes its sockets and connections and
-// waits for its reading and accepting goroutines.
-func (l *listener) close() {
-	l.udp.Close()
-	l.tcp.Close()
+// waits for its reading and accepting goroutines. It returns what closing
+// them reported; a connection that already hung up is no error.
+func (l *listener) close() error {
+	errs := []error{l.udp.Close(), l.tcp.Close()}
 	l.mu.Lock()
 	l.closed = true
 	for c := range l.conns {
-		c.Close()
+		if err := c.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+			errs = append(errs, err)
+		}
 	}
 	l.mu.Unlock()
 	l.loops.Wait()
+	return errors.Join(errs...)
 }
 
 // ifIndex returns an interface's index. Equivalent to: `ip -o link show
@@ -300,7 +324,7 @@ func ifIndex(name string) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("socket for SIOCGIFINDEX: %w", err)
 	}
-	defer unix.Close(fd)
+	defer func() { _ = unix.Close(fd) }() // a socket only asked for an index: nothing was written through it
 	ifr, err := unix.NewIfreq(name)
 	if err != nil {
 		return 0, fmt.Errorf("interface name %q: %w", name, err)
@@ -362,10 +386,14 @@ func (s *Server) shutdown() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for a, l := range s.listeners {
-		l.close()
+		if err := l.close(); err != nil {
+			s.log.Warn("stop listening", "addr", a, "bridge", l.bridge, "err", err)
+		}
 		delete(s.listeners, a)
 	}
-	os.Remove(filepath.Join(s.dir, SocketFile))
+	if err := os.Remove(filepath.Join(s.dir, SocketFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		s.log.Warn("remove the control socket", "err", err)
+	}
 	s.log.Info("dns server stopped")
 }
 
@@ -398,8 +426,7 @@ func (s *Server) serveUDP(l *listener) {
 				s.log.Warn("pack an answer", "err", err)
 				return
 			}
-			// A client that went away is no concern of the server's.
-			l.udp.WriteToUDPAddrPort(out, src)
+			_, _ = l.udp.WriteToUDPAddrPort(out, src) // a client that went away is no concern of the server's
 		}
 		s.handle(l, src.Addr().Unmap(), req, reply, true)
 	}
@@ -420,15 +447,15 @@ func (s *Server) serveTCP(l *listener) {
 		}
 		src := c.RemoteAddr().(*net.TCPAddr).AddrPort().Addr().Unmap()
 		if _, ok := s.admit(l, src); !ok || !s.usage.take(src, true) {
-			c.SetLinger(0) // a reset: nothing lingers for this one
-			c.Close()
+			_ = c.SetLinger(0) // a reset if it can be had; Close hangs up either way
+			_ = c.Close()      // refused before anything was read or sent: nothing to lose
 			continue
 		}
 		l.mu.Lock()
 		if l.closed {
 			l.mu.Unlock()
 			s.usage.give(src, true)
-			c.Close()
+			_ = c.Close() // never served: nothing was read or sent on it
 			return
 		}
 		l.conns[c] = true
@@ -446,11 +473,18 @@ func (s *Server) serveTCP(l *listener) {
 // serveConn answers one TCP connection's queries in turn, until it is
 // idle too long, sends something too big, or hangs up.
 func (s *Server) serveConn(l *listener, c *net.TCPConn, src netip.Addr) {
-	defer c.Close()
+	defer func() {
+		// The listener may have closed it already, when it stopped.
+		if err := c.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+			s.log.Warn("close a connection", "addr", l.gateway, "client", src, "err", err)
+		}
+	}()
 	timeout := s.limits.TCPFirstRead
 	var size [2]byte
 	for {
-		c.SetReadDeadline(time.Now().Add(timeout))
+		if err := c.SetReadDeadline(time.Now().Add(timeout)); err != nil {
+			return // a connection that takes no deadline is broken
+		}
 		if _, err := io.ReadFull(c, size[:]); err != nil {
 			return
 		}
@@ -473,7 +507,10 @@ func (s *Server) serveConn(l *listener, c *net.TCPConn, src netip.Addr) {
 				failed = true
 				return
 			}
-			c.SetWriteDeadline(time.Now().Add(s.limits.TCPFirstRead))
+			if err := c.SetWriteDeadline(time.Now().Add(s.limits.TCPFirstRead)); err != nil {
+				failed = true // a connection that takes no deadline is broken
+				return
+			}
 			_, err = c.Write(append(binary.BigEndian.AppendUint16(nil, uint16(len(out))), out...))
 			failed = err != nil
 		}, false)

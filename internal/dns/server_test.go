@@ -270,7 +270,10 @@ func TestHeldBy(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		t.Cleanup(func() {
+			testenv.Logged(t, "kill "+argv[0], cmd.Process.Kill())
+			_ = cmd.Wait() // killed just above: it can only report the signal
+		})
 		return cmd.Process.Pid
 	}
 	// Processes whose command lines look like `cnet __dns DIR`.

@@ -121,13 +121,20 @@ func (b *batch) each(vals []nftables.SetElement, queue func([]nftables.SetElemen
 		if err := queue(c); err != nil {
 			return err
 		}
-		b.chunks++
-		b.bytes += chunkHeader
-		for _, e := range c {
-			b.bytes += elemBytes(e)
-		}
+		b.tally(c)
 	}
 	return nil
+}
+
+// tally counts one element message of c in the batch's size. Elements
+// queued another way (an anonymous set's, which AddSet sends with the
+// set itself) are counted with it too.
+func (b *batch) tally(c []nftables.SetElement) {
+	b.chunks++
+	b.bytes += chunkHeader
+	for _, e := range c {
+		b.bytes += elemBytes(e)
+	}
 }
 
 // sendBuffer and recvBuffer bound what the batch sends and what the

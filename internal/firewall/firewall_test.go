@@ -296,7 +296,7 @@ func TestManyPorts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.CloseLasting()
+	defer func() { testenv.Logged(t, "close the nftables connection", conn.CloseLasting()) }()
 	if problem, err := Check(conn, rs); problem != "" || err != nil {
 		t.Errorf("Check after Sync: %q %v", problem, err)
 	}

@@ -171,6 +171,7 @@ func addGuardTable(b *batch, gs []model.GuardSpec) error {
 	if err := conn.AddSet(types, typeElems); err != nil {
 		return fmt.Errorf("nft add set bridge %s %s: %w", Table, etherTypeText(), err)
 	}
+	b.tally(typeElems) // an anonymous set's elements go with it, in one message
 	accept := nftables.ChainPolicyAccept
 	ch := conn.AddChain(&nftables.Chain{Table: guardTable, Name: guardChain, Type: nftables.ChainTypeFilter,
 		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityFilter, Policy: &accept})

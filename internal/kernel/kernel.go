@@ -326,7 +326,7 @@ func (k *Kernel) NetnsID(name string) (model.NetnsID, error) {
 	if err != nil {
 		return model.NetnsID{}, err
 	}
-	defer unix.Close(fd)
+	defer netns.CloseFd(fd)
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
 		return model.NetnsID{}, fmt.Errorf("stat %s: %w", path, err)
@@ -657,7 +657,7 @@ func (k *Kernel) nsName(nsid int) string {
 			continue
 		}
 		id, err := s.NsID(fd)
-		unix.Close(fd)
+		netns.CloseFd(fd)
 		if err == nil && id == nsid {
 			return "in namespace " + name
 		}

@@ -132,12 +132,21 @@ func TestNetnsPathsNeverFollowed(t *testing.T) {
 	if err := k.EnsureNetns(real); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { netns.Remove(dir, "real"); unix.Unmount(dir, unix.MNT_DETACH) })
-	os.WriteFile(filepath.Join(dir, "killed"), nil, 0o444)
-	os.Symlink(filepath.Join(dir, "real"), filepath.Join(dir, "link"))
-	os.Symlink(filepath.Join(dir, "nothing"), filepath.Join(dir, "dangling"))
-	os.WriteFile(filepath.Join(dir, "file"), []byte("not a namespace\n"), 0o644)
-	os.Mkdir(filepath.Join(dir, "dir"), 0o755)
+	t.Cleanup(func() {
+		testenv.Logged(t, "remove netns real", netns.Remove(dir, "real"))
+		testenv.Logged(t, "unmount "+dir, unix.Unmount(dir, unix.MNT_DETACH))
+	})
+	for _, err := range []error{
+		os.WriteFile(filepath.Join(dir, "killed"), nil, 0o444),
+		os.Symlink(filepath.Join(dir, "real"), filepath.Join(dir, "link")),
+		os.Symlink(filepath.Join(dir, "nothing"), filepath.Join(dir, "dangling")),
+		os.WriteFile(filepath.Join(dir, "file"), []byte("not a namespace\n"), 0o644),
+		os.Mkdir(filepath.Join(dir, "dir"), 0o755),
+	} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	marked, left, err := k.MarkedNetns()
 	if err != nil {

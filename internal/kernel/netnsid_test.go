@@ -24,7 +24,7 @@ func TestRemoveNetnsChecksIdentity(t *testing.T) {
 		if err := k.EnsureNetns(model.NetnsSpec{Name: name, Mark: "cnet/t/ns/" + name}); err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { netns.Remove(dir, name) })
+		t.Cleanup(func() { testenv.Logged(t, "remove netns "+name, netns.Remove(dir, name)) })
 		id, err := k.NetnsID(name)
 		if err != nil {
 			t.Fatal(err)

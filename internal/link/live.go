@@ -215,11 +215,11 @@ type Learned struct {
 // sits behind a port that is not a veth (a tap, a NIC). Equivalent to:
 // `bridge fdb show brport PORT dynamic` and `ip neigh show dev BRIDGE`.
 func LearnedOn(h *netlink.Handle, br, port int) ([]Learned, error) {
-	fdb, err := h.NeighList(port, unix.AF_BRIDGE)
+	fdb, err := NeighList(h, port, unix.AF_BRIDGE)
 	if err != nil {
 		return nil, fmt.Errorf("bridge fdb show brport index %d: %w", port, err)
 	}
-	neigh, err := h.NeighList(br, unix.AF_INET)
+	neigh, err := NeighList(h, br, unix.AF_INET)
 	if err != nil {
 		return nil, fmt.Errorf("ip neigh show dev index %d: %w", br, err)
 	}

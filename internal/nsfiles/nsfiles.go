@@ -266,7 +266,7 @@ func readAt(d int, name, path string) ([]byte, error) {
 		return nil, err
 	}
 	f := os.NewFile(uintptr(fd), path)
-	defer f.Close()
+	defer func() { _ = f.Close() }() // opened read-only: its close has nothing to report that matters
 	fi, err := f.Stat()
 	if err != nil {
 		return nil, fmt.Errorf("stat %s: %w", path, err)

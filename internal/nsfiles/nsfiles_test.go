@@ -143,7 +143,7 @@ func TestResolvLocal(t *testing.T) {
 func outside(t *testing.T, dir string) string {
 	t.Helper()
 	var b strings.Builder
-	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+	if err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -151,11 +151,22 @@ func outside(t *testing.T, dir string) string {
 		if err != nil {
 			t.Fatal(err)
 		}
-		data, _ := os.ReadFile(p)
+		data, _ := os.ReadFile(p) // a directory has no content: rendered as empty
 		fmt.Fprintf(&b, "%s %v %s %q\n", p, info.Mode(), info.ModTime(), data)
 		return nil
-	})
+	}); err != nil {
+		t.Fatal(err)
+	}
 	return b.String()
+}
+
+// must stops the test when a step that sets it up fails: what it checks
+// would mean nothing.
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
 }
 
 // TestSymlinksRefused: a symbolic link planted under /etc/netns (for the
@@ -172,39 +183,39 @@ func TestSymlinksRefused(t *testing.T) {
 		link  string                              // the path the refusal names, under dir
 	}{
 		{"directory links to another", func(t *testing.T, dir, out string) {
-			os.Symlink(out, filepath.Join(dir, "web"))
+			must(t, os.Symlink(out, filepath.Join(dir, "web")))
 		}, "web"},
 		{"directory links to one that does not exist", func(t *testing.T, dir, out string) {
-			os.Symlink(filepath.Join(out, "new"), filepath.Join(dir, "web"))
+			must(t, os.Symlink(filepath.Join(out, "new"), filepath.Join(dir, "web")))
 		}, "web"},
 		{"resolv.conf links to a file", func(t *testing.T, dir, out string) {
-			os.Mkdir(filepath.Join(dir, "web"), 0o755)
-			os.Symlink(filepath.Join(out, "shadow"), filepath.Join(dir, "web", "resolv.conf"))
+			must(t, os.Mkdir(filepath.Join(dir, "web"), 0o755))
+			must(t, os.Symlink(filepath.Join(out, "shadow"), filepath.Join(dir, "web", "resolv.conf")))
 		}, "web/resolv.conf"},
 		{"hosts links to a file cnet wrote elsewhere", func(t *testing.T, dir, out string) {
-			os.Mkdir(filepath.Join(dir, "web"), 0o755)
-			os.Symlink(filepath.Join(out, "marked"), filepath.Join(dir, "web", "hosts"))
+			must(t, os.Mkdir(filepath.Join(dir, "web"), 0o755))
+			must(t, os.Symlink(filepath.Join(out, "marked"), filepath.Join(dir, "web", "hosts")))
 		}, "web/hosts"},
 		{"resolv.conf links to nothing", func(t *testing.T, dir, out string) {
-			os.Mkdir(filepath.Join(dir, "web"), 0o755)
-			os.Symlink(filepath.Join(out, "cron"), filepath.Join(dir, "web", "resolv.conf"))
+			must(t, os.Mkdir(filepath.Join(dir, "web"), 0o755))
+			must(t, os.Symlink(filepath.Join(out, "cron"), filepath.Join(dir, "web", "resolv.conf")))
 		}, "web/resolv.conf"},
 		{"the temporary file links to a file", func(t *testing.T, dir, out string) {
-			os.Mkdir(filepath.Join(dir, "web"), 0o755)
-			os.Symlink(filepath.Join(out, "shadow"), filepath.Join(dir, "web", "resolv.conf.cnet-tmp"))
+			must(t, os.Mkdir(filepath.Join(dir, "web"), 0o755))
+			must(t, os.Symlink(filepath.Join(out, "shadow"), filepath.Join(dir, "web", "resolv.conf.cnet-tmp")))
 		}, "web/resolv.conf.cnet-tmp"},
 		{"the temporary file links to nothing", func(t *testing.T, dir, out string) {
-			os.Mkdir(filepath.Join(dir, "web"), 0o755)
-			os.Symlink(filepath.Join(out, "cron"), filepath.Join(dir, "web", "hosts.cnet-tmp"))
+			must(t, os.Mkdir(filepath.Join(dir, "web"), 0o755))
+			must(t, os.Symlink(filepath.Join(out, "cron"), filepath.Join(dir, "web", "hosts.cnet-tmp")))
 		}, "web/hosts.cnet-tmp"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir, out := filepath.Join(t.TempDir(), "netns"), t.TempDir()
-			os.Mkdir(dir, 0o755)
-			os.WriteFile(filepath.Join(out, "shadow"), []byte("root:secret\n"), 0o600)
-			os.WriteFile(filepath.Join(out, "marked"), []byte(marker+"\nsomeone else's\n"), 0o644)
-			os.WriteFile(filepath.Join(out, "resolv.conf"), []byte("nameserver 192.0.2.9\n"), 0o644)
+			must(t, os.Mkdir(dir, 0o755))
+			must(t, os.WriteFile(filepath.Join(out, "shadow"), []byte("root:secret\n"), 0o600))
+			must(t, os.WriteFile(filepath.Join(out, "marked"), []byte(marker+"\nsomeone else's\n"), 0o644))
+			must(t, os.WriteFile(filepath.Join(out, "resolv.conf"), []byte("nameserver 192.0.2.9\n"), 0o644))
 			tt.plant(t, dir, out)
 			before := outside(t, out)
 			link := filepath.Join(dir, tt.link)

@@ -95,14 +95,18 @@ func checkFile(path string) (err error) {
 	if err != nil {
 		return fmt.Errorf("read state %s: %w", path, err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // opened read-only: its close has nothing to report that matters
 	// Mapped read-only and shared, as bbolt maps it: only the pages the
 	// walk reads are brought in, and nothing can be written through it.
 	data, err := unix.Mmap(int(f.Fd()), 0, int(fi.Size()), unix.PROT_READ, unix.MAP_SHARED)
 	if err != nil {
 		return fmt.Errorf("map state %s: %w", path, err)
 	}
-	defer unix.Munmap(data)
+	defer func() {
+		if merr := unix.Munmap(data); merr != nil {
+			err = errors.Join(err, fmt.Errorf("unmap state %s: %w", path, merr))
+		}
+	}()
 	// A file cut short while being read faults instead of reading short.
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {

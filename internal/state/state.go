@@ -169,7 +169,9 @@ func OpenWithin(stateDir, runDir string, timeout time.Duration) (*Store, error) 
 	}
 	s := &Store{db: db, lock: lock}
 	if err := s.verify(); err != nil {
-		s.Close()
+		if cerr := s.Close(); cerr != nil {
+			return nil, errors.Join(err, fmt.Errorf("close state: %w", cerr))
+		}
 		return nil, err
 	}
 	if err := s.init(); err != nil {
@@ -244,12 +246,12 @@ func create(path string) error {
 		}
 	}
 	if err != nil {
-		os.Remove(tmp) // best effort: the next create removes it too
+		_ = os.Remove(tmp) // best effort: the next create removes it too
 		return fmt.Errorf("create state %s: %w", path, err)
 	}
 	if d, err := os.Open(filepath.Dir(path)); err == nil {
 		err = d.Sync() // the rename survives a power cut
-		d.Close()
+		_ = d.Close()  // a directory opened read-only: Sync above reported what matters
 		if err != nil {
 			return fmt.Errorf("create state %s: sync %s: %w", path, filepath.Dir(path), err)
 		}
@@ -303,7 +305,9 @@ func OpenShared(stateDir, runDir string) (*Store, error) {
 	}
 	s := &Store{db: db, lock: lock}
 	if err := s.verify(); err != nil {
-		s.Close()
+		if cerr := s.Close(); cerr != nil {
+			return nil, errors.Join(err, fmt.Errorf("close state: %w", cerr))
+		}
 		return nil, err
 	}
 	return s, nil
@@ -348,7 +352,9 @@ func OpenReadOnly(stateDir, runDir string, timeout time.Duration) (*Store, error
 	}
 	s := &Store{db: db, lock: lock}
 	if err := s.verify(); err != nil {
-		s.Close()
+		if cerr := s.Close(); cerr != nil {
+			return nil, errors.Join(err, fmt.Errorf("close state: %w", cerr))
+		}
 		return nil, err
 	}
 	return s, nil

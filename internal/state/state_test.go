@@ -397,7 +397,9 @@ func TestNetworkIndexes(t *testing.T) {
 			t.Errorf("Subnets = %v, want %v", subs, want)
 		}
 	}
-	s.View(func(tx *Tx) error { check(tx); return nil })
+	if err := s.View(func(tx *Tx) error { check(tx); return nil }); err != nil {
+		t.Fatal(err)
+	}
 
 	// State from before the indexes: a read-only open answers by looking
 	// at every network, and the next writer builds the indexes.
@@ -406,29 +408,37 @@ func TestNetworkIndexes(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	s.Close()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
 	ro, err := OpenReadOnly(stateDir, runDir, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ro.View(func(tx *Tx) error {
+	if err := ro.View(func(tx *Tx) error {
 		if tx.bucket(bSubnets) != nil {
 			t.Fatal("the test did not remove the index")
 		}
 		check(tx)
 		return nil
-	})
-	ro.Close()
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ro.Close(); err != nil {
+		t.Fatal(err)
+	}
 	s, err = Open(stateDir, runDir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
-	s.View(func(tx *Tx) error {
+	defer testenv.Close(t, "state", s)
+	if err := s.View(func(tx *Tx) error {
 		if tx.bucket(bSubnets) == nil || tx.bucket(bBridges) == nil {
 			t.Error("opening for writing did not build the indexes")
 		}
 		check(tx)
 		return nil
-	})
+	}); err != nil {
+		t.Fatal(err)
+	}
 }

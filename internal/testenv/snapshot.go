@@ -42,6 +42,16 @@ func snapshot(fail func(format string, args ...any)) string {
 		if err != nil {
 			return err
 		}
+		if info.Mode()&fs.ModeSymlink != 0 {
+			// Recorded, never followed: a link planted there must be
+			// left exactly as it was, and its target is not cnet's.
+			target, err := os.Readlink(path)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(&b, "link %s -> %s\n", path, target)
+			return nil
+		}
 		if !info.IsDir() {
 			data, err := os.ReadFile(path)
 			if err != nil {
