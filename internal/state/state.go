@@ -154,33 +154,52 @@ func OpenWithin(stateDir, runDir string, timeout time.Duration) (*Store, error) 
 	if err == nil && fresh {
 		err = create(path)
 	}
-	if err == nil {
-		err = checkFile(path)
-	}
 	if err != nil {
 		unlock(lock)
 		return nil, err
 	}
 	opts := boltOptions
-	db, err := openBolt(path, &opts)
+	s, err := openChecked(path, lock, &opts)
 	if err != nil {
-		unlock(lock)
+		return nil, err
+	}
+	if err := s.init(); err != nil {
+		return nil, s.closeAfter(err)
+	}
+	return s, nil
+}
+
+// openChecked checks the file at path (checkFile), opens it with opts
+// and verifies cnet's layout in it; lock (nil: none) goes with the store,
+// or is released when it cannot be opened.
+func openChecked(path string, lock *os.File, opts *bolt.Options) (*Store, error) {
+	release := func() {
+		if lock != nil {
+			unlock(lock)
+		}
+	}
+	if err := checkFile(path); err != nil {
+		release()
+		return nil, err
+	}
+	db, err := openBolt(path, opts)
+	if err != nil {
+		release()
 		return nil, err
 	}
 	s := &Store{db: db, lock: lock}
 	if err := s.verify(); err != nil {
-		if cerr := s.Close(); cerr != nil {
-			return nil, errors.Join(err, fmt.Errorf("close state: %w", cerr))
-		}
-		return nil, err
-	}
-	if err := s.init(); err != nil {
-		if cerr := s.Close(); cerr != nil {
-			return nil, errors.Join(err, fmt.Errorf("close state: %w", cerr))
-		}
-		return nil, err
+		return nil, s.closeAfter(err)
 	}
 	return s, nil
+}
+
+// closeAfter closes a store that failed err, reporting both.
+func (s *Store) closeAfter(err error) error {
+	if cerr := s.Close(); cerr != nil {
+		return errors.Join(err, fmt.Errorf("close state: %w", cerr))
+	}
+	return err
 }
 
 // coreBuckets are in every database cnet has initialized, whatever its
@@ -294,23 +313,7 @@ func OpenShared(stateDir, runDir string) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := checkFile(path); err != nil {
-		unlock(lock)
-		return nil, err
-	}
-	db, err := openBolt(path, &bolt.Options{ReadOnly: true, Timeout: 5 * time.Second})
-	if err != nil {
-		unlock(lock)
-		return nil, err
-	}
-	s := &Store{db: db, lock: lock}
-	if err := s.verify(); err != nil {
-		if cerr := s.Close(); cerr != nil {
-			return nil, errors.Join(err, fmt.Errorf("close state: %w", cerr))
-		}
-		return nil, err
-	}
-	return s, nil
+	return openChecked(path, lock, &bolt.Options{ReadOnly: true, Timeout: 5 * time.Second})
 }
 
 // OpenReadOnly opens the database read-only for a caller that must change
@@ -336,28 +339,7 @@ func OpenReadOnly(stateDir, runDir string, timeout time.Duration) (*Store, error
 	case !errors.Is(err, fs.ErrNotExist):
 		return nil, fmt.Errorf("open lock: %w", err)
 	}
-	release := func() {
-		if lock != nil {
-			unlock(lock)
-		}
-	}
-	if err := checkFile(path); err != nil {
-		release()
-		return nil, err
-	}
-	db, err := openBolt(path, &bolt.Options{ReadOnly: true, Timeout: 5 * time.Second})
-	if err != nil {
-		release()
-		return nil, err
-	}
-	s := &Store{db: db, lock: lock}
-	if err := s.verify(); err != nil {
-		if cerr := s.Close(); cerr != nil {
-			return nil, errors.Join(err, fmt.Errorf("close state: %w", cerr))
-		}
-		return nil, err
-	}
-	return s, nil
+	return openChecked(path, lock, &bolt.Options{ReadOnly: true, Timeout: 5 * time.Second})
 }
 
 func (s *Store) init() error {
