@@ -46,7 +46,43 @@ func Main(m Runner) {
 		fmt.Fprintf(os.Stderr, "testenv: sandbox setup: %v\n", err)
 		os.Exit(1)
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	stopLeftovers()
+	os.Exit(code)
+}
+
+// stopLeftovers stops every process still in the sandbox's network
+// namespace once the tests are done, and names each: a daemon a test
+// left running (a name server whose root is gone, say) would otherwise
+// outlive the sandbox, which it keeps alive. The namespace is this
+// binary's own, so everything in it was started by these tests. The
+// test that leaked it is the one to fix; this keeps the machine clean
+// meanwhile.
+func stopLeftovers() {
+	self, err := os.Readlink("/proc/self/ns/net")
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "testenv: %v\n", err)
+		return
+	}
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "testenv: %v\n", err)
+		return
+	}
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		if ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", pid)); err != nil || ns != self {
+			continue // gone, or not in the sandbox
+		}
+		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)) // for the message only
+		fmt.Fprintf(os.Stderr, "testenv: stopping pid %d, left running by a test: %s\n", pid, bytes.ReplaceAll(bytes.TrimRight(cmdline, "\x00"), []byte{0}, []byte{' '}))
+		if err := unix.Kill(pid, unix.SIGKILL); err != nil && !errors.Is(err, unix.ESRCH) {
+			fmt.Fprintf(os.Stderr, "testenv: kill %d: %v\n", pid, err)
+		}
+	}
 }
 
 func reexec() int {
