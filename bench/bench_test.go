@@ -61,9 +61,13 @@ func TestSmoke(t *testing.T) {
 		CnetBin: filepath.Join(bin, "cnet"), EchoBin: filepath.Join(bin, "echo-server"), FloorBin: filepath.Join(bin, "cnetfloor"),
 		Root: t.TempDir(), HostNS: hostNamespaces(t), Log: t.Logf,
 	}
-	for _, b := range [][2]string{{cfg.CnetBin, "../cmd/cnet"}, {cfg.EchoBin, "../cmd/echo-server"}, {cfg.FloorBin, "./cnetfloor"}} {
-		if out, err := exec.Command(goTool(), "build", "-o", b[0], b[1]).CombinedOutput(); err != nil {
-			t.Fatalf("go build %s: %v\n%s", b[1], err, out)
+	// cnet and echo-server are built in their own module (the repository
+	// root, with its go.mod), as make build builds them; cnetfloor in this one.
+	for _, b := range []struct{ out, dir, pkg string }{
+		{cfg.CnetBin, "..", "./cmd/cnet"}, {cfg.EchoBin, "..", "./cmd/echo-server"}, {cfg.FloorBin, ".", "./cnetfloor"},
+	} {
+		if out, err := exec.Command(goTool(), "build", "-C", b.dir, "-o", b.out, b.pkg).CombinedOutput(); err != nil {
+			t.Fatalf("go build -C %s %s: %v\n%s", b.dir, b.pkg, err, out)
 		}
 	}
 

@@ -40,8 +40,10 @@ if [ -z "${CNET_BENCH_SANDBOX:-}" ]; then
 		apt-get install -y -qq "${need[@]}" >/dev/null
 	fi
 	make --no-print-directory build
-	go build -o bin/cnetbench ./bench
-	CGO_ENABLED=0 go build -trimpath -o bin/cnetfloor ./bench/cnetfloor
+	# The harness and the floor are a module of their own, bench/go.mod
+	# (-C: build there; the outputs still go to the root's bin/).
+	go build -C bench -o "$PWD/bin/cnetbench" .
+	CGO_ENABLED=0 go build -C bench -trimpath -o "$PWD/bin/cnetfloor" ./cnetfloor
 	state=$(mktemp -d /var/tmp/cnet-bench.XXXXXX)
 	trap 'rm -rf "$state"' EXIT
 	rc=0
