@@ -8,12 +8,11 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"runtime"
 	"strings"
 	"time"
 
 	"github.com/cnetdev/cnet/internal/link"
-	"github.com/vishvananda/netns"
+	"github.com/cnetdev/cnet/internal/netns"
 )
 
 // cmdTimeout bounds every command the harness runs.
@@ -115,32 +114,7 @@ func waitNoVeths(within time.Duration) error {
 // inNetns runs f on a thread switched into the namespace at path. The
 // thread goes back to where it was, or is discarded if that fails.
 func inNetns(path string, f func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer func() { note(orig.Close()) }()
-		target, err := netns.GetFromPath(path)
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer func() { note(target.Close()) }()
-		if err := netns.Set(target); err != nil {
-			errc <- err
-			return
-		}
-		ferr := f()
-		if err := netns.Set(orig); err == nil {
-			runtime.UnlockOSThread()
-		}
-		errc <- ferr
-	}()
-	return <-errc
+	return netns.Do(path, f)
 }
 
 // waitListening polls until a TCP connection to addr succeeds from inside

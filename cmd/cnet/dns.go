@@ -7,8 +7,8 @@ import (
 	"os"
 
 	"github.com/cnetdev/cnet/internal/dns"
-	"github.com/cnetdev/cnet/internal/link"
 	"github.com/cnetdev/cnet/internal/netns"
+	"github.com/cnetdev/cnet/internal/sockdiag"
 )
 
 // dnsArg is the hidden command that runs cnet's name server:
@@ -27,7 +27,7 @@ func dnsMain(args []string) {
 			return "", 0 // only names the holder in a message; the bind error says the rest
 		}
 		defer s.Close()
-		comm, pid, err := link.ListenerProcess(s, proto, ip, port)
+		comm, pid, err := sockdiag.ListenerProcess(s, proto, ip, port)
 		if err != nil {
 			return "", 0 // as above
 		}

@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"runtime"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -376,28 +375,7 @@ func start(path, name string, argv []string, setup func(*exec.Cmd)) (*exec.Cmd, 
 		return nil, failed(fmt.Errorf("open %s: %w", path, err))
 	}
 	defer netns.CloseFd(fd)
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- err
-			return
-		}
-		defer netns.CloseFd(orig)
-		if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("setns %s: %w", path, err)
-			return
-		}
-		err = cmd.Start()
-		if unix.Setns(orig, unix.CLONE_NEWNET) == nil {
-			runtime.UnlockOSThread()
-		} // else the thread stays locked and the runtime discards it
-		errc <- err
-	}()
-	err = <-errc
+	err = netns.DoFd(fd, path, cmd.Start)
 	_ = statusW.Close() // the child holds its own copy; the parent never writes to it, so its close loses nothing
 	if err != nil {
 		return nil, failed(err)

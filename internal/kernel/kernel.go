@@ -18,6 +18,7 @@ import (
 	vnetns "github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
+	"github.com/cnetdev/cnet/internal/conntrack"
 	"github.com/cnetdev/cnet/internal/dns"
 	"github.com/cnetdev/cnet/internal/errs"
 	"github.com/cnetdev/cnet/internal/faults"
@@ -27,6 +28,7 @@ import (
 	"github.com/cnetdev/cnet/internal/names"
 	"github.com/cnetdev/cnet/internal/netns"
 	"github.com/cnetdev/cnet/internal/nsfiles"
+	"github.com/cnetdev/cnet/internal/sockdiag"
 )
 
 // Kernel operates on the network namespace of the calling process (the
@@ -871,13 +873,13 @@ func (k *Kernel) DelPorts(ps []model.PortElem) error {
 // FlushConntrack deletes the connection-tracking entries of ports' host
 // ports: once published, the stale flows that would bypass the new DNAT;
 // once unpublished, the flows the mapping created (see
-// link.FlushConntrack).
+// conntrack.Flush).
 func (k *Kernel) FlushConntrack(ps []model.PortElem, published bool) error {
 	s, err := k.conntrack()
 	if err != nil {
 		return err
 	}
-	return link.FlushConntrack(s, ps, published)
+	return conntrack.Flush(s, ps, published)
 }
 
 func (k *Kernel) conntrack() (*nl.NetlinkSocket, error) {
@@ -919,7 +921,7 @@ func (k *Kernel) Listeners(proto string) (model.PortHolders, error) {
 		}
 		k.diag = s
 	}
-	return link.Listeners(k.diag, proto)
+	return sockdiag.Listeners(k.diag, proto)
 }
 
 func (k *Kernel) dns() dns.Client { return dns.Client{Dir: k.DNSDir} }

@@ -18,6 +18,7 @@ import (
 	"github.com/cnetdev/cnet/internal/firewall"
 	"github.com/cnetdev/cnet/internal/link"
 	"github.com/cnetdev/cnet/internal/netns"
+	"github.com/cnetdev/cnet/internal/sockdiag"
 )
 
 // Probe answers `cnet explain`'s questions (explain.Facts) from the live
@@ -402,7 +403,7 @@ func (p *Probe) Sockets(ns, proto string, port uint16) ([]explain.Socket, error)
 		}
 		p.diag[ns] = s
 	}
-	socks, err := link.BoundSockets(s, proto, port)
+	socks, err := sockdiag.BoundSockets(s, proto, port)
 	if err != nil {
 		return nil, fmt.Errorf("in %s: %w", where(ns), err)
 	}
@@ -415,7 +416,7 @@ func (p *Probe) Sockets(ns, proto string, port uint16) ([]explain.Socket, error)
 			}
 			a = netip.IPv4Unspecified() // [::] takes IPv4 too (unless IPV6_V6ONLY, which sock_diag does not tell)
 		}
-		out = append(out, explain.Socket{Addr: a, Port: b.Port, Process: link.SocketOwner(b.Inode)})
+		out = append(out, explain.Socket{Addr: a, Port: b.Port, Process: sockdiag.SocketOwner(b.Inode)})
 	}
 	return out, nil
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/cnetdev/cnet/internal/errs"
 	"github.com/cnetdev/cnet/internal/names"
+	"github.com/cnetdev/cnet/internal/nlreq"
 )
 
 // Deleting a link costs the kernel a wait for every CPU to leave the
@@ -35,14 +36,14 @@ type LinkInfo struct {
 // alias and group, taken again while the kernel reports the dump as
 // interrupted (see Dump). Equivalent to: `ip -d link show`.
 func (s *Sock) Links() ([]LinkInfo, error) {
-	out, err := Dump(func() ([]LinkInfo, error) {
+	out, err := nlreq.Dump(func() ([]LinkInfo, error) {
 		var out []LinkInfo
 		req := &nl.NetlinkRequest{
 			NlMsghdr: unix.NlMsghdr{Len: unix.SizeofNlMsghdr, Type: unix.RTM_GETLINK, Flags: unix.NLM_F_REQUEST | unix.NLM_F_DUMP},
 			Sockets:  map[int]*nl.SocketHandle{unix.NETLINK_ROUTE: s.h},
 		}
 		req.AddData(nl.NewIfInfomsg(unix.AF_UNSPEC))
-		err := execute(req, unix.NETLINK_ROUTE, unix.RTM_NEWLINK, func(m []byte) bool {
+		err := nlreq.Execute(req, unix.NETLINK_ROUTE, unix.RTM_NEWLINK, func(m []byte) bool {
 			if l, ok := parseLinkInfo(m); ok {
 				out = append(out, l)
 			}
@@ -103,16 +104,16 @@ func parseLinkInfo(m []byte) (LinkInfo, bool) {
 		return LinkInfo{}, false
 	}
 	l := LinkInfo{Index: int(int32(native.Uint32(m[4:8]))), PeerNsID: -1}
-	eachAttr(m[unix.SizeofIfInfomsg:], func(typ uint16, v []byte) {
+	nlreq.EachAttr(m[unix.SizeofIfInfomsg:], func(typ uint16, v []byte) {
 		switch typ {
 		case unix.IFLA_LINK_NETNSID:
 			if len(v) == 4 {
 				l.PeerNsID = int(int32(native.Uint32(v)))
 			}
 		case unix.IFLA_IFNAME:
-			l.Name = cString(v)
+			l.Name = nlreq.CString(v)
 		case unix.IFLA_IFALIAS:
-			l.Alias = cString(v)
+			l.Alias = nlreq.CString(v)
 		case unix.IFLA_GROUP:
 			if len(v) == 4 {
 				l.Group = native.Uint32(v)
@@ -120,15 +121,6 @@ func parseLinkInfo(m []byte) (LinkInfo, bool) {
 		}
 	})
 	return l, l.Index > 0 && l.Name != ""
-}
-
-func cString(b []byte) string {
-	for i, c := range b {
-		if c == 0 {
-			return string(b[:i])
-		}
-	}
-	return string(b)
 }
 
 // SetGroup puts a link, by index, into an interface group.
@@ -315,7 +307,7 @@ func (s *Sock) NsID(fd int) (int, error) {
 		if len(m) < unix.NLMSG_ALIGNTO {
 			continue
 		}
-		eachAttr(m[unix.NLMSG_ALIGNTO:], func(typ uint16, v []byte) { // after struct rtgenmsg, aligned
+		nlreq.EachAttr(m[unix.NLMSG_ALIGNTO:], func(typ uint16, v []byte) { // after struct rtgenmsg, aligned
 			if typ == unix.NETNSA_NSID && len(v) == 4 {
 				id = int(int32(native.Uint32(v)))
 			}

@@ -11,6 +11,8 @@ import (
 	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/cnetdev/cnet/internal/nlreq"
 )
 
 // Port is one port of a bridge, as the bridge's link dump reports it.
@@ -26,23 +28,23 @@ type Port struct {
 // `bridge link show master BRIDGE`.
 func (s *Sock) BridgePorts(master int) ([]Port, error) {
 	var err error
-	for range dumpRetries {
+	for range nlreq.DumpRetries {
 		var out []Port
 		req := &nl.NetlinkRequest{
 			NlMsghdr: unix.NlMsghdr{Len: unix.SizeofNlMsghdr, Type: unix.RTM_GETLINK, Flags: unix.NLM_F_REQUEST | unix.NLM_F_DUMP},
 			Sockets:  map[int]*nl.SocketHandle{unix.NETLINK_ROUTE: s.h},
 		}
 		req.AddData(nl.NewIfInfomsg(unix.AF_BRIDGE))
-		err = execute(req, unix.NETLINK_ROUTE, unix.RTM_NEWLINK, func(m []byte) bool {
+		err = nlreq.Execute(req, unix.NETLINK_ROUTE, unix.RTM_NEWLINK, func(m []byte) bool {
 			if len(m) < unix.SizeofIfInfomsg {
 				return true
 			}
 			p := Port{Index: int(int32(native.Uint32(m[4:8])))}
 			of := 0
-			eachAttr(m[unix.SizeofIfInfomsg:], func(typ uint16, v []byte) {
+			nlreq.EachAttr(m[unix.SizeofIfInfomsg:], func(typ uint16, v []byte) {
 				switch typ {
 				case unix.IFLA_IFNAME:
-					p.Name = cString(v)
+					p.Name = nlreq.CString(v)
 				case unix.IFLA_MASTER:
 					if len(v) == 4 {
 						of = int(native.Uint32(v))
@@ -99,7 +101,7 @@ func (s *Sock) PortPeer(index int, skip func(alias string) bool) (Peer, error) {
 		if len(m) < unix.SizeofIfInfomsg {
 			continue
 		}
-		eachAttr(m[unix.SizeofIfInfomsg:], func(typ uint16, v []byte) {
+		nlreq.EachAttr(m[unix.SizeofIfInfomsg:], func(typ uint16, v []byte) {
 			switch typ {
 			case unix.IFLA_LINK:
 				if len(v) == 4 {
@@ -110,10 +112,10 @@ func (s *Sock) PortPeer(index int, skip func(alias string) bool) (Peer, error) {
 					p.NsID = int(int32(native.Uint32(v)))
 				}
 			case unix.IFLA_IFALIAS:
-				p.Alias = cString(v)
+				p.Alias = nlreq.CString(v)
 			case unix.IFLA_LINKINFO:
-				eachAttr(v, func(typ uint16, v []byte) {
-					if typ == nl.IFLA_INFO_KIND && cString(v) == "veth" {
+				nlreq.EachAttr(v, func(typ uint16, v []byte) {
+					if typ == nl.IFLA_INFO_KIND && nlreq.CString(v) == "veth" {
 						p.Veth = true
 					}
 				})
@@ -143,10 +145,10 @@ func (s *Sock) PortPeer(index int, skip func(alias string) bool) (Peer, error) {
 		if len(m) < unix.SizeofIfInfomsg {
 			continue
 		}
-		eachAttr(m[unix.SizeofIfInfomsg:], func(typ uint16, v []byte) {
+		nlreq.EachAttr(m[unix.SizeofIfInfomsg:], func(typ uint16, v []byte) {
 			switch typ {
 			case unix.IFLA_IFNAME:
-				p.Name = cString(v)
+				p.Name = nlreq.CString(v)
 			case unix.IFLA_ADDRESS:
 				p.MAC = slices.Clone(net.HardwareAddr(v))
 			}
@@ -184,11 +186,11 @@ func addrsIn(nsid, index int) ([]netip.Addr, error) {
 		req.AddData(nl.NewRtAttr(unix.IFA_TARGET_NETNSID, nl.Uint32Attr(uint32(nsid))))
 	}
 	var out []netip.Addr
-	err = execute(req, unix.NETLINK_ROUTE, unix.RTM_NEWADDR, func(m []byte) bool {
+	err = nlreq.Execute(req, unix.NETLINK_ROUTE, unix.RTM_NEWADDR, func(m []byte) bool {
 		if len(m) < unix.SizeofIfAddrmsg || int(native.Uint32(m[4:8])) != index {
 			return true
 		}
-		eachAttr(m[unix.SizeofIfAddrmsg:], func(typ uint16, v []byte) {
+		nlreq.EachAttr(m[unix.SizeofIfAddrmsg:], func(typ uint16, v []byte) {
 			if typ == unix.IFA_LOCAL {
 				if a, ok := netip.AddrFromSlice(v); ok {
 					out = append(out, a)

@@ -8,6 +8,8 @@ import (
 	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/cnetdev/cnet/internal/nlreq"
 )
 
 // Sock is a route netlink socket bound to the namespace of the thread
@@ -51,7 +53,7 @@ func (s *Sock) execEcho(typ uint16, flags int, resType uint16, data ...nl.Netlin
 	for _, d := range data {
 		req.AddData(d)
 	}
-	return collect(req, unix.NETLINK_ROUTE, resType)
+	return nlreq.Collect(req, unix.NETLINK_ROUTE, resType)
 }
 
 // SetLink changes an existing link, found by index if index > 0, else by
@@ -99,6 +101,12 @@ type VethSpec struct {
 // The peer cannot be born up: the kernel refuses to open one half of a
 // pair before the other exists (ENOTCONN). Nor can its ifindex be chosen:
 // when the one asked for is taken, the kernel silently picks another.
+//
+// Upstreamable: to vishvananda/netlink, whose LinkAdd (v1.3.1) creates
+// the link, looks it up by name for its index and then sets MasterIndex
+// in a request of its own ("can't set master during create"); the kernel
+// takes IFLA_MASTER in the RTM_NEWLINK that creates the veth, so one
+// request would do, and its echo would give the peer's ifindex too.
 func (s *Sock) AddVeth(v VethSpec) (peerIndex int, err error) {
 	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
 	data := []nl.NetlinkRequestData{
@@ -127,7 +135,7 @@ func (s *Sock) AddVeth(v VethSpec) (peerIndex int, err error) {
 		if len(m) < unix.SizeofIfInfomsg {
 			continue
 		}
-		eachAttr(m[unix.SizeofIfInfomsg:], func(typ uint16, v []byte) {
+		nlreq.EachAttr(m[unix.SizeofIfInfomsg:], func(typ uint16, v []byte) {
 			if typ == unix.IFLA_LINK && len(v) == 4 {
 				peerIndex = int(native.Uint32(v))
 			}

@@ -398,34 +398,52 @@ func List(dir string) ([]string, error) {
 	return out, nil
 }
 
-// Do runs fn on a locked OS thread inside the namespace at path. It spawns
-// no goroutines; if switching back fails, the thread stays locked and the
-// runtime discards it.
+// Do runs fn on a locked OS thread inside the namespace at path, as
+// DoFd does. Equivalent to: `nsenter --net=PATH ...` for the work of fn.
 func Do(path string, fn func() error) error {
 	target, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("open netns %s: %w", path, err)
 	}
 	defer CloseFd(target)
+	return DoFd(target, path, fn)
+}
+
+// DoFd runs fn on a thread switched into the network namespace open as fd
+// (name, usually its path, is for error messages) and returns fn's error.
+// This is the one place that switches a thread of this process into
+// another namespace and back, and it keeps to three rules:
+//
+//   - fn runs on a fresh goroutine locked to its OS thread, so no other
+//     goroutine ever runs in the namespace;
+//   - fn must spawn no goroutines: they would run on other threads, in
+//     the caller's namespace (a child process started by fn inherits the
+//     thread's namespace, which is how `cnet exec` starts one);
+//   - the thread is unlocked only after it is back in its own namespace;
+//     when switching back fails it stays locked, and the runtime discards
+//     it when the goroutine ends.
+//
+// Equivalent to: `nsenter --net=PATH ...` for the work of fn.
+func DoFd(fd int, name string, fn func() error) error {
 	ch := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
 		orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 		if err != nil {
-			runtime.UnlockOSThread()
-			ch <- err
+			runtime.UnlockOSThread() // not switched yet: the thread is as it was
+			ch <- fmt.Errorf("open /proc/thread-self/ns/net: %w", err)
 			return
 		}
 		defer CloseFd(orig)
-		if err := unix.Setns(target, unix.CLONE_NEWNET); err != nil {
-			runtime.UnlockOSThread()
-			ch <- fmt.Errorf("setns %s: %w", path, err)
+		if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
+			runtime.UnlockOSThread() // the switch failed: the thread is as it was
+			ch <- fmt.Errorf("setns %s: %w", name, err)
 			return
 		}
 		ferr := fn()
 		if unix.Setns(orig, unix.CLONE_NEWNET) == nil {
 			runtime.UnlockOSThread()
-		}
+		} // else the thread stays locked and the runtime discards it
 		ch <- ferr
 	}()
 	return <-ch

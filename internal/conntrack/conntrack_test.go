@@ -1,4 +1,4 @@
-package link
+package conntrack
 
 import (
 	"fmt"
@@ -12,14 +12,17 @@ import (
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
+	"github.com/cnetdev/cnet/internal/link"
 	"github.com/cnetdev/cnet/internal/model"
 	"github.com/cnetdev/cnet/internal/testenv"
 )
 
-// TestFlushConntrack deletes exactly the flows of the mappings it is
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+// TestFlush deletes exactly the flows of the mappings it is
 // given, looking each mapping up (a dump the kernel filters) or, for
 // many, matching one dump of every flow: both ways must agree.
-func TestFlushConntrack(t *testing.T) {
+func TestFlush(t *testing.T) {
 	testenv.RequirePrivileged(t)
 	h, err := netlink.NewHandle(unix.NETLINK_NETFILTER)
 	if err != nil {
@@ -66,7 +69,7 @@ func TestFlushConntrack(t *testing.T) {
 	}
 	left := func() []string {
 		t.Helper()
-		got, err := ConntrackTableList(h, netlink.ConntrackTable, unix.AF_INET)
+		got, err := link.ConntrackTableList(h, netlink.ConntrackTable, unix.AF_INET)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -121,7 +124,7 @@ func TestFlushConntrack(t *testing.T) {
 				if many {
 					ps = append(slices.Clone(tt.ps), padding...)
 				}
-				if err := FlushConntrack(s, ps, tt.published); err != nil {
+				if err := Flush(s, ps, tt.published); err != nil {
 					t.Fatal(err)
 				}
 				if got := left(); !slices.Equal(got, tt.want) {

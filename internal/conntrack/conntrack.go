@@ -1,4 +1,7 @@
-package link
+// Package conntrack deletes the connection-tracking entries of published
+// ports, with dumps the kernel filters (CTA_FILTER) or one dump of every
+// flow matched here.
+package conntrack
 
 import (
 	"encoding/binary"
@@ -11,16 +14,17 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cnetdev/cnet/internal/model"
+	"github.com/cnetdev/cnet/internal/nlreq"
 )
 
-// perPortDumps is how many mappings FlushConntrack looks up one by one.
+// perPortDumps is how many mappings Flush looks up one by one.
 // Each lookup is a dump the kernel filters, so only the mapping's own
 // flows are copied out, however many others the namespace tracks; but
 // each walks the kernel's whole hash table, so for more mappings one
 // dump of every flow, matched here, costs less.
 const perPortDumps = 4
 
-// FlushConntrack deletes connection-tracking entries of published ports,
+// Flush deletes connection-tracking entries of published ports,
 // through s (a NETLINK_NETFILTER socket).
 //
 // Unpublishing (published false) deletes the entries the mapping created,
@@ -32,7 +36,7 @@ const perPortDumps = 4
 // datagram sent while nothing was published leaves an entry without NAT
 // that would otherwise keep the flow off the new mapping:
 // `conntrack -D -p PROTO --orig-port-dst HOSTPORT [--orig-dst HOSTIP]`.
-func FlushConntrack(s *nl.NetlinkSocket, ps []model.PortElem, published bool) error {
+func Flush(s *nl.NetlinkSocket, ps []model.PortElem, published bool) error {
 	filters := make([]flowFilter, 0, len(ps))
 	for _, p := range ps {
 		f := flowFilter{proto: unix.IPPROTO_TCP, port: p.HostPort}
@@ -98,6 +102,12 @@ const (
 // dumpRequest asks for the filter's flows, with the kernel filtering
 // them. A kernel older than the filter lists every flow; flushMatching
 // matches each again, so that only costs time.
+//
+// Upstreamable: to vishvananda/netlink, whose ConntrackTableList dumps
+// and decodes every flow of the table, leaving the filtering (its
+// ConntrackFilter) to the caller; a dump carrying CTA_FILTER (Linux 5.8)
+// has the kernel copy out only the flows asked for, so deleting one
+// mapping's flows costs the same however many others the machine tracks.
 func (f flowFilter) dumpRequest(s *nl.NetlinkSocket) *nl.NetlinkRequest {
 	req := ctRequest(s, nl.IPCTNL_MSG_CT_GET, unix.NLM_F_DUMP)
 	orig := nl.NewRtAttr(unix.NLA_F_NESTED|nl.CTA_TUPLE_ORIG, nil)
@@ -130,7 +140,7 @@ func (f flowFilter) dumpRequest(s *nl.NetlinkSocket) *nl.NetlinkRequest {
 // of it (counters, timeouts, marks), and looked up by protocol and port,
 // so one dump of every flow the machine tracks stays cheap however many
 // mappings it serves. A dump the kernel reports as interrupted (flows
-// changed meanwhile) is taken again, and after dumpRetries the flows it
+// changed meanwhile) is taken again, and after nlreq.DumpRetries the flows it
 // did list are deleted, as the best that can be done.
 func flushMatching(s *nl.NetlinkSocket, req *nl.NetlinkRequest, filters []flowFilter) error {
 	type key struct {
@@ -143,9 +153,9 @@ func flushMatching(s *nl.NetlinkSocket, req *nl.NetlinkRequest, filters []flowFi
 	}
 	var doomed [][]byte
 	var err error
-	for range dumpRetries {
+	for range nlreq.DumpRetries {
 		doomed = doomed[:0]
-		err = execute(req, unix.NETLINK_NETFILTER, 0, func(m []byte) bool {
+		err = nlreq.Execute(req, unix.NETLINK_NETFILTER, 0, func(m []byte) bool {
 			if len(m) < 4 {
 				return true
 			}
@@ -169,7 +179,7 @@ func flushMatching(s *nl.NetlinkSocket, req *nl.NetlinkRequest, filters []flowFi
 	for _, attrs := range doomed {
 		del := ctRequest(s, nl.IPCTNL_MSG_CT_DELETE, unix.NLM_F_ACK)
 		del.AddRawData(attrs) // the flow's own attributes name it
-		if err := execute(del, unix.NETLINK_NETFILTER, 0, nil); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := nlreq.Execute(del, unix.NETLINK_NETFILTER, 0, nil); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			errs = append(errs, err) // gone meanwhile is fine
 		}
 	}
@@ -189,7 +199,7 @@ func ctRequest(s *nl.NetlinkSocket, op, flags int) *nl.NetlinkRequest {
 // filter covers. It allocates nothing: a dump can hold tens of thousands
 // of flows, and a command does not collect its garbage.
 func parseFlow(attrs []byte) (orig, reply tuple) {
-	eachAttr(attrs, func(typ uint16, v []byte) {
+	nlreq.EachAttr(attrs, func(typ uint16, v []byte) {
 		switch typ {
 		case nl.CTA_TUPLE_ORIG:
 			orig = parseTuple(v)
@@ -215,10 +225,10 @@ type tuple struct {
 
 func parseTuple(b []byte) tuple {
 	var t tuple
-	eachAttr(b, func(typ uint16, v []byte) {
+	nlreq.EachAttr(b, func(typ uint16, v []byte) {
 		switch typ {
 		case nl.CTA_TUPLE_IP:
-			eachAttr(v, func(typ uint16, v []byte) {
+			nlreq.EachAttr(v, func(typ uint16, v []byte) {
 				addr, ok := netip.AddrFromSlice(v)
 				switch {
 				case !ok:
@@ -229,7 +239,7 @@ func parseTuple(b []byte) tuple {
 				}
 			})
 		case nl.CTA_TUPLE_PROTO:
-			eachAttr(v, func(typ uint16, v []byte) {
+			nlreq.EachAttr(v, func(typ uint16, v []byte) {
 				switch {
 				case typ == nl.CTA_PROTO_NUM && len(v) == 1:
 					t.proto = v[0]

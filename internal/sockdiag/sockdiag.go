@@ -1,4 +1,7 @@
-package link
+// Package sockdiag asks the kernel, through sock_diag, which sockets
+// listen on or are bound to a port, and names the processes that hold
+// them.
+package sockdiag
 
 import (
 	"encoding/binary"
@@ -8,6 +11,8 @@ import (
 
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
+
+	"github.com/cnetdev/cnet/internal/nlreq"
 )
 
 // BoundSocket is a listening TCP socket or an unconnected UDP one.
@@ -116,13 +121,13 @@ func boundSockets(s *nl.NetlinkSocket, proto string, port uint16, udpStates uint
 	var out []BoundSocket
 	for _, family := range []uint8{unix.AF_INET, unix.AF_INET6} {
 		req.family = family
-		found, err := Dump(func() ([]BoundSocket, error) {
+		found, err := nlreq.Dump(func() ([]BoundSocket, error) {
 			var found []BoundSocket
 			nreq := nl.NewNetlinkRequest(nl.SOCK_DIAG_BY_FAMILY, unix.NLM_F_DUMP)
 			nreq.Sockets = map[int]*nl.SocketHandle{unix.NETLINK_INET_DIAG: {Socket: s}}
 			nreq.AddData(&req)
 			var perr error
-			err := execute(nreq, unix.NETLINK_INET_DIAG, nl.SOCK_DIAG_BY_FAMILY, func(msg []byte) bool {
+			err := nlreq.Execute(nreq, unix.NETLINK_INET_DIAG, nl.SOCK_DIAG_BY_FAMILY, func(msg []byte) bool {
 				b, ok := parseDiagMsg(msg)
 				if !ok {
 					perr = fmt.Errorf("short sock_diag message (%d bytes)", len(msg))
