@@ -12,7 +12,8 @@
 // validates the request against state and the live kernel, records an
 // intent, applies idempotent steps (undoing them in reverse on failure),
 // and commits the new state last. A process killed mid-operation leaves an
-// intent that the next mutating call, or GC, resolves.
+// intent that the next mutating call, or GC, resolves. Reading methods
+// never recover: they read committed state and say what is pending.
 package cnet
 
 import (
@@ -20,6 +21,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cnetdev/cnet/internal/ipam"
@@ -93,6 +95,14 @@ type Engine struct {
 	rehearsal bool
 	// checking: previews are discarded (Check), so none is rendered.
 	checking bool
+	// noticed holds what readers already told the user is pending, so
+	// each is told once; copies of the engine share it.
+	noticed *noticeSet
+}
+
+type noticeSet struct {
+	mu   sync.Mutex
+	seen map[string]bool
 }
 
 // Open returns an Engine for opts. It does not touch the machine.
@@ -128,7 +138,8 @@ func Open(opts Options) (*Engine, error) {
 	def(&opts.hostResolv, nsfiles.HostResolv)
 	def(&opts.systemdResolv, nsfiles.SystemdResolv)
 	def(&opts.bootIDPath, "/proc/sys/kernel/random/boot_id")
-	e := &Engine{opts: opts, instance: names.Instance(opts.StateDir), now: time.Now, requireRoot: true}
+	e := &Engine{opts: opts, instance: names.Instance(opts.StateDir), now: time.Now, requireRoot: true,
+		noticed: &noticeSet{seen: map[string]bool{}}}
 	dnsArgv := dnsCommand(opts)
 	e.newKernel = func() machine {
 		k := kernel.New(opts.netnsDir, opts.filesDir, names.FileMarker(e.instance))

@@ -207,10 +207,12 @@ func (s *session) reviveDNS() (string, error) {
 }
 
 // dnsDown reports whether a network wants the name server and it does not
-// answer: then even a reader revives it.
+// answer; a reader only says so, the next mutating call restarts it.
 func (e *Engine) dnsDown(tx *state.Tx) bool {
 	nets, err := tx.Networks()
 	if err != nil {
+		// Only a notice depends on it; the reader's own read of the
+		// networks fails with this error and reports it.
 		return false
 	}
 	for _, n := range nets {

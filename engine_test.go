@@ -505,26 +505,37 @@ func TestReboot(t *testing.T) {
 	if err := os.WriteFile(boot, []byte("boot-b\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// A read restores nothing: it lists committed state and says the
+	// reboot is pending.
+	var notes []string
+	e.opts.Notify = func(msg string) { notes = append(notes, msg) }
 	cs, err := e.Containers()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(cs) != 0 {
-		t.Errorf("container a survived the reboot in state: %+v", cs)
+	if len(cs) != 1 || cs[0].Name != "a" {
+		t.Errorf("a read after the reboot lists %+v, want a, as committed", cs)
+	}
+	if !strings.Contains(strings.Join(notes, "\n"), "the machine rebooted since cnet last ran: the next change or `cnet gc` re-creates") {
+		t.Errorf("notices %q do not say the reboot is pending", notes)
+	}
+	if _, err := testenv.Try("ip", "link", "show", "cnet-seed"); err == nil {
+		t.Error("a read re-created the bridge")
+	}
+	// The next change restores first. The address and the port are free
+	// again.
+	c, err := e.CreateContainer(ContainerSpec{Name: "a2", Network: "seed", Ports: []PortMapping{{Proto: "tcp", HostIP: netip.IPv4Unspecified(), HostPort: 8080, Port: 80}}})
+	if err != nil || c.Endpoints[0].IP().String() != "172.18.0.2" {
+		t.Errorf("got %v %+v, want 172.18.0.2 reused", err, c)
+	}
+	if cs, err := e.Containers(); err != nil || len(cs) != 1 || cs[0].Name != "a2" {
+		t.Errorf("after the restore: %v %+v, want a2 alone (a did not survive the reboot)", err, cs)
 	}
 	if out, err := testenv.Try("ip", "-4", "addr", "show", "cnet-seed"); err != nil || !strings.Contains(out, "172.18.0.1/24") {
 		t.Errorf("bridge not back after reboot: %v %s", err, out)
 	}
 	if out, _ := testenv.Try("nft", "list", "table", "inet", "cnet"); !strings.Contains(out, "172.18.0.0/24") {
 		t.Errorf("firewall not back after reboot:\n%s", out)
-	}
-	if out, _ := testenv.Try("nft", "list", "table", "inet", "cnet"); strings.Contains(out, "8080") {
-		t.Errorf("the dead container's published port is still mapped:\n%s", out)
-	}
-	// The address and the port are free again.
-	c, err := e.CreateContainer(ContainerSpec{Name: "a2", Network: "seed", Ports: []PortMapping{{Proto: "tcp", HostIP: netip.IPv4Unspecified(), HostPort: 8080, Port: 80}}})
-	if err != nil || c.Endpoints[0].IP().String() != "172.18.0.2" {
-		t.Errorf("got %v %+v, want 172.18.0.2 reused", err, c)
 	}
 	// Nothing is left for gc: state and machine agree.
 	if r, err := e.GC(true); err != nil || len(r.Actions) != 0 {

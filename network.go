@@ -118,11 +118,12 @@ func (e *Engine) Network(name string) (*Network, error) {
 	return out, err
 }
 
-// read runs fn against committed state under the shared lock. If a dead
-// process left work unfinished, or the machine rebooted, it first takes
-// the exclusive lock and recovers.
+// read runs fn against committed state under the shared lock. It changes
+// nothing: an operation a dead process left unfinished, a reboot since
+// cnet last ran and a name server that died are left for the next
+// mutating call or GC, and each is told once through Options.Notify.
 func (e *Engine) read(fn func(tx *state.Tx) error) error {
-	if e.opts.DryRun != nil { // recover nothing, create nothing
+	if e.opts.DryRun != nil { // create nothing, not even the lock file
 		return e.view(fn)
 	}
 	if e.requireRoot && os.Geteuid() != 0 {
@@ -135,35 +136,63 @@ func (e *Engine) read(fn func(tx *state.Tx) error) error {
 	if err != nil {
 		return err
 	}
-	var stale bool
-	if err := st.View(func(tx *state.Tx) error {
-		id := e.bootID()
-		stale = tx.HasIntents() || id != "" && tx.BootID() != "" && tx.BootID() != id || e.dnsDown(tx)
-		return nil
-	}); err != nil {
-		e.closeStore(st)
-		return fmt.Errorf("read state: %w", err)
-	}
-	if stale {
-		e.closeStore(st)
-		// A reader that cannot take the exclusive lock reads without
-		// recovering; one whose recovery cannot read stops.
-		if s, err := e.openSession(); err == nil {
-			msgs, err := s.recover()
-			for _, msg := range msgs {
-				e.opts.Notify(msg)
-			}
-			s.close()
-			if err != nil {
-				return err
-			}
-		}
-		if st, err = state.OpenShared(e.opts.StateDir, e.opts.RunDir); err != nil {
-			return err
-		}
-	}
 	defer e.closeStore(st)
-	return st.View(fn)
+	return st.View(func(tx *state.Tx) error {
+		for _, msg := range e.pendingRepairs(tx) {
+			e.notifyOnce(msg)
+		}
+		return fn(tx)
+	})
+}
+
+// pendingRepairs says what the next mutating call or GC would recover
+// before its own work: interrupted operations, a reboot, a dead name
+// server. A reader reports these and reads committed state as it is.
+func (e *Engine) pendingRepairs(tx *state.Tx) []string {
+	var out []string
+	ins, err := tx.Intents()
+	if err != nil {
+		out = append(out, fmt.Sprintf("an interrupted operation is pending, but its record does not read (%s): `cnet gc` reports it", err.Error()))
+	}
+	for _, in := range ins {
+		verb := "undoes"
+		if in.Direction == model.Rollforward {
+			verb = "finishes"
+		}
+		out = append(out, fmt.Sprintf("an interrupted operation (%s by pid %d) is pending: the next change or `cnet gc` %s it", intentName(in), in.PID, verb))
+	}
+	if id := e.bootID(); id != "" && tx.BootID() != "" && tx.BootID() != id {
+		out = append(out, "the machine rebooted since cnet last ran: the next change or `cnet gc` re-creates the networks in its state")
+	}
+	if e.dnsDown(tx) {
+		out = append(out, "the name server is not running: the next change or `cnet gc` restarts it")
+	}
+	return out
+}
+
+// intentName is an intent's operation and the objects it changes:
+// "create web".
+func intentName(in *model.Intent) string {
+	objs := append(sortedKeys(in.Changes.Containers), sortedKeys(in.Changes.Networks)...)
+	objs = slices.Compact(objs)
+	if len(objs) == 0 {
+		return in.Op
+	}
+	return in.Op + " " + joinNames(objs)
+}
+
+// notifyOnce sends msg to Options.Notify unless this engine already did.
+func (e *Engine) notifyOnce(msg string) {
+	if n := e.noticed; n != nil {
+		n.mu.Lock()
+		seen := n.seen[msg]
+		n.seen[msg] = true
+		n.mu.Unlock()
+		if seen {
+			return
+		}
+	}
+	e.opts.Notify(msg)
 }
 
 func sortedKeys[V any](m map[string]V) []string {

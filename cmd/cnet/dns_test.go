@@ -261,9 +261,26 @@ func TestDNS(t *testing.T) {
 			})
 		}
 		kill()
-		c.ok("ls") // the next command, even one that only reads, brings it back
+		// Commands that only read leave it down, and say so once each.
+		for _, args := range [][]string{{"ls"}, {"inspect", "web"}, {"network", "ls"}, {"network", "inspect", "front"},
+			{"port", "web"}, {"graph"}, {"resolve", "api"}, {"gc", "--dry-run"}} {
+			r := c.run(args...)
+			if r.code != 0 {
+				t.Fatalf("cnet %s with the name server down: exit %d %s", strings.Join(args, " "), r.code, r.stderr)
+			}
+			if pid, err := (dns.Client{Dir: filepath.Join(c.root, "run", "dns")}).Ping(); err == nil {
+				t.Fatalf("cnet %s restarted the name server (pid %d)", strings.Join(args, " "), pid)
+			}
+			const notice = "the name server is not running: the next change or `cnet gc` restarts it"
+			if args[0] != "gc" && strings.Count(r.stderr, notice) != 1 {
+				t.Errorf("cnet %s: stderr %q, want the notice %q once", strings.Join(args, " "), r.stderr, notice)
+			}
+		}
+		// The next change brings it back, with every record.
+		c.ok("network", "create", "spare", "--subnet", "172.31.7.0/24", "--no-dns")
+		c.ok("network", "rm", "spare")
 		if m, _ := askDNS(t, "web", "172.31.1.1", "api.", mdns.TypeA, "udp"); answers(m) != "172.31.1.3" {
-			t.Errorf("after a restart by ls: %q", answers(m))
+			t.Errorf("after a restart by the next change: %q", answers(m))
 		}
 		kill()
 		if out := c.ok("gc"); !strings.Contains(out, "restarted the dns server") {
