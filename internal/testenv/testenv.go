@@ -46,10 +46,26 @@ func Main(m Runner) {
 		fmt.Fprintf(os.Stderr, "testenv: sandbox setup: %v\n", err)
 		os.Exit(1)
 	}
+	// Only the sandbox's first process sweeps: the processes it starts
+	// from the same binary (fuzzing workers) share the sandbox and must
+	// not stop the others.
+	sweeper := os.Getenv(envSweeper) == ""
+	if sweeper {
+		if err := os.Setenv(envSweeper, strconv.Itoa(os.Getpid())); err != nil {
+			fmt.Fprintf(os.Stderr, "testenv: %v\n", err)
+			os.Exit(1)
+		}
+	}
 	code := m.Run()
-	stopLeftovers()
+	if sweeper {
+		stopLeftovers()
+	}
 	os.Exit(code)
 }
+
+// envSweeper holds the PID of the sandbox's first process, the one that
+// stops what the tests left running.
+const envSweeper = "CNET_TESTENV_SWEEPER"
 
 // stopLeftovers stops every process still in the sandbox's network
 // namespace once the tests are done, and names each: a daemon a test
