@@ -98,21 +98,5 @@ for ((r = 0; r < rounds; r++)); do
 done
 
 # medians and paired differences, in ms
-awk -v a="$a" -v b="$b" '
-function median(v, n,    i, j, t) {
-	for (i = 2; i <= n; i++) for (j = i; j > 1 && v[j-1] > v[j]; j--) { t = v[j]; v[j] = v[j-1]; v[j-1] = t }
-	return n % 2 ? v[(n+1)/2] : (v[n/2] + v[n/2+1]) / 2
-}
-{ c[$2, $1] = $3 / 1000; d[$2, $1] = $4 / 1000; if ($1 + 1 > n) n = $1 + 1 }
-END {
-	for (i = 0; i < n; i++) { ca[i+1] = c["a", i]; cb[i+1] = c["b", i]; da[i+1] = d["a", i]; db[i+1] = d["b", i]
-		dc[i+1] = c["b", i] - c["a", i]; dd[i+1] = d["b", i] - d["a", i] }
-	mca = median(ca, n); mcb = median(cb, n); mda = median(da, n); mdb = median(db, n)
-	printf "%-8s %-40s %10s %10s\n", "", "build", "create", "rm"
-	printf "%-8s %-40s %7.2f ms %7.2f ms\n", "first", a, mca, mda
-	printf "%-8s %-40s %7.2f ms %7.2f ms\n", "second", b, mcb, mdb
-	mdc = median(dc, n); mdd = median(dd, n)
-	printf "%-8s %-40s %+7.2f ms %+7.2f ms\n", "paired", "median of (second - first), per round", mdc, mdd
-	printf "%-8s %-40s %+6.1f %%  %+6.1f %%\n", "", "that over the first build'"'"'s median", 100 * mdc / mca, 100 * mdd / mda
-}' "$data"
+awk -v a="$a" -v b="$b" -v col1="create" -v col2="rm" -f "$(dirname "$0")/ab-report.awk" "$data"
 rm -f "$data"
