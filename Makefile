@@ -62,7 +62,8 @@ $(GOLANGCI_LINT):
 	mv bin/.golangci-lint-$(GOLANGCI_LINT_VERSION)/golangci-lint $@
 	rmdir bin/.golangci-lint-$(GOLANGCI_LINT_VERSION)
 
-# Every fuzz target for FUZZTIME each (default 5s; CI runs 2s). Inputs
+# Every fuzz target for FUZZTIME each (default 5s; CI runs 3000x, a count,
+# since a duration can end in go1.26's spurious "context deadline exceeded"). Inputs
 # that crash one are written to the package's testdata/fuzz/FUZZNAME/,
 # where plain `go test` replays them from then on: commit them with the
 # fix. For a longer hunt: make fuzz FUZZTIME=5m.
