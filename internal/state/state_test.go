@@ -245,7 +245,11 @@ func TestPorts(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := s.View(func(tx *Tx) error {
-		if elems, _ := tx.PortElems(); len(elems) != 1 || elems[0].Addr != addr("10.1.0.2") || elems[0].HostPort != 8080 {
+		elems, err := tx.PortElems()
+		if err != nil {
+			return err
+		}
+		if len(elems) != 1 || elems[0].Addr != addr("10.1.0.2") || elems[0].HostPort != 8080 {
 			t.Errorf("after the move: %+v", elems)
 		}
 		return nil
@@ -260,7 +264,11 @@ func TestPorts(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := s.View(func(tx *Tx) error {
-		if elems, _ := tx.PortElems(); len(elems) != 0 || len(tx.PortHolders("tcp", 8080)) != 0 || tx.PortsAtLeast("web", 1) {
+		elems, err := tx.PortElems()
+		if err != nil {
+			return err
+		}
+		if len(elems) != 0 || len(tx.PortHolders("tcp", 8080)) != 0 || tx.PortsAtLeast("web", 1) {
 			t.Error("ports left after the container was removed")
 		}
 		return nil
